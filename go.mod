@@ -1,0 +1,3 @@
+module github.com/cmkd-io/cmkd
+
+go 1.26.0
