@@ -1,0 +1,29 @@
+// Package keyvault is an in-memory Azure Key Vault emulator for the keys
+// data plane. It serves the REST API over HTTPS exactly as the unchanged
+// azkeys client speaks it (api-version 2025-07-01, also 7.4, 7.5 and 7.6),
+// so that cmkd's Key Vault code, its tests and `cmkd dev` run against the
+// real SDK without an Azure subscription.
+//
+// What it does for real: the bearer challenge, key creation and import
+// (RSA, EC, oct-HSM), versions, update, rotation with a rotation policy,
+// soft delete, recover and purge, paging with nextLink, and genuine
+// cryptography for wrapKey, unwrapKey, encrypt and decrypt (RSA-OAEP,
+// RSA-OAEP-256, RSA1_5, A128KW/A192KW/A256KW, AES-GCM). Error bodies and
+// messages follow recordings of the real service.
+//
+// What it adds for testing: revoking access (every request answers 403
+// ForbiddenByRbac), throttling (429), injected latency, 5xx answers and
+// dropped connections, per-operation call counters, and the lifecycle
+// events Key Vault publishes to Event Grid (new version, near expiry,
+// expired), delivered to a Sink function. All of it is reachable from Go
+// and over HTTP under /_emulator/.
+//
+// Differences from the real service that callers should know:
+//   - deletion, recovery and purge take effect immediately; the real
+//     service needs seconds before a deleted key is visible under
+//     /deletedkeys, and a recovered version under /keys;
+//   - rotation policies are stored and expiryTime is applied by rotate, but
+//     nothing rotates on a schedule;
+//   - sign, verify, backup, restore, release and rng answer 400;
+//   - state lives in memory and is lost on Close.
+package keyvault

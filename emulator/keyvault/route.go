@@ -1,0 +1,157 @@
+package keyvault
+
+import (
+	"net/http"
+	"regexp"
+	"strings"
+)
+
+var (
+	keyNameRE   = regexp.MustCompile(`^[0-9A-Za-z-]{1,127}$`)
+	vaultNameRE = regexp.MustCompile(`^[0-9A-Za-z-]{3,24}$`)
+)
+
+type opFunc func(*Server, *call) (any, error)
+
+// routed is a request resolved to one Key Vault operation.
+type routed struct {
+	op        string // the Calls() counter name
+	fn        opFunc
+	name, ver string
+}
+
+// cryptoOps maps the path verb to the operation name Key Vault uses in
+// key_ops and in its messages.
+var cryptoOps = map[string]string{"wrapkey": "wrapKey", "unwrapkey": "unwrapKey", "encrypt": "encrypt", "decrypt": "decrypt"}
+
+// unsupported are real operations this emulator does not do.
+var unsupported = map[string]bool{"sign": true, "verify": true, "backup": true, "release": true, "attestation": true}
+
+// route resolves method and path. Empty segments are ignored because
+// azkeys builds "/keys/{name}/" and "/keys/{name}//wrapkey"-like paths
+// when the version is empty.
+func route(method, path string) (routed, *apiError) {
+	var seg []string
+	for _, p := range strings.Split(path, "/") {
+		if p != "" {
+			seg = append(seg, p)
+		}
+	}
+	if len(seg) == 0 {
+		return routed{}, notFoundRoute()
+	}
+	switch strings.ToLower(seg[0]) {
+	case "keys":
+		return routeKeys(method, seg[1:])
+	case "deletedkeys":
+		return routeDeleted(method, seg[1:])
+	case "rng":
+		return routed{}, notSupported("rng")
+	}
+	return routed{}, notFoundRoute()
+}
+
+func routeKeys(method string, seg []string) (routed, *apiError) {
+	if len(seg) == 0 {
+		return pick(method, map[string]routed{http.MethodGet: {op: "listKeys", fn: (*Server).listKeys}})
+	}
+	if strings.EqualFold(seg[0], "restore") && len(seg) == 1 && method == http.MethodPost {
+		return routed{}, notSupported("restore")
+	}
+	if !keyNameRE.MatchString(seg[0]) {
+		return routed{}, badParameter("The request URI contains an invalid name: %s", seg[0])
+	}
+	name := seg[0]
+	var rt routed
+	var err *apiError
+	switch len(seg) {
+	case 1:
+		rt, err = pick(method, map[string]routed{
+			http.MethodGet: {op: "getKey", fn: (*Server).getKey}, http.MethodPut: {op: "importKey", fn: (*Server).importKey},
+			http.MethodDelete: {op: "deleteKey", fn: (*Server).deleteKey}, http.MethodPatch: {op: "updateKey", fn: (*Server).updateKey},
+		})
+	case 2:
+		rt, err = routeKeyVerb(method, seg[1])
+	case 3:
+		rt, err = routeCrypto(method, seg[2])
+		rt.ver = seg[1]
+	default:
+		err = notFoundRoute()
+	}
+	rt.name = name
+	return rt, err
+}
+
+// routeKeyVerb handles /keys/{name}/{x}: x is a verb or a version.
+func routeKeyVerb(method, x string) (routed, *apiError) {
+	switch v := strings.ToLower(x); {
+	case v == "create":
+		return pick(method, map[string]routed{http.MethodPost: {op: "createKey", fn: (*Server).createKey}})
+	case v == "rotate":
+		return pick(method, map[string]routed{http.MethodPost: {op: "rotateKey", fn: (*Server).rotateKey}})
+	case v == "versions":
+		return pick(method, map[string]routed{http.MethodGet: {op: "listVersions", fn: (*Server).listVersions}})
+	case v == "rotationpolicy":
+		return pick(method, map[string]routed{
+			http.MethodGet: {op: "getRotationPolicy", fn: (*Server).getRotationPolicy},
+			http.MethodPut: {op: "updateRotationPolicy", fn: (*Server).updateRotationPolicy},
+		})
+	case cryptoOps[v] != "" || unsupported[v]:
+		return routeCrypto(method, x)
+	}
+	rt, err := pick(method, map[string]routed{
+		http.MethodGet: {op: "getKey", fn: (*Server).getKey}, http.MethodPatch: {op: "updateKey", fn: (*Server).updateKey},
+	})
+	rt.ver = x
+	return rt, err
+}
+
+func routeCrypto(method, verb string) (routed, *apiError) {
+	v := strings.ToLower(verb)
+	if unsupported[v] {
+		return routed{}, notSupported(v)
+	}
+	op := cryptoOps[v]
+	if op == "" {
+		return routed{}, notFoundRoute()
+	}
+	return pick(method, map[string]routed{http.MethodPost: {op: op, fn: cryptoHandler(op)}})
+}
+
+func routeDeleted(method string, seg []string) (routed, *apiError) {
+	switch {
+	case len(seg) == 0:
+		return pick(method, map[string]routed{http.MethodGet: {op: "listDeletedKeys", fn: (*Server).listDeletedKeys}})
+	case !keyNameRE.MatchString(seg[0]):
+		return routed{}, badParameter("The request URI contains an invalid name: %s", seg[0])
+	case len(seg) == 1:
+		rt, err := pick(method, map[string]routed{
+			http.MethodGet:    {op: "getDeletedKey", fn: (*Server).getDeletedKey},
+			http.MethodDelete: {op: "purgeKey", fn: (*Server).purgeKey},
+		})
+		rt.name = seg[0]
+		return rt, err
+	case len(seg) == 2 && strings.EqualFold(seg[1], "recover"):
+		rt, err := pick(method, map[string]routed{http.MethodPost: {op: "recoverKey", fn: (*Server).recoverKey}})
+		rt.name = seg[0]
+		return rt, err
+	}
+	return routed{}, notFoundRoute()
+}
+
+func pick(method string, m map[string]routed) (routed, *apiError) {
+	rt, ok := m[method]
+	if !ok {
+		return routed{}, &apiError{status: http.StatusMethodNotAllowed, code: "MethodNotAllowed",
+			msg: "The requested resource does not support http method '" + method + "'."}
+	}
+	return rt, nil
+}
+
+func notFoundRoute() *apiError {
+	return &apiError{status: http.StatusNotFound, code: "NotFound", msg: "The requested resource was not found."}
+}
+
+func notSupported(op string) *apiError {
+	return badParameter("Operation %s is not supported by this emulator.", op)
+}

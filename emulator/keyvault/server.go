@@ -1,0 +1,147 @@
+package keyvault
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Server is a running emulator. Its methods are safe for concurrent use.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	certs    *certs
+	url      string
+	vault    *vault
+	revoked  atomic.Bool
+	throttle *throttle
+	faults   atomic.Pointer[Faults]
+	calls    *counters
+	srv      *http.Server
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	closed   sync.Once
+}
+
+// Start generates the TLS material, starts listening and serving, and
+// returns once the listener is open.
+func Start(cfg Config) (*Server, error) {
+	s, err := newServer(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if s.cfg.CAFile != "" {
+		if err := os.WriteFile(s.cfg.CAFile, s.certs.caPEM, 0o644); err != nil {
+			return nil, fmt.Errorf("write ca file: %w", err)
+		}
+	}
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", s.cfg.Addr, err)
+	}
+	s.url = "https://" + ln.Addr().String()
+	s.srv = &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 10 * time.Second,
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{s.certs.leaf}, NextProtos: []string{"http/1.1"}},
+		// HTTP/1.1 only: dropping a connection without an answer needs Hijack.
+		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
+		ErrorLog:     slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		if err := s.srv.ServeTLS(ln, "", ""); err != nil && err != http.ErrServerClosed {
+			s.log.Error("keyvault emulator serve", slog.Any("err", err))
+		}
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.expiryLoop()
+	}()
+	s.log.Info("keyvault emulator listening", slog.String("url", s.url))
+	return s, nil
+}
+
+// newServer builds everything but the listener, so the handler can be
+// driven directly (the fuzz test does).
+func newServer(cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	c, err := newCerts()
+	if err != nil {
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	s := &Server{
+		cfg: cfg, log: cfg.Logger, certs: c, url: "https://127.0.0.1",
+		vault: newVault(), calls: newCounters(), stop: make(chan struct{}),
+		throttle: newThrottle(cfg.ThrottleLimit, cfg.ThrottleWindow, cfg.RetryAfter),
+	}
+	s.faults.Store(&Faults{})
+	return s, nil
+}
+
+// URL is the vault URL, "https://127.0.0.1:PORT" without a trailing slash.
+func (s *Server) URL() string { return s.url }
+
+// CAPool trusts the emulator's self-signed CA.
+func (s *Server) CAPool() *x509.CertPool { return s.certs.pool.Clone() }
+
+// CAPEM is the emulator's CA certificate in PEM.
+func (s *Server) CAPEM() []byte { return append([]byte(nil), s.certs.caPEM...) }
+
+// Close stops serving at once and drops all state.
+func (s *Server) Close() error {
+	var err error
+	s.closed.Do(func() {
+		close(s.stop)
+		if s.srv != nil {
+			err = s.srv.Close()
+		}
+		s.wg.Wait()
+	})
+	return err
+}
+
+// Revoke makes every Key Vault request answer 403 ForbiddenByRbac, as
+// after removing the caller's role assignment.
+func (s *Server) Revoke() { s.revoked.Store(true) }
+
+// Grant undoes Revoke.
+func (s *Server) Grant() { s.revoked.Store(false) }
+
+// SetThrottle changes the request budget; limit < 0 turns throttling off,
+// 0 means DefaultThrottleLimit and window 0 DefaultThrottleWindow.
+func (s *Server) SetThrottle(limit int, window time.Duration, retryAfter bool) {
+	if limit == 0 {
+		limit = DefaultThrottleLimit
+	}
+	if window <= 0 {
+		window = DefaultThrottleWindow
+	}
+	s.throttle.set(limit, window, retryAfter)
+}
+
+// SetFaults replaces the injected faults; rates are clamped to [0, 1].
+func (s *Server) SetFaults(f Faults) {
+	f.ErrorRate = min(max(f.ErrorRate, 0), 1)
+	f.DropRate = min(max(f.DropRate, 0), 1)
+	f.Latency, f.Jitter = max(f.Latency, 0), max(f.Jitter, 0)
+	s.faults.Store(&f)
+}
+
+// Calls counts, per operation, the authenticated requests that reached it,
+// plus "challenge" (401 answers) and "throttled" (429 answers).
+func (s *Server) Calls() map[string]int64 { return s.calls.snapshot() }
+
+// ResetCalls zeroes the counters.
+func (s *Server) ResetCalls() { s.calls.reset() }
