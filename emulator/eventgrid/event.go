@@ -1,0 +1,43 @@
+package eventgrid
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// CloudEvent is a structured-mode CloudEvents 1.0 event as the emulator
+// accepts it in-process. Set Data (any JSON value) or DataBase64, not both.
+type CloudEvent struct {
+	SpecVersion     string          `json:"specversion"`
+	ID              string          `json:"id"`
+	Source          string          `json:"source"`
+	Subject         string          `json:"subject,omitempty"`
+	Type            string          `json:"type"`
+	Time            time.Time       `json:"time,omitzero"`
+	DataContentType string          `json:"datacontenttype,omitempty"`
+	Data            json.RawMessage `json:"data,omitempty"`
+	DataBase64      string          `json:"data_base64,omitempty"`
+}
+
+// DeadLetter is an event the subscription gave up on.
+type DeadLetter struct {
+	Event CloudEvent
+	// Raw is the event as it was stored, extensions included.
+	Raw json.RawMessage
+	// Reason is "Rejected" or "MaxDeliveryCountExceeded".
+	Reason        string
+	DeliveryCount int
+	At            time.Time
+}
+
+// Dead-letter reasons.
+const (
+	ReasonRejected         = "Rejected"
+	ReasonMaxDeliveryCount = "MaxDeliveryCountExceeded"
+)
+
+func cloudEventOf(raw json.RawMessage) CloudEvent {
+	var ev CloudEvent
+	_ = json.Unmarshal(raw, &ev)
+	return ev
+}
