@@ -1,0 +1,174 @@
+package kek
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
+)
+
+// Client talks to any number of vaults. It is safe for concurrent use.
+type Client struct {
+	cfg     Config
+	http    *http.Client
+	metrics *metrics
+	log     *slog.Logger
+
+	mu     sync.Mutex
+	vaults map[string]*vault // by normalised vault URL
+	cache  probeCache
+}
+
+// vault is one Key Vault: one SDK client (so the bearer challenge happens
+// once) and one limiter.
+type vault struct {
+	url string
+	kv  *azkeys.Client
+	lim *limiter
+}
+
+// New returns a Client; vault connections are made lazily on first use.
+func New(cfg Config) (*Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: cfg.RootCAs, MinVersion: tls.VersionTLS12}
+	// Keep a connection per in-flight call: new TLS handshakes under load
+	// cost more than the call.
+	tr.MaxIdleConnsPerHost = cfg.Limiter.MaxConcurrency
+	return &Client{
+		cfg:     cfg,
+		http:    &http.Client{Transport: tr},
+		metrics: newMetrics(cfg.Registerer),
+		log:     cfg.Logger,
+		vaults:  map[string]*vault{},
+		cache:   newProbeCache(),
+	}, nil
+}
+
+// Rate is the current call rate limit of a vault ("https://host" or host),
+// 0 for a vault not used yet.
+func (c *Client) Rate(vaultURL string) float64 {
+	c.mu.Lock()
+	v := c.vaults[normVault(vaultURL)]
+	c.mu.Unlock()
+	if v == nil {
+		return 0
+	}
+	return v.lim.Rate()
+}
+
+func (c *Client) vault(url string) (*vault, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if v := c.vaults[url]; v != nil {
+		return v, nil
+	}
+	kv, err := azkeys.NewClient(url, c.cfg.Credential, &azkeys.ClientOptions{
+		ClientOptions: azcore.ClientOptions{
+			Transport: c.http,
+			// Ours is the only retry loop, so every 429 reaches the limiter.
+			Retry: policy.RetryOptions{MaxRetries: -1},
+		},
+		DisableChallengeResourceVerification: c.cfg.DisableChallengeResourceVerification,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("vault client %s: %w", url, err)
+	}
+	rate := c.metrics.rate.WithLabelValues(url)
+	v := &vault{url: url, kv: kv, lim: newLimiter(c.cfg.Limiter, time.Now, rate.Set)}
+	c.vaults[url] = v
+	return v, nil
+}
+
+// do runs attempt until it succeeds, fails for good, or retries run out.
+// Throttled attempts wait in the limiter's pause; unavailable ones back off.
+func (c *Client) do(ctx context.Context, attempt func(context.Context) error) error {
+	for n := 0; ; n++ {
+		err := attempt(ctx)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var ke *Error
+		if !errors.As(err, &ke) || !ke.retryable() || n >= c.cfg.MaxRetries {
+			return err
+		}
+		if ke.Kind == ErrUnavailable {
+			if err := sleep(ctx, backoff(n, c.cfg.RetryDelay, c.cfg.MaxRetryDelay, uniform())); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// call makes one try of op through the vault's limiter and records it.
+// It returns nil, ctx.Err() or a classified *Error.
+func (c *Client) call(ctx context.Context, v *vault, op string, fn func(context.Context) error) error {
+	epoch, err := v.lim.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	err = fn(ctx)
+	c.metrics.seconds.WithLabelValues(v.url, op).Observe(time.Since(start).Seconds())
+	if err != nil && ctx.Err() != nil {
+		v.lim.done(epoch, resultFailed, 0)
+		return ctx.Err()
+	}
+	ke := classify(err)
+	v.lim.done(epoch, limiterResult(ke), retryAfterOf(ke))
+	c.metrics.calls.WithLabelValues(v.url, op, outcomeLabel(ke)).Inc()
+	if ke == nil {
+		return nil
+	}
+	if ke.Kind == ErrThrottled {
+		c.metrics.throttled.WithLabelValues(v.url).Inc()
+	}
+	c.log.Debug("key vault call failed", slog.String("vault", v.url), slog.String("op", op),
+		slog.String("outcome", outcomeLabel(ke)), slog.Int("status", ke.Status), slog.String("code", ke.Code))
+	return ke
+}
+
+func limiterResult(e *Error) result {
+	switch {
+	case e == nil:
+		return resultOK
+	case e.Kind == ErrThrottled:
+		return resultThrottled
+	case e.Kind == ErrUnavailable:
+		return resultFailed
+	default:
+		return resultOK
+	}
+}
+
+func retryAfterOf(e *Error) time.Duration {
+	if e == nil {
+		return 0
+	}
+	return e.RetryAfter
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

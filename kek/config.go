@@ -1,0 +1,135 @@
+package kek
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Defaults for Config and LimiterConfig.
+const (
+	DefaultMaxRetries     = 4
+	DefaultRetryDelay     = 100 * time.Millisecond
+	DefaultMaxRetryDelay  = 5 * time.Second
+	DefaultProbeFreshness = 30 * time.Second
+
+	DefaultInitialRate    = 100.0
+	DefaultMinRate        = 1.0
+	DefaultMaxRate        = 2000.0
+	DefaultIncrease       = 0.05
+	DefaultMaxConcurrency = 64
+	DefaultMaxPause       = 30 * time.Second
+)
+
+// Config configures a Client. Zero fields take the Default… values.
+type Config struct {
+	// Credential authenticates to Key Vault. Required.
+	Credential azcore.TokenCredential
+	// RootCAs replaces the system roots when set (the emulator's CA in
+	// development). Certificates are always verified.
+	RootCAs *x509.CertPool
+	// DisableChallengeResourceVerification lets the bearer challenge name a
+	// resource that is not the vault's domain, as the emulator on 127.0.0.1 does.
+	DisableChallengeResourceVerification bool
+	// Limiter bounds the calls to each vault.
+	Limiter LimiterConfig
+	// MaxRetries is how often a transient failure (unavailable, throttled)
+	// is retried; 0 takes DefaultMaxRetries, a negative value disables retries.
+	MaxRetries int
+	// RetryDelay is the first backoff after a transient failure; it doubles
+	// per attempt up to MaxRetryDelay, jittered ±20 %.
+	RetryDelay    time.Duration
+	MaxRetryDelay time.Duration
+	// ProbeFreshness is how old a probe may be and still allow a local wrap.
+	ProbeFreshness time.Duration
+	// Registerer, when set, receives the cmkd_kv_* metrics.
+	Registerer prometheus.Registerer
+	// Logger receives call failures; nil discards.
+	Logger *slog.Logger
+}
+
+// LimiterConfig shapes the adaptive per-vault limiter: a token bucket whose
+// rate starts at InitialRate, grows by Increase (a fraction of the current
+// rate) per second of successful calls up to MaxRate, and halves on a 429 down
+// to MinRate; at most MaxConcurrency calls are in flight per vault. A 429
+// pauses the whole vault for Retry-After, or 1, 2, 4, 8, 16 s without one,
+// never longer than MaxPause.
+type LimiterConfig struct {
+	InitialRate    float64 // calls per second
+	MinRate        float64
+	MaxRate        float64
+	Increase       float64
+	MaxConcurrency int
+	MaxPause       time.Duration
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxRetries == 0 {
+		c.MaxRetries = DefaultMaxRetries
+	}
+	if c.MaxRetries < 0 {
+		c.MaxRetries = 0
+	}
+	c.RetryDelay = orDefault(c.RetryDelay, DefaultRetryDelay)
+	c.MaxRetryDelay = orDefault(c.MaxRetryDelay, DefaultMaxRetryDelay)
+	c.ProbeFreshness = orDefault(c.ProbeFreshness, DefaultProbeFreshness)
+	c.Limiter.setDefaults()
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+func (l *LimiterConfig) setDefaults() {
+	l.InitialRate = orDefault(l.InitialRate, DefaultInitialRate)
+	l.MinRate = orDefault(l.MinRate, DefaultMinRate)
+	l.MaxRate = orDefault(l.MaxRate, DefaultMaxRate)
+	l.Increase = orDefault(l.Increase, DefaultIncrease)
+	l.MaxConcurrency = orDefault(l.MaxConcurrency, DefaultMaxConcurrency)
+	l.MaxPause = orDefault(l.MaxPause, DefaultMaxPause)
+}
+
+func orDefault[T int | float64 | time.Duration](v, d T) T {
+	if v == 0 {
+		return d
+	}
+	return v
+}
+
+// Validate reports the first field that is unusable after defaults apply.
+func (c Config) Validate() error {
+	c.setDefaults()
+	switch {
+	case c.Credential == nil:
+		return errors.New("kek config: Credential is required")
+	case c.RetryDelay < 0 || c.MaxRetryDelay < c.RetryDelay:
+		return fmt.Errorf("kek config: RetryDelay %v and MaxRetryDelay %v must satisfy 0 <= RetryDelay <= MaxRetryDelay", c.RetryDelay, c.MaxRetryDelay)
+	case c.ProbeFreshness < 0:
+		return fmt.Errorf("kek config: ProbeFreshness %v must not be negative", c.ProbeFreshness)
+	}
+	return c.Limiter.Validate()
+}
+
+// Validate reports the first field that is unusable after defaults apply.
+func (l LimiterConfig) Validate() error {
+	l.setDefaults()
+	switch {
+	case l.MinRate <= 0:
+		return fmt.Errorf("kek limiter: MinRate %v must be positive", l.MinRate)
+	case l.MaxRate < l.MinRate:
+		return fmt.Errorf("kek limiter: MaxRate %v is below MinRate %v", l.MaxRate, l.MinRate)
+	case l.InitialRate < l.MinRate || l.InitialRate > l.MaxRate:
+		return fmt.Errorf("kek limiter: InitialRate %v must lie in [MinRate, MaxRate]", l.InitialRate)
+	case l.Increase < 0 || l.Increase > 1:
+		return fmt.Errorf("kek limiter: Increase %v must lie in [0, 1]", l.Increase)
+	case l.MaxConcurrency < 1:
+		return fmt.Errorf("kek limiter: MaxConcurrency %d must be at least 1", l.MaxConcurrency)
+	case l.MaxPause < time.Second:
+		return fmt.Errorf("kek limiter: MaxPause %v must be at least 1s", l.MaxPause)
+	}
+	return nil
+}

@@ -1,0 +1,158 @@
+package kek
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// limiter is one vault's adaptive rate limit (AIMD token bucket) and
+// concurrency bound. Key Vault throttles per vault, so all calls to one
+// vault share it.
+type limiter struct {
+	cfg  LimiterConfig
+	now  func() time.Time
+	rand func() float64
+	sem  chan struct{}
+
+	mu          sync.Mutex
+	rate        float64 // tokens per second
+	tokens      float64
+	refilled    time.Time
+	grown       time.Time
+	pausedUntil time.Time
+	strikes     int    // 429 pauses since the last success
+	epoch       uint64 // bumped on every decrease; see done
+	onRate      func(float64)
+}
+
+func newLimiter(cfg LimiterConfig, now func() time.Time, onRate func(float64)) *limiter {
+	t := now()
+	l := &limiter{
+		cfg: cfg, now: now, rand: uniform,
+		sem:  make(chan struct{}, cfg.MaxConcurrency),
+		rate: cfg.InitialRate, tokens: 1, refilled: t, grown: t,
+		onRate: onRate,
+	}
+	l.onRate(l.rate)
+	return l
+}
+
+// acquire waits for a concurrency slot and a token. The returned epoch goes
+// back to done. On error nothing is held.
+func (l *limiter) acquire(ctx context.Context) (uint64, error) {
+	select {
+	case l.sem <- struct{}{}:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	for {
+		wait, epoch := l.take()
+		if wait == 0 {
+			return epoch, nil
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			<-l.sem
+			return 0, ctx.Err()
+		}
+	}
+}
+
+// take takes a token, or says how long to wait for one.
+func (l *limiter) take() (time.Duration, uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	if now.Before(l.pausedUntil) {
+		return l.pausedUntil.Sub(now), 0
+	}
+	l.refill(now)
+	if l.tokens >= 1 {
+		l.tokens--
+		return 0, l.epoch
+	}
+	wait := time.Duration((1 - l.tokens) / l.rate * float64(time.Second))
+	return max(wait, time.Millisecond), 0
+}
+
+// refill adds tokens for the time passed. The bucket holds at most a tenth
+// of a second's worth, so an idle vault is not hit by a burst.
+func (l *limiter) refill(now time.Time) {
+	if dt := now.Sub(l.refilled).Seconds(); dt > 0 {
+		l.tokens = min(l.burst(), l.tokens+dt*l.rate)
+	}
+	l.refilled = now
+}
+
+func (l *limiter) burst() float64 { return max(1, l.rate/10) }
+
+// result is what a call told the limiter.
+type result int
+
+const (
+	resultOK        result = iota // the vault answered (2xx, or a definitive 4xx)
+	resultThrottled               // 429
+	resultFailed                  // 5xx or transport error: says nothing about the rate
+)
+
+// done releases the slot and adapts the rate. A 429 halves the rate and
+// pauses the vault only when the call started after the last decrease
+// (same epoch): the calls that were in flight together with it met the same
+// congestion and must not halve the rate again.
+func (l *limiter) done(epoch uint64, r result, retryAfter time.Duration) {
+	<-l.sem
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch r {
+	case resultOK:
+		l.strikes = 0
+		l.grow(l.now())
+	case resultThrottled:
+		if epoch == l.epoch {
+			l.decrease(retryAfter)
+		}
+	}
+}
+
+// grow adds Increase·rate per second of success; a long idle gap counts as
+// one second, so rate only grows while it is being used.
+func (l *limiter) grow(now time.Time) {
+	dt := min(now.Sub(l.grown).Seconds(), 1)
+	l.grown = now
+	if dt <= 0 || l.rate >= l.cfg.MaxRate {
+		return
+	}
+	l.setRate(min(l.cfg.MaxRate, l.rate*(1+l.cfg.Increase*dt)))
+}
+
+func (l *limiter) decrease(retryAfter time.Duration) {
+	now := l.now()
+	l.epoch++
+	l.setRate(max(l.cfg.MinRate, l.rate/2))
+	pause := retryAfter
+	if pause <= 0 {
+		pause = throttlePause(l.strikes, l.rand())
+		l.strikes++
+	}
+	pause = min(pause, l.cfg.MaxPause)
+	l.pausedUntil = now.Add(pause)
+	l.tokens = 0
+	l.refilled = l.pausedUntil
+	l.grown = l.pausedUntil
+}
+
+func (l *limiter) setRate(r float64) {
+	l.rate = r
+	l.onRate(r)
+}
+
+// Rate is the current rate in calls per second.
+func (l *limiter) Rate() float64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.rate
+}

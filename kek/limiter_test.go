@@ -1,0 +1,170 @@
+package kek
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// fakeClock is a settable clock for limiter math.
+type fakeClock struct{ t time.Time }
+
+func (c *fakeClock) now() time.Time      { return c.t }
+func (c *fakeClock) add(d time.Duration) { c.t = c.t.Add(d) }
+func testLimiter(c *fakeClock, cfg LimiterConfig) *limiter {
+	cfg.setDefaults()
+	l := newLimiter(cfg, c.now, func(float64) {})
+	l.rand = func() float64 { return 0.5 } // no jitter
+	return l
+}
+
+func TestLimiterHalvesOnceAndPauses(t *testing.T) {
+	c := &fakeClock{t: time.Unix(1000, 0)}
+	l := testLimiter(c, LimiterConfig{InitialRate: 100})
+	e1, _ := l.take()
+	c.add(time.Second)
+	_, e2 := l.take()
+	if e1 != 0 || e2 != 0 {
+		t.Fatalf("take should succeed at once")
+	}
+	l.sem <- struct{}{}
+	l.sem <- struct{}{}
+	l.done(e2, resultThrottled, 0)
+	l.done(e2, resultThrottled, 0) // in flight together: no second halving
+	if got := l.Rate(); got != 50 {
+		t.Fatalf("rate after 429 = %v, want 50", got)
+	}
+	wait, _ := l.take()
+	if wait != time.Second {
+		t.Fatalf("pause after first 429 = %v, want 1s", wait)
+	}
+}
+
+func TestLimiterPauseSequence(t *testing.T) {
+	c := &fakeClock{t: time.Unix(1000, 0)}
+	l := testLimiter(c, LimiterConfig{InitialRate: 100})
+	var got []time.Duration
+	for range 6 {
+		c.add(time.Minute) // past any pause
+		_, epoch := l.take()
+		l.sem <- struct{}{}
+		l.done(epoch, resultThrottled, 0)
+		got = append(got, l.pausedUntil.Sub(c.now()))
+	}
+	want := []time.Duration{1, 2, 4, 8, 16, 16}
+	for i := range want {
+		if got[i] != want[i]*time.Second {
+			t.Fatalf("pauses = %v, want 1,2,4,8,16,16 s", got)
+		}
+	}
+	if l.Rate() < DefaultMinRate {
+		t.Fatalf("rate %v below MinRate", l.Rate())
+	}
+	// A success resets the sequence.
+	c.add(time.Minute)
+	_, epoch := l.take()
+	l.sem <- struct{}{}
+	l.done(epoch, resultOK, 0)
+	c.add(time.Minute)
+	_, epoch = l.take()
+	l.sem <- struct{}{}
+	l.done(epoch, resultThrottled, 0)
+	if p := l.pausedUntil.Sub(c.now()); p != time.Second {
+		t.Fatalf("pause after success = %v, want 1s", p)
+	}
+}
+
+func TestLimiterHonoursRetryAfterAndMaxPause(t *testing.T) {
+	c := &fakeClock{t: time.Unix(1000, 0)}
+	l := testLimiter(c, LimiterConfig{MaxPause: 10 * time.Second})
+	_, e := l.take()
+	l.sem <- struct{}{}
+	l.done(e, resultThrottled, 3*time.Second)
+	if p := l.pausedUntil.Sub(c.now()); p != 3*time.Second {
+		t.Fatalf("pause = %v, want Retry-After 3s", p)
+	}
+	c.add(time.Minute)
+	_, e = l.take()
+	l.sem <- struct{}{}
+	l.done(e, resultThrottled, time.Hour)
+	if p := l.pausedUntil.Sub(c.now()); p != 10*time.Second {
+		t.Fatalf("pause = %v, want MaxPause 10s", p)
+	}
+}
+
+func TestLimiterFloorAndGrowth(t *testing.T) {
+	c := &fakeClock{t: time.Unix(1000, 0)}
+	l := testLimiter(c, LimiterConfig{InitialRate: 4, MinRate: 2, MaxRate: 5, Increase: 0.5})
+	for range 5 {
+		c.add(time.Minute)
+		_, e := l.take()
+		l.sem <- struct{}{}
+		l.done(e, resultThrottled, time.Second)
+	}
+	if l.Rate() != 2 {
+		t.Fatalf("rate = %v, want MinRate 2", l.Rate())
+	}
+	for range 10 {
+		c.add(time.Second)
+		l.sem <- struct{}{}
+		l.done(0, resultOK, 0)
+	}
+	if l.Rate() != 5 {
+		t.Fatalf("rate = %v, want MaxRate 5", l.Rate())
+	}
+	// 5xx neither grows nor shrinks.
+	l.sem <- struct{}{}
+	l.done(l.epoch, resultFailed, 0)
+	if l.Rate() != 5 {
+		t.Fatalf("rate after 5xx = %v", l.Rate())
+	}
+}
+
+func TestLimiterPacesTokens(t *testing.T) {
+	c := &fakeClock{t: time.Unix(1000, 0)}
+	l := testLimiter(c, LimiterConfig{InitialRate: 10})
+	if w, _ := l.take(); w != 0 {
+		t.Fatalf("first take waits %v", w)
+	}
+	if w, _ := l.take(); w != 100*time.Millisecond {
+		t.Fatalf("second take waits %v, want 100ms at 10/s", w)
+	}
+	c.add(time.Hour) // idle: the bucket holds at most one token at 10/s
+	l.take()
+	if w, _ := l.take(); w == 0 {
+		t.Fatalf("idle time built a burst")
+	}
+}
+
+func TestLimiterConcurrencyAndCancel(t *testing.T) {
+	l := newLimiter(LimiterConfig{InitialRate: 1000, MinRate: 1, MaxRate: 1000, MaxConcurrency: 1, MaxPause: time.Second}, time.Now, func(float64) {})
+	e, err := l.acquire(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := l.acquire(ctx); err == nil {
+		t.Fatal("second acquire passed the concurrency bound")
+	}
+	l.done(e, resultOK, 0)
+	if _, err := l.acquire(t.Context()); err != nil {
+		t.Fatalf("slot not released: %v", err)
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	base, max := 100*time.Millisecond, time.Second
+	want := []time.Duration{100, 200, 400, 800, 1000, 1000}
+	for n, w := range want {
+		if got := backoff(n, base, max, 0.5); got != w*time.Millisecond {
+			t.Errorf("backoff(%d) = %v, want %vms", n, got, w)
+		}
+	}
+	if lo, hi := backoff(0, base, max, 0), backoff(0, base, max, 0.999999); lo != 80*time.Millisecond || hi < 119*time.Millisecond || hi > 120*time.Millisecond {
+		t.Errorf("jitter range [%v, %v], want ±20%%", lo, hi)
+	}
+	if got := throttlePause(0, 0); got != 800*time.Millisecond {
+		t.Errorf("throttlePause jitter low = %v", got)
+	}
+}
