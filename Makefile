@@ -8,10 +8,10 @@ PKGS    := ./...
 build:
 	$(GO) build -o $(BIN) ./cmd/cmkd
 
-# Starts the local system (emulators, no cloud). Until `cmkd dev` lands this
-# starts the Key Vault emulator alone.
+# Starts the local system on loopback, no cloud. Today that is the Key Vault
+# and Event Grid emulators; `cmkd dev` (the whole worker) replaces it when it lands.
 run: build
-	./$(BIN) dev
+	./$(BIN) emulator
 
 test:
 	$(GO) test -race -count=1 $(PKGS)
