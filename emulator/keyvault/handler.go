@@ -66,12 +66,14 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request, rt routed, vw view)
 		writeAPIError(w, aerr)
 		return
 	}
+	// Events go out before the answer, so a caller that got the answer
+	// can rely on the sink having seen them.
+	s.emit(c.events)
 	if body == nil {
 		w.WriteHeader(http.StatusNoContent)
-	} else {
-		writeJSON(w, http.StatusOK, body)
+		return
 	}
-	s.emit(c.events)
+	writeJSON(w, http.StatusOK, body)
 }
 
 func writeAPIError(w http.ResponseWriter, e *apiError) {
