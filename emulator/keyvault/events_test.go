@@ -14,7 +14,7 @@ import (
 
 type fakeClock struct{ unix atomic.Int64 }
 
-func (c *fakeClock) now() time.Time         { return time.Unix(c.unix.Load(), 0) }
+func (c *fakeClock) now() time.Time          { return time.Unix(c.unix.Load(), 0) }
 func (c *fakeClock) advance(d time.Duration) { c.unix.Add(int64(d / time.Second)) }
 
 func TestNewVersionEvents(t *testing.T) {
