@@ -1,0 +1,134 @@
+package natsq
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cmkd-io/cmkd/events"
+)
+
+// Headers on dead-lettered messages.
+const (
+	HeaderReason        = "Cmkd-Dlq-Reason"
+	HeaderStream        = "Cmkd-Dlq-Stream"
+	HeaderStreamSeq     = "Cmkd-Dlq-Stream-Seq"
+	HeaderDeliveryCount = "Cmkd-Dlq-Delivery-Count"
+	HeaderSubject       = "Cmkd-Dlq-Subject"
+)
+
+// process handles one message and settles it exactly once.
+func (s *Source) process(ctx context.Context, msg jetstream.Msg) {
+	s.m.inFlight.Inc()
+	defer s.m.inFlight.Dec()
+	md, err := msg.Metadata()
+	if err != nil {
+		s.settle(msg, outcomeLost, msg.Term(), slog.String("reason", "no metadata"))
+		return
+	}
+	if md.NumDelivered > uint64(s.cfg.MaxDeliver) {
+		s.deadLetter(ctx, msg, md, "max deliveries exceeded")
+		return
+	}
+	err = s.handle(ctx, msg)
+	switch {
+	case err == nil:
+		s.settle(msg, outcomeAck, msg.Ack())
+	case events.IsPermanent(err):
+		s.deadLetter(ctx, msg, md, err.Error())
+	case md.NumDelivered >= uint64(s.cfg.MaxDeliver):
+		s.deadLetter(ctx, msg, md, fmt.Sprintf("failed %d deliveries: %v", md.NumDelivered, err))
+	default:
+		delay := s.retryDelay(err, md.NumDelivered)
+		s.settle(msg, outcomeNak, msg.NakWithDelay(delay),
+			slog.Uint64("delivery", md.NumDelivered), slog.Duration("delay", delay), slog.Any("error", err))
+	}
+}
+
+// handle decodes the body and hands its events to the handler in order,
+// extending the delivery's ack deadline while they run.
+func (s *Source) handle(ctx context.Context, msg jetstream.Msg) error {
+	res, err := s.cfg.Decoder.Decode(msg.Data())
+	if err != nil {
+		return err
+	}
+	stop := s.keepAlive(msg)
+	defer stop()
+	for _, ev := range res.Events {
+		if err := s.cfg.Handler(ctx, ev); err != nil {
+			return fmt.Errorf("event %s: %w", ev.ID, err)
+		}
+	}
+	return nil
+}
+
+// keepAlive marks the message in progress every half AckWait so that a
+// slow handler does not get its message redelivered to another replica.
+func (s *Source) keepAlive(msg jetstream.Msg) (stop func()) {
+	t := time.NewTicker(s.cfg.AckWait / 2)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-t.C:
+				_ = msg.InProgress()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { t.Stop(); close(done) }
+}
+
+func (s *Source) retryDelay(err error, delivered uint64) time.Duration {
+	if d, ok := events.RetryDelay(err); ok && d > 0 {
+		return d
+	}
+	i := min(int(delivered)-1, len(s.cfg.Backoff)-1)
+	return s.cfg.Backoff[max(i, 0)]
+}
+
+// deadLetter copies the message to the dead-letter subject, then
+// terminates it. If the copy fails the message is redelivered instead:
+// nothing is dropped that was not stored elsewhere.
+func (s *Source) deadLetter(ctx context.Context, msg jetstream.Msg, md *jetstream.MsgMetadata, reason string) {
+	dl := nats.NewMsg(s.cfg.DLQSubject)
+	dl.Data = msg.Data()
+	for k, v := range msg.Headers() {
+		dl.Header[k] = v
+	}
+	dl.Header.Set(HeaderReason, reason)
+	dl.Header.Set(HeaderStream, md.Stream)
+	dl.Header.Set(HeaderStreamSeq, strconv.FormatUint(md.Sequence.Stream, 10))
+	dl.Header.Set(HeaderDeliveryCount, strconv.FormatUint(md.NumDelivered, 10))
+	dl.Header.Set(HeaderSubject, msg.Subject())
+	// The id makes a repeated copy of the same message (crash between copy
+	// and Term) a duplicate the stream drops.
+	dl.Header.Set(nats.MsgIdHdr, fmt.Sprintf("dlq-%s-%d", md.Stream, md.Sequence.Stream))
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := s.js.PublishMsg(pctx, dl); err != nil {
+		s.settle(msg, outcomeNak, msg.NakWithDelay(s.retryDelay(nil, md.NumDelivered)),
+			slog.String("reason", "dead-letter publish failed"), slog.Any("error", err))
+		return
+	}
+	s.settle(msg, outcomeDLQ, msg.Term(), slog.String("reason", reason), slog.Uint64("stream_seq", md.Sequence.Stream))
+}
+
+// settle records how a message was settled; err is the settle call's.
+func (s *Source) settle(msg jetstream.Msg, outcome string, err error, attrs ...any) {
+	if err != nil {
+		s.m.messages.WithLabelValues(outcomeLost).Inc()
+		s.log.Error("natsq: settle message", append(attrs, slog.String("outcome", outcome), slog.Any("error", err))...)
+		return
+	}
+	s.m.messages.WithLabelValues(outcome).Inc()
+	if outcome != outcomeAck {
+		s.log.Warn("natsq: message not handled", append(attrs, slog.String("outcome", outcome), slog.String("subject", msg.Subject()))...)
+	}
+}
