@@ -1,0 +1,135 @@
+package webhook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cmkd-io/cmkd/events"
+)
+
+// Defaults for Config's zero fields.
+const (
+	DefaultMaxBody      = 1 << 20
+	DefaultSecretHeader = "X-Cmkd-Webhook-Secret"
+	// SecretQueryParam carries the shared secret when it is part of the
+	// endpoint URL registered with Event Grid.
+	SecretQueryParam = "code"
+	DefaultSkew      = 2 * time.Minute
+)
+
+// Config configures the endpoint.
+type Config struct {
+	// Path the endpoint answers on; other paths get 404. Empty answers on
+	// every path.
+	Path string
+	// MaxBody is the largest accepted body (default DefaultMaxBody, Event
+	// Grid's own limit).
+	MaxBody int64
+	// Auth says how deliveries prove they come from our subscription.
+	Auth Auth
+	// Decoder decodes deliveries. Required.
+	Decoder *events.Decoder
+	// Handler handles events inline. Exactly one of Handler and Enqueue.
+	Handler events.Handler
+	// Enqueue, in queue-based deployments, stores the delivery body for
+	// the work queue (natsq.Enqueue) instead of handling it here.
+	Enqueue func(ctx context.Context, body []byte) error
+	// Logger (default slog.Default()).
+	Logger *slog.Logger
+	// Registerer receives cmkd_webhook_requests_total; nil keeps it
+	// unregistered.
+	Registerer prometheus.Registerer
+}
+
+// Auth configures delivery authentication. At least one method is
+// required; a request passing either is accepted.
+type Auth struct {
+	// SharedSecret, when set, must arrive in the SecretHeader header (an
+	// Event Grid delivery attribute) or the "code" query parameter.
+	SharedSecret string
+	// SecretHeader names the header (default DefaultSecretHeader).
+	SecretHeader string
+	// Entra, when set, requires an RS256 bearer token issued by Issuer for
+	// Audience, signed by a key from JWKSURL.
+	Entra *EntraAuth
+}
+
+// EntraAuth configures bearer-token validation for Event Grid deliveries
+// made with Microsoft Entra authentication.
+type EntraAuth struct {
+	// Audience is the application id URI or client id Event Grid requests
+	// the token for.
+	Audience string
+	// Issuer is the token issuer, e.g.
+	// "https://login.microsoftonline.com/{tenant}/v2.0" or
+	// "https://sts.windows.net/{tenant}/".
+	Issuer string
+	// JWKSURL serves the signing keys, e.g.
+	// "https://login.microsoftonline.com/{tenant}/discovery/v2.0/keys".
+	JWKSURL string
+	// Skew tolerated on exp and nbf (default DefaultSkew).
+	Skew time.Duration
+	// HTTPClient fetches JWKSURL (default http.DefaultClient).
+	HTTPClient *http.Client
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxBody == 0 {
+		c.MaxBody = DefaultMaxBody
+	}
+	if c.Auth.SecretHeader == "" {
+		c.Auth.SecretHeader = DefaultSecretHeader
+	}
+	if e := c.Auth.Entra; e != nil {
+		if e.Skew == 0 {
+			e.Skew = DefaultSkew
+		}
+		if e.HTTPClient == nil {
+			e.HTTPClient = http.DefaultClient
+		}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports the first invalid field, after defaults are applied.
+func (c *Config) Validate() error {
+	switch {
+	case c.Decoder == nil:
+		return errors.New("webhook: Decoder is required")
+	case (c.Handler == nil) == (c.Enqueue == nil):
+		return errors.New("webhook: exactly one of Handler and Enqueue is required")
+	case c.MaxBody < 0 || c.MaxBody > events.MaxBodyBytes:
+		return fmt.Errorf("webhook: MaxBody %d: must be 1..%d", c.MaxBody, events.MaxBodyBytes)
+	case c.Auth.SharedSecret == "" && c.Auth.Entra == nil:
+		return errors.New("webhook: Auth: set SharedSecret or Entra; deliveries must be authenticated")
+	}
+	if e := c.Auth.Entra; e != nil {
+		return e.validate()
+	}
+	return nil
+}
+
+func (e *EntraAuth) validate() error {
+	switch {
+	case e.Audience == "":
+		return errors.New("webhook: Auth.Entra.Audience is required")
+	case e.Issuer == "":
+		return errors.New("webhook: Auth.Entra.Issuer is required")
+	case e.Skew < 0:
+		return fmt.Errorf("webhook: Auth.Entra.Skew %s: must not be negative", e.Skew)
+	}
+	u, err := url.Parse(e.JWKSURL)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return fmt.Errorf("webhook: Auth.Entra.JWKSURL %q: must be an https URL", e.JWKSURL)
+	}
+	return nil
+}

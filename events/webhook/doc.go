@@ -1,0 +1,11 @@
+// Package webhook is the push event source: an HTTP endpoint Event Grid
+// delivers to. It answers both subscription handshakes (the Event Grid
+// schema's SubscriptionValidationEvent and the CloudEvents OPTIONS abuse
+// protection), authenticates deliveries (a Microsoft Entra bearer token or a
+// shared secret), and answers so that Event Grid's retry policy does the
+// right thing: 2xx when handled, 4xx (no retry, dead-letter) when the
+// delivery can never succeed, 5xx only when a retry can help.
+//
+// It handles events inline, or in queue-based deployments enqueues the body
+// to the JetStream work queue (see events/natsq) and answers at once.
+package webhook

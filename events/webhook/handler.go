@@ -1,0 +1,186 @@
+package webhook
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cmkd-io/cmkd/events"
+)
+
+const validationEventType = "Microsoft.EventGrid.SubscriptionValidationEvent"
+
+type endpoint struct {
+	cfg      Config
+	auth     *authenticator
+	log      *slog.Logger
+	requests *prometheus.CounterVec
+}
+
+// New returns the webhook endpoint for cfg, with defaults applied.
+func New(cfg Config) (http.Handler, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &endpoint{cfg: cfg, auth: newAuthenticator(cfg.Auth), log: cfg.Logger, requests: newRequestCounter(cfg.Registerer)}, nil
+}
+
+func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if e.cfg.Path != "" && r.URL.Path != e.cfg.Path {
+		http.NotFound(w, r)
+		return
+	}
+	switch r.Method {
+	case http.MethodOptions:
+		e.abuseProtection(w, r)
+	case http.MethodPost:
+		e.post(w, r)
+	default:
+		w.Header().Set("Allow", "POST, OPTIONS")
+		e.fail(w, http.StatusMethodNotAllowed, outcomeBadRequest, "method not allowed")
+	}
+}
+
+// abuseProtection answers the CloudEvents webhook handshake. It needs no
+// authentication: it reveals nothing and grants nothing, since every
+// delivery is authenticated on its own.
+func (e *endpoint) abuseProtection(w http.ResponseWriter, r *http.Request) {
+	origin := r.Header.Get("WebHook-Request-Origin")
+	if origin == "" {
+		e.fail(w, http.StatusBadRequest, outcomeBadRequest, "missing WebHook-Request-Origin")
+		return
+	}
+	w.Header().Set("WebHook-Allowed-Origin", origin)
+	w.Header().Set("WebHook-Allowed-Rate", "*")
+	w.Header().Set("Allow", "POST, OPTIONS")
+	e.requests.WithLabelValues(outcomeHandshake).Inc()
+	w.WriteHeader(http.StatusOK)
+}
+
+func (e *endpoint) post(w http.ResponseWriter, r *http.Request) {
+	if err := e.auth.check(r); err != nil {
+		e.log.Warn("webhook: unauthenticated request", slog.String("remote", r.RemoteAddr), slog.Any("error", err))
+		if e.auth.bearer != nil {
+			w.Header().Set("WWW-Authenticate", "Bearer")
+		}
+		e.fail(w, http.StatusUnauthorized, outcomeUnauthorized, errUnauthorized.Error())
+		return
+	}
+	body, ok := e.readBody(w, r)
+	if !ok {
+		return
+	}
+	if code, ok := validationCode(body); ok {
+		e.requests.WithLabelValues(outcomeHandshake).Inc()
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]string{"validationResponse": code})
+		return
+	}
+	res, err := e.cfg.Decoder.Decode(body)
+	if err != nil {
+		// 400: Event Grid does not retry it and dead-letters the delivery.
+		e.fail(w, http.StatusBadRequest, outcomeMalformed, err.Error())
+		return
+	}
+	if e.cfg.Enqueue != nil {
+		e.enqueue(w, r, body, res)
+		return
+	}
+	e.handle(w, r, res)
+}
+
+func (e *endpoint) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	if r.ContentLength > e.cfg.MaxBody {
+		e.fail(w, http.StatusRequestEntityTooLarge, outcomeTooLarge, fmt.Sprintf("body over %d bytes", e.cfg.MaxBody))
+		return nil, false
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, e.cfg.MaxBody))
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		e.fail(w, http.StatusRequestEntityTooLarge, outcomeTooLarge, fmt.Sprintf("body over %d bytes", e.cfg.MaxBody))
+		return nil, false
+	case err != nil:
+		e.fail(w, http.StatusBadRequest, outcomeBadRequest, "read body")
+		return nil, false
+	}
+	return body, true
+}
+
+func (e *endpoint) enqueue(w http.ResponseWriter, r *http.Request, body []byte, res events.Result) {
+	if len(res.Events) > 0 {
+		if err := e.cfg.Enqueue(r.Context(), body); err != nil {
+			e.log.Error("webhook: enqueue", slog.Any("error", err))
+			e.fail(w, http.StatusServiceUnavailable, outcomeRetry, "enqueue failed")
+			return
+		}
+	}
+	e.requests.WithLabelValues(outcomeHandled).Inc()
+	w.WriteHeader(http.StatusOK)
+}
+
+// handle runs the handler on every event. Any retryable failure makes the
+// whole delivery retry (handlers are idempotent); a permanent one, with
+// nothing to retry, rejects it.
+func (e *endpoint) handle(w http.ResponseWriter, r *http.Request, res events.Result) {
+	var retry, reject error
+	for _, ev := range res.Events {
+		err := e.cfg.Handler(r.Context(), ev)
+		switch {
+		case err == nil:
+		case events.IsPermanent(err):
+			reject = fmt.Errorf("event %s: %w", ev.ID, err)
+		default:
+			retry = fmt.Errorf("event %s: %w", ev.ID, err)
+		}
+	}
+	switch {
+	case retry != nil:
+		if d, ok := events.RetryDelay(retry); ok && d > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int((d+999_999_999)/1_000_000_000)))
+		}
+		e.log.Warn("webhook: delivery to be retried", slog.Any("error", retry))
+		e.fail(w, http.StatusServiceUnavailable, outcomeRetry, "try again later")
+	case reject != nil:
+		e.log.Warn("webhook: delivery rejected", slog.Any("error", reject))
+		e.fail(w, http.StatusBadRequest, outcomeRejected, reject.Error())
+	default:
+		e.requests.WithLabelValues(outcomeHandled).Inc()
+		w.WriteHeader(http.StatusOK)
+	}
+}
+
+func (e *endpoint) fail(w http.ResponseWriter, status int, outcome, msg string) {
+	e.requests.WithLabelValues(outcome).Inc()
+	http.Error(w, msg, status)
+}
+
+// validationCode finds the Event Grid schema subscription validation
+// event, delivered alone, and returns its code.
+func validationCode(body []byte) (string, bool) {
+	t := bytes.TrimSpace(body)
+	if len(t) == 0 {
+		return "", false
+	}
+	if t[0] == '{' {
+		t = append(append([]byte{'['}, t...), ']')
+	}
+	// encoding/json matches member names case-insensitively.
+	var evs []struct {
+		EventType string
+		Data      struct{ ValidationCode string }
+	}
+	if json.Unmarshal(t, &evs) != nil || len(evs) != 1 || !strings.EqualFold(evs[0].EventType, validationEventType) {
+		return "", false
+	}
+	return evs[0].Data.ValidationCode, evs[0].Data.ValidationCode != ""
+}

@@ -1,0 +1,41 @@
+package webhook
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Request outcomes, the "outcome" label of cmkd_webhook_requests_total.
+const (
+	outcomeHandled      = "handled"
+	outcomeHandshake    = "handshake"
+	outcomeUnauthorized = "unauthorized"
+	outcomeTooLarge     = "too_large"
+	outcomeMalformed    = "malformed"
+	outcomeRejected     = "rejected"
+	outcomeRetry        = "retry"
+	outcomeBadRequest   = "bad_request"
+)
+
+func newRequestCounter(reg prometheus.Registerer) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cmkd_webhook_requests_total",
+		Help: "Webhook requests, by outcome.",
+	}, []string{"outcome"})
+	if reg != nil {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if errors.As(err, &are) {
+				if existing, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
+					c = existing
+				}
+			}
+		}
+	}
+	for _, o := range []string{outcomeHandled, outcomeHandshake, outcomeUnauthorized, outcomeTooLarge,
+		outcomeMalformed, outcomeRejected, outcomeRetry, outcomeBadRequest} {
+		c.WithLabelValues(o)
+	}
+	return c
+}
