@@ -1,0 +1,77 @@
+package webhook_test
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cmkd-io/cmkd/events"
+	"github.com/cmkd-io/cmkd/events/natsq"
+	"github.com/cmkd-io/cmkd/events/webhook"
+)
+
+// TestQueueModeThroughJetStream runs the queue-based deployment: the
+// webhook enqueues to an embedded JetStream, and a natsq Source hands the
+// event to the handler.
+func TestQueueModeThroughJetStream(t *testing.T) {
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	t.Cleanup(ns.Shutdown)
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	got := make(chan events.Event, 4)
+	src, err := natsq.New(js, natsq.Config{
+		CreateStream: true, Decoder: events.NewDecoder(events.DecoderConfig{}), Logger: slog.New(slog.DiscardHandler),
+		Handler: func(_ context.Context, ev events.Event) error { got <- ev; return nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := js.Stream(t.Context(), natsq.DefaultStream); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("stream not created")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	url := serve(t, webhook.Config{Auth: webhook.Auth{SharedSecret: secret},
+		Enqueue: func(ctx context.Context, body []byte) error { return natsq.Enqueue(ctx, js, "", body) }})
+	if resp, body := post(t, url, keyEvent, withSecret); resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	select {
+	case ev := <-got:
+		if ev.ID != "ev-1" || ev.KeyURL != "https://kv.vault.azure.net/keys/k" {
+			t.Errorf("handled %+v", ev)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("event did not reach the handler through the queue")
+	}
+}
