@@ -1,7 +1,7 @@
 package eventgrid
 
 import (
-	"errors"
+	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -58,7 +58,7 @@ func newMetrics(reg prometheus.Registerer, topic, sub string) (*metrics, error) 
 	}
 	for _, c := range []prometheus.Collector{m.deliveries, m.duration, m.inFlight, m.receiveErrs, m.settleFails, m.renewalFails} {
 		if err := reg.Register(c); err != nil {
-			return nil, errors.Join(errors.New("register metrics"), err)
+			return nil, fmt.Errorf("register metrics: %w", err)
 		}
 	}
 	return m, nil

@@ -1,0 +1,147 @@
+package eventgrid
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/eventgrid/aznamespaces"
+
+	"github.com/cmkd-io/cmkd/events"
+)
+
+// settleTimeout bounds one settle call; settling must go on after Run's
+// context ended, so it has its own deadline.
+const settleTimeout = 30 * time.Second
+
+// deliver decodes, handles and settles one delivery.
+func (s *Source) deliver(ctx context.Context, d delivery) {
+	start := time.Now()
+	s.metrics.inFlight.Inc()
+	defer func() {
+		s.metrics.inFlight.Dec()
+		s.metrics.duration.Observe(time.Since(start).Seconds())
+	}()
+	log := s.log.With(slog.Int("delivery_count", d.deliveryCount))
+	ev, relevant, err := s.cfg.Decoder.DecodeCloudEvent(d.raw)
+	switch {
+	case err != nil:
+		log.Warn("eventgrid event malformed, rejecting", slog.Any("error", err))
+		s.settle(ctx, opReject, d, 0, outcomeMalformed)
+	case !relevant:
+		s.settle(ctx, opAck, d, 0, outcomeIgnored)
+	default:
+		log = log.With(slog.String("event_id", ev.ID), slog.String("type", ev.Type), slog.String("key", ev.KeyURL))
+		s.finish(ctx, log, d, s.handle(ctx, d.token, ev))
+	}
+}
+
+// finish settles a handled delivery according to the handler's error.
+func (s *Source) finish(ctx context.Context, log *slog.Logger, d delivery, err error) {
+	switch {
+	case err == nil:
+		s.settle(ctx, opAck, d, 0, outcomeHandled)
+	case events.IsPermanent(err):
+		log.Error("eventgrid handler failed permanently, rejecting", slog.Any("error", err))
+		s.settle(ctx, opReject, d, 0, outcomeRejected)
+	default:
+		asked, ok := events.RetryDelay(err)
+		delay := backoff(s.cfg.ReleaseDelay, d.deliveryCount, asked, ok)
+		log.Warn("eventgrid handler failed, releasing", slog.Any("error", err), slog.Duration("delay", delay))
+		s.settle(ctx, opRelease, d, delay, outcomeRetried)
+	}
+}
+
+// handle runs the handler while a renewer keeps the lock.
+func (s *Source) handle(ctx context.Context, token string, ev events.Event) (err error) {
+	renewCtx, stopRenew := context.WithCancel(ctx)
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		s.renew(renewCtx, token)
+	}()
+	defer func() {
+		stopRenew()
+		<-renewed
+	}()
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("handler panic: %v", p)
+		}
+	}()
+	return s.cfg.Handler(ctx, ev)
+}
+
+// renew renews the lock every LockRenew until ctx ends.
+func (s *Source) renew(ctx context.Context, token string) {
+	t := time.NewTicker(s.cfg.LockRenew)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		resp, err := s.client.RenewEventLocks(ctx, []string{token}, nil)
+		if err == nil && len(resp.FailedLockTokens) == 0 {
+			continue
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		s.metrics.renewalFails.Inc()
+		s.log.Warn("eventgrid lock renewal failed; the event may be delivered again", slog.Any("error", errors.Join(err, failure(resp.FailedLockTokens))))
+	}
+}
+
+// Settle operations.
+const (
+	opAck     = "acknowledge"
+	opRelease = "release"
+	opReject  = "reject"
+)
+
+// settle settles one delivery. A failure is logged and counted; the event
+// then comes back after its lock expires, which handlers tolerate.
+func (s *Source) settle(ctx context.Context, op string, d delivery, delay time.Duration, outcome string) {
+	ctx, cancel := context.WithTimeout(ctx, settleTimeout)
+	defer cancel()
+	tokens := []string{d.token}
+	var failed []aznamespaces.FailedLockToken
+	var err error
+	switch op {
+	case opAck:
+		var r aznamespaces.AcknowledgeEventsResponse
+		r, err = s.client.AcknowledgeEvents(ctx, tokens, nil)
+		failed = r.FailedLockTokens
+	case opReject:
+		var r aznamespaces.RejectEventsResponse
+		r, err = s.client.RejectEvents(ctx, tokens, nil)
+		failed = r.FailedLockTokens
+	case opRelease:
+		v, _ := releaseDelay(delay)
+		var r aznamespaces.ReleaseEventsResponse
+		r, err = s.client.ReleaseEvents(ctx, tokens, &aznamespaces.ReleaseEventsOptions{ReleaseDelayInSeconds: &v})
+		failed = r.FailedLockTokens
+	}
+	s.metrics.deliveries.WithLabelValues(outcome).Inc()
+	if err = errors.Join(err, failure(failed)); err != nil {
+		s.metrics.settleFails.WithLabelValues(op).Inc()
+		s.log.Warn("eventgrid settle failed; the event will be delivered again", slog.String("op", op), slog.Any("error", err))
+	}
+}
+
+// failure turns per-token failures into an error, nil if there are none.
+func failure(failed []aznamespaces.FailedLockToken) error {
+	var errs []error
+	for _, f := range failed {
+		code := ""
+		if f.Error != nil && f.Error.Code != nil {
+			code = *f.Error.Code
+		}
+		errs = append(errs, fmt.Errorf("lock token %s: %v", code, f.Error))
+	}
+	return errors.Join(errs...)
+}
