@@ -6,7 +6,10 @@ import (
 )
 
 // CloudEvent is a structured-mode CloudEvents 1.0 event as the emulator
-// accepts it in-process. Set Data (any JSON value) or DataBase64, not both.
+// accepts it in-process; Data is any JSON value and is required. Its fields
+// match the Key Vault emulator's CloudEvent, so a sink can convert one with
+// eventgrid.CloudEvent(ev). Binary data is only accepted on the wire
+// (data_base64); a dead letter of such an event has it in Raw only.
 type CloudEvent struct {
 	SpecVersion     string          `json:"specversion"`
 	ID              string          `json:"id"`
@@ -16,7 +19,6 @@ type CloudEvent struct {
 	Time            time.Time       `json:"time,omitzero"`
 	DataContentType string          `json:"datacontenttype,omitempty"`
 	Data            json.RawMessage `json:"data,omitempty"`
-	DataBase64      string          `json:"data_base64,omitempty"`
 }
 
 // DeadLetter is an event the subscription gave up on.
