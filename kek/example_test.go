@@ -1,0 +1,69 @@
+package kek_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"fmt"
+	"log"
+	"net/http"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
+	"github.com/cmkd-io/cmkd/emulator/keyvault"
+	"github.com/cmkd-io/cmkd/kek"
+)
+
+// Wrap a fresh DEK under a tenant's key and unwrap it again. Against a real
+// vault, use NewCredential and leave RootCAs and
+// DisableChallengeResourceVerification unset.
+func ExampleClient_Wrap() {
+	ctx := context.Background()
+	srv, err := keyvault.Start(keyvault.Config{ThrottleLimit: -1})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer srv.Close()
+	createKey(ctx, srv, "tenant-a")
+
+	c, err := kek.New(kek.Config{
+		Credential:                           kek.StaticToken("dev"),
+		RootCAs:                              srv.CAPool(),
+		DisableChallengeResourceVerification: true,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	dek := make([]byte, 32)
+	_, _ = rand.Read(dek)
+
+	w, err := c.Wrap(ctx, srv.URL()+"/keys/tenant-a", dek) // latest version, wrapped locally
+	if err != nil {
+		log.Fatal(err)
+	}
+	back, err := c.Unwrap(ctx, w) // always by Key Vault
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(w.Alg, bytes.Equal(back, dek))
+	// Output: RSA-OAEP-256 true
+}
+
+func createKey(ctx context.Context, srv *keyvault.Server, name string) {
+	// Keys are made with the plain SDK client, as an operator would make
+	// them in Azure. Default key_ops include wrapKey and unwrapKey.
+	admin, err := azkeys.NewClient(srv.URL(), kek.StaticToken("admin"), &azkeys.ClientOptions{
+		ClientOptions: azcore.ClientOptions{Transport: &http.Client{Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{RootCAs: srv.CAPool()},
+		}}},
+		DisableChallengeResourceVerification: true,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	kty := azkeys.KeyTypeRSA
+	if _, err := admin.CreateKey(ctx, name, azkeys.CreateKeyParameters{Kty: &kty}, nil); err != nil {
+		log.Fatal(err)
+	}
+}

@@ -1,0 +1,124 @@
+package kek
+
+import (
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
+	"github.com/cmkd-io/cmkd/emulator/keyvault"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// attempts counts our tries of op against the emulator's vault, by outcome,
+// from the client's own metrics (the emulator does not count faulted calls).
+func attempts(e *env, op, outcome string) int {
+	return int(testutil.ToFloat64(e.kek.metrics.calls.WithLabelValues(e.srv.URL(), op, outcome)))
+}
+
+func TestTransientFailuresAreRetried(t *testing.T) {
+	for _, f := range []keyvault.Faults{{ErrorRate: 0.5}, {DropRate: 0.3}} {
+		e := newEnv(t, func(c *Config) { c.MaxRetries = 12 })
+		id := e.create(t, "flaky", azkeys.KeyTypeRSA)
+		ws := make([]Wrapped, 20)
+		for i := range ws {
+			ws[i] = roundTrip(t, e, id.String(), dek(byte(i)))
+		}
+		e.srv.SetFaults(f)
+		for i, w := range ws {
+			got, err := e.kek.Unwrap(t.Context(), w)
+			if err != nil || got[0] != byte(i) {
+				t.Fatalf("faults %+v: unwrap %d: %v", f, i, err)
+			}
+		}
+		ok, failed := attempts(e, "unwrapKey", "ok"), attempts(e, "unwrapKey", "unavailable")
+		if ok != 40 || failed == 0 {
+			t.Fatalf("faults %+v: %d ok, %d unavailable tries; want 40 ok and some retried", f, ok, failed)
+		}
+	}
+}
+
+func TestPermanentFailuresAreNotRetried(t *testing.T) {
+	e := newEnv(t, nil)
+	id := e.create(t, "k", azkeys.KeyTypeRSA)
+	w := roundTrip(t, e, id.String(), dek(1))
+
+	e.srv.Revoke()
+	e.srv.ResetCalls()
+	if _, err := e.kek.Unwrap(t.Context(), w); !errors.Is(err, ErrAccessDenied) {
+		t.Fatalf("revoked: %v", err)
+	}
+	if n := e.srv.Calls()["unwrapKey"]; n != 1 {
+		t.Fatalf("403 tried %d times", n)
+	}
+	e.srv.Grant()
+
+	e.srv.ResetCalls()
+	missing := w
+	missing.KID = id.KeyURL() + "/00000000000000000000000000000000"
+	if _, err := e.kek.Unwrap(t.Context(), missing); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing version: %v", err)
+	}
+	if n := e.srv.Calls()["unwrapKey"]; n != 1 {
+		t.Fatalf("404 tried %d times", n)
+	}
+}
+
+func TestThrottledVaultAllUnwrapsSucceed(t *testing.T) {
+	e := newEnv(t, nil)
+	id := e.create(t, "busy", azkeys.KeyTypeRSA)
+	w := roundTrip(t, e, id.String(), dek(1))
+	e.srv.SetThrottle(50, time.Second, false)
+	e.srv.ResetCalls()
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 200)
+	for range 200 {
+		wg.Go(func() {
+			if _, err := e.kek.Unwrap(t.Context(), w); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("unwrap under throttling: %v", err)
+	}
+	c := e.srv.Calls()
+	if total := c["unwrapKey"] + c["throttled"]; c["throttled"]*10 >= total {
+		t.Fatalf("%d of %d calls throttled, want < 10%%", c["throttled"], total)
+	}
+	t.Logf("calls %v, rate now %.1f/s", c, e.kek.Rate(e.srv.URL()))
+}
+
+func TestVersionsNewestFirstAcrossPages(t *testing.T) {
+	e := newEnv(t, nil)
+	want := []string{e.create(t, "many", azkeys.KeyTypeRSA).Version}
+	for range 25 { // 26 versions: more than one page of 25
+		want = append(want, e.rotate(t, "many").Version)
+	}
+	got, err := e.kek.Versions(t.Context(), e.url("many"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d versions, want %d", len(got), len(want))
+	}
+	seen := map[string]bool{}
+	for i, v := range got {
+		seen[v.Version] = true
+		if !v.Enabled || v.Created.IsZero() || i > 0 && v.Created.After(got[i-1].Created) {
+			t.Fatalf("version %d %+v out of order or incomplete", i, v)
+		}
+	}
+	for _, v := range want {
+		if !seen[v] {
+			t.Fatalf("version %s missing", v)
+		}
+	}
+	if got[0].Created.Equal(got[len(got)-1].Created) {
+		t.Log("emulator created times share one second; order checked by Created only")
+	}
+}
