@@ -78,7 +78,7 @@ func (c *Client) vault(url string) (*vault, error) {
 		ClientOptions: azcore.ClientOptions{
 			Transport: c.http,
 			// Ours is the only retry loop, so every 429 reaches the limiter.
-			Retry: policy.RetryOptions{MaxRetries: -1},
+			Retry: policy.RetryOptions{MaxRetries: -1, TryTimeout: c.cfg.TryTimeout},
 		},
 		DisableChallengeResourceVerification: c.cfg.DisableChallengeResourceVerification,
 	})

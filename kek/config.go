@@ -17,6 +17,7 @@ const (
 	DefaultRetryDelay     = 100 * time.Millisecond
 	DefaultMaxRetryDelay  = 5 * time.Second
 	DefaultProbeFreshness = 30 * time.Second
+	DefaultTryTimeout     = 30 * time.Second
 
 	DefaultInitialRate    = 100.0
 	DefaultMinRate        = 1.0
@@ -45,6 +46,9 @@ type Config struct {
 	// per attempt up to MaxRetryDelay, jittered ±20 %.
 	RetryDelay    time.Duration
 	MaxRetryDelay time.Duration
+	// TryTimeout bounds one HTTP try, so a vault that accepts connections
+	// but never answers counts as unreachable instead of hanging a caller.
+	TryTimeout time.Duration
 	// ProbeFreshness is how old a probe may be and still allow a local wrap.
 	ProbeFreshness time.Duration
 	// Registerer, when set, receives the cmkd_kv_* metrics.
@@ -78,6 +82,7 @@ func (c *Config) setDefaults() {
 	c.RetryDelay = orDefault(c.RetryDelay, DefaultRetryDelay)
 	c.MaxRetryDelay = orDefault(c.MaxRetryDelay, DefaultMaxRetryDelay)
 	c.ProbeFreshness = orDefault(c.ProbeFreshness, DefaultProbeFreshness)
+	c.TryTimeout = orDefault(c.TryTimeout, DefaultTryTimeout)
 	c.Limiter.setDefaults()
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -108,6 +113,8 @@ func (c Config) Validate() error {
 		return errors.New("kek config: Credential is required")
 	case c.RetryDelay < 0 || c.MaxRetryDelay < c.RetryDelay:
 		return fmt.Errorf("kek config: RetryDelay %v and MaxRetryDelay %v must satisfy 0 <= RetryDelay <= MaxRetryDelay", c.RetryDelay, c.MaxRetryDelay)
+	case c.TryTimeout < 0:
+		return fmt.Errorf("kek config: TryTimeout %v must not be negative", c.TryTimeout)
 	case c.ProbeFreshness < 0:
 		return fmt.Errorf("kek config: ProbeFreshness %v must not be negative", c.ProbeFreshness)
 	}

@@ -122,3 +122,7 @@ func dek(b byte) []byte {
 	}
 	return d
 }
+
+func policyOptions() policy.TokenRequestOptions {
+	return policy.TokenRequestOptions{Scopes: []string{"https://vault.azure.net/.default"}}
+}
