@@ -22,9 +22,10 @@ type Client struct {
 	metrics *metrics
 	log     *slog.Logger
 
-	mu     sync.Mutex
-	vaults map[string]*vault // by normalised vault URL
-	cache  probeCache
+	mu      sync.Mutex
+	vaults  map[string]*vault // by normalised vault URL
+	cache   probeCache
+	flights flights
 }
 
 // vault is one Key Vault: one SDK client (so the bearer challenge happens

@@ -114,3 +114,31 @@ func TestErrorMessageIsShort(t *testing.T) {
 		t.Errorf("Error() = %q", got)
 	}
 }
+
+// FuzzClassify feeds Key Vault error answers (status, body, Retry-After)
+// through classification: it must never panic, always pick a sentinel, and
+// keep the body out of the short message.
+func FuzzClassify(f *testing.F) {
+	f.Add(403, kvBody("Forbidden", "KeyDisabled"), "")
+	f.Add(429, kvBody("Throttled", ""), "5")
+	f.Add(404, `{"error":{"code":"KeyNotFound","innererror":{"code":{"nested":1}}}}`, "")
+	f.Add(500, "not json", "Wed, 21 Oct 2015 07:28:00 GMT")
+	f.Add(401, "", "-3")
+	f.Fuzz(func(t *testing.T, status int, body, ra string) {
+		if status < 100 || status > 999 {
+			return
+		}
+		e := classify(responseError(status, body, http.Header{"Retry-After": {ra}}))
+		known := false
+		for _, k := range []error{ErrDisabled, ErrAccessDenied, ErrNotFound, ErrThrottled, ErrUnavailable,
+			ErrExpired, ErrNotYetValid, ErrOperationForbidden, ErrBadRequest} {
+			known = known || e.Kind == k
+		}
+		if !known || e.RetryAfter < 0 {
+			t.Fatalf("classify(%d) = %+v", status, e)
+		}
+		if len(body) > 8 && strings.Contains(e.Error(), body) {
+			t.Fatalf("body leaked into message %q", e.Error())
+		}
+	})
+}

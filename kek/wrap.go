@@ -39,7 +39,7 @@ func (c *Client) Wrap(ctx context.Context, key string, dek []byte) (Wrapped, err
 	}
 	rec := c.cache.get(id, c.cfg.ProbeFreshness, time.Now())
 	if rec == nil {
-		if rec, err = c.probe(ctx, id); err != nil {
+		if rec, err = c.probeShared(ctx, id); err != nil {
 			return Wrapped{}, err
 		}
 	}

@@ -3,10 +3,12 @@ package kek
 import (
 	"bytes"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
+	"github.com/cmkd-io/cmkd/emulator/keyvault"
 )
 
 func roundTrip(t *testing.T, e *env, key string, d []byte) Wrapped {
@@ -142,5 +144,29 @@ func TestUnwrapErrors(t *testing.T) {
 	e.update(t, id, azkeys.KeyAttributes{Enabled: ptr(false)})
 	if _, err := e.kek.Unwrap(t.Context(), w); !errors.Is(err, ErrDisabled) {
 		t.Fatalf("unwrap under disabled version: %v", err)
+	}
+}
+
+func TestConcurrentWrapsShareOneProbe(t *testing.T) {
+	e := newEnv(t, nil)
+	e.create(t, "crowd", azkeys.KeyTypeRSA)
+	e.srv.SetFaults(keyvault.Faults{Latency: 50 * time.Millisecond}) // keep the probe in flight
+	e.srv.ResetCalls()
+	var wg sync.WaitGroup
+	errs := make(chan error, 30)
+	for i := range 30 {
+		wg.Go(func() {
+			if _, err := e.kek.Wrap(t.Context(), e.url("crowd"), dek(byte(i))); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if n := e.srv.Calls()["getKey"]; n != 1 {
+		t.Fatalf("%d probes for 30 concurrent wraps, want them shared", n)
 	}
 }
