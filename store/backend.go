@@ -1,0 +1,104 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// Backend is what a database must do for the Store. It knows nothing about
+// encryption: it stores wrapped DEKs and opaque record blobs. Every method
+// that reads or writes a tenant's DEKs or records checks the tenant's
+// persisted state in the same query or transaction and fails with a
+// *SealedError when it is sealed, so that a seal written by any process
+// sharing the database takes effect at once everywhere.
+//
+// Times are passed in by the caller so that every replica measures leases and
+// claims with the clock the Store was configured with.
+type Backend interface {
+	// AddTenant inserts t; ErrExists if its id is taken.
+	AddTenant(ctx context.Context, t Tenant) error
+	// GetTenant reads a tenant whatever its state.
+	GetTenant(ctx context.Context, id string) (Tenant, error)
+	// ListTenants lists tenants by id, all of them when keyURL is empty.
+	ListTenants(ctx context.Context, keyURL string) ([]Tenant, error)
+	// RemoveTenant deletes a tenant with its DEKs; without force it fails
+	// with ErrNotEmpty while records exist.
+	RemoveTenant(ctx context.Context, id string, force bool) error
+	// SetTenantState moves a tenant to state (StateSealed with reason and
+	// since, or StateActive) and appends ev to the outbox, in one
+	// transaction. It changes nothing and reports false when the tenant is
+	// already in that state.
+	SetTenantState(ctx context.Context, id, state, reason string, since time.Time, ev StatusEvent) (bool, error)
+
+	// InsertDEK stores d and makes it its tenant's active DEK.
+	InsertDEK(ctx context.Context, d DEK) error
+	// TenantDEKs returns up to limit of the tenant's DEKs, the active one
+	// first, whatever the tenant's state: unseal needs one to unwrap.
+	TenantDEKs(ctx context.Context, tenant string, limit int) ([]DEK, error)
+	// ActiveDEK returns the tenant's active DEK, ErrNotFound if none.
+	ActiveDEK(ctx context.Context, tenant string) (DEK, error)
+	// GetDEK returns one of the tenant's DEKs.
+	GetDEK(ctx context.Context, tenant, id string) (DEK, error)
+	// ListDEKsNotAt lists, ordered by id and after the id after, at most
+	// limit DEKs under keyURL whose current wrapping is not by version.
+	// It does not check seal state: rewrap decides that from Key Vault.
+	ListDEKsNotAt(ctx context.Context, keyURL, version, after string, limit int) ([]DEK, error)
+	// DEKsAt returns at most limit DEKs under keyURL wrapped by version,
+	// whatever their tenant's state.
+	DEKsAt(ctx context.Context, keyURL, version string, limit int) ([]DEK, error)
+	// CompareAndSwapWrapping replaces the DEK's current wrapping with w,
+	// keeping the replaced one as previous, only if the current KID is still
+	// expectKID; ErrCASConflict otherwise.
+	CompareAndSwapWrapping(ctx context.Context, id, expectKID string, w Wrapped) error
+	// RollbackWrapping makes the previous wrapping current again, only if
+	// the current KID is still expectKID.
+	RollbackWrapping(ctx context.Context, id, expectKID string) error
+	// VersionCounts counts the DEKs under keyURL by wrapping version.
+	VersionCounts(ctx context.Context, keyURL string) (map[string]int, error)
+	// CompleteRewrap records version as the key version of every tenant of
+	// keyURL and appends evs to the outbox, in one transaction, only if no
+	// DEK under keyURL is wrapped by another version (ErrRewrapIncomplete).
+	CompleteRewrap(ctx context.Context, keyURL, version string, evs []StatusEvent) error
+
+	// GetRecord returns a record's blob.
+	GetRecord(ctx context.Context, tenant, key string) ([]byte, error)
+	// PutRecord writes a record's blob, encrypted by dekID, and counts one
+	// use of that DEK, in one transaction; it returns the DEK's use count.
+	PutRecord(ctx context.Context, tenant, key, dekID string, blob []byte) (int64, error)
+	// DeleteRecord deletes a record; ErrNotFound if it did not exist.
+	DeleteRecord(ctx context.Context, tenant, key string) error
+	// ListRecords lists, in order, at most limit record keys after after.
+	ListRecords(ctx context.Context, tenant, after string, limit int) ([]string, error)
+
+	// AppendOutbox writes events that go with no state change.
+	AppendOutbox(ctx context.Context, evs []StatusEvent) error
+	// ClaimOutbox claims, in write order, up to limit unsent entries that
+	// nobody holds a claim on at now, for the duration claim.
+	ClaimOutbox(ctx context.Context, holder string, limit int, now time.Time, claim time.Duration) ([]OutboxEntry, error)
+	// MarkSent marks entries sent so they are never claimed again.
+	MarkSent(ctx context.Context, ids []string) error
+
+	// AcquireLease takes the named lease for holder until now+ttl if it is
+	// free, expired, or already the holder's (then it is renewed, token
+	// unchanged). A new acquisition gets a larger token than any before.
+	AcquireLease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (Lease, error)
+	// RenewLease extends l to now+ttl; ErrLeaseLost if l's token is no
+	// longer the lease's or it has expired.
+	RenewLease(ctx context.Context, l Lease, now time.Time, ttl time.Duration) (Lease, error)
+	// ReleaseLease frees l if it is still held with l's token.
+	ReleaseLease(ctx context.Context, l Lease) error
+	// CheckLease fails with ErrLeaseLost unless l is held, unexpired at now,
+	// with l's token.
+	CheckLease(ctx context.Context, l Lease, now time.Time) error
+
+	Close() error
+}
+
+// KEK wraps and unwraps DEKs with a Key Vault key; *kek.Client satisfies it.
+type KEK interface {
+	// Wrap wraps dek with key: a versionless key URL (current version) or a
+	// versioned key id.
+	Wrap(ctx context.Context, key string, dek []byte) (Wrapped, error)
+	// Unwrap unwraps w with the key version named by w.KID.
+	Unwrap(ctx context.Context, w Wrapped) ([]byte, error)
+}

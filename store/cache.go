@@ -1,0 +1,120 @@
+package store
+
+import (
+	"container/list"
+	"sync"
+	"time"
+)
+
+// dekCache holds plaintext DEKs in memory only, bounded by age, by number of
+// uses and by total bytes. Evicted keys are zeroed. Callers get a copy that
+// they zero when done, so eviction never pulls a key out from under an
+// encryption in flight.
+type dekCache struct {
+	ttl      time.Duration
+	maxUses  int64
+	maxBytes int
+
+	mu    sync.Mutex
+	byID  map[string]*list.Element // of *cacheEntry
+	order *list.List               // oldest load first
+	bytes int
+}
+
+type cacheEntry struct {
+	id, tenant string
+	key        []byte
+	loaded     time.Time
+	uses       int64
+}
+
+func newDEKCache(ttl time.Duration, maxUses int64, maxBytes int) *dekCache {
+	return &dekCache{ttl: ttl, maxUses: maxUses, maxBytes: maxBytes, byID: map[string]*list.Element{}, order: list.New()}
+}
+
+// get returns a copy of the tenant's DEK id, counting one use. A DEK cached
+// for another tenant is not returned.
+func (c *dekCache) get(id, tenant string, now time.Time) ([]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.expire(now)
+	el, ok := c.byID[id]
+	if !ok {
+		return nil, false
+	}
+	e := el.Value.(*cacheEntry)
+	if e.tenant != tenant {
+		return nil, false
+	}
+	out := append([]byte(nil), e.key...)
+	e.uses++
+	if c.maxUses > 0 && e.uses >= c.maxUses {
+		c.remove(el)
+	}
+	return out, true
+}
+
+// put caches a copy of key; the caller keeps (and zeroes) its own.
+func (c *dekCache) put(id, tenant string, key []byte, now time.Time) {
+	if c.maxBytes > 0 && len(key) > c.maxBytes {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.byID[id]; ok {
+		c.remove(el)
+	}
+	e := &cacheEntry{id: id, tenant: tenant, key: append([]byte(nil), key...), loaded: now}
+	c.byID[id] = c.order.PushBack(e)
+	c.bytes += len(e.key)
+	for c.maxBytes > 0 && c.bytes > c.maxBytes {
+		c.remove(c.order.Front())
+	}
+}
+
+// expire drops entries loaded more than ttl ago; they are at the front.
+func (c *dekCache) expire(now time.Time) {
+	for el := c.order.Front(); el != nil; el = c.order.Front() {
+		if now.Sub(el.Value.(*cacheEntry).loaded) < c.ttl {
+			return
+		}
+		c.remove(el)
+	}
+}
+
+func (c *dekCache) remove(el *list.Element) {
+	e := el.Value.(*cacheEntry)
+	clear(e.key)
+	c.bytes -= len(e.key)
+	delete(c.byID, e.id)
+	c.order.Remove(el)
+}
+
+// wipeTenant zeroes and drops every DEK of tenant.
+func (c *dekCache) wipeTenant(tenant string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for el := c.order.Front(); el != nil; {
+		next := el.Next()
+		if el.Value.(*cacheEntry).tenant == tenant {
+			c.remove(el)
+		}
+		el = next
+	}
+}
+
+// wipe zeroes and drops everything.
+func (c *dekCache) wipe() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for el := c.order.Front(); el != nil; el = c.order.Front() {
+		c.remove(el)
+	}
+}
+
+// len reports the number of cached DEKs.
+func (c *dekCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.byID)
+}

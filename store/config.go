@@ -1,0 +1,96 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Defaults for Config.
+const (
+	DefaultMaxRecordSize = 1 << 20
+	// DefaultDEKMaxEncryptions keeps random 96-bit nonces far from
+	// colliding: at 2^28 messages the chance is about 2^-41, well inside
+	// NIST SP 800-38D's 2^-32 bound.
+	DefaultDEKMaxEncryptions = 1 << 28
+	DefaultDEKMaxAge         = 30 * 24 * time.Hour
+	DefaultCacheTTL          = 5 * time.Minute
+	DefaultCacheMaxUses      = 1 << 20
+	DefaultCacheMaxBytes     = 1 << 20
+)
+
+// Config configures a Store. Zero numeric fields take their defaults.
+type Config struct {
+	// Backend is the database. Required. Store.Close closes it.
+	Backend Backend
+	// KEK wraps and unwraps DEKs in Key Vault. Required.
+	KEK KEK
+	// Logger receives operational logs; never key material.
+	Logger *slog.Logger
+	// MaxRecordSize bounds a record's plaintext in bytes.
+	MaxRecordSize int
+	// DEKMaxEncryptions and DEKMaxAge retire a tenant's active DEK: the next
+	// write after either limit makes a new one.
+	DEKMaxEncryptions int64
+	DEKMaxAge         time.Duration
+	// CacheTTL bounds how long a plaintext DEK stays in memory, and so how
+	// long a process cut off from seal broadcasts can keep serving.
+	CacheTTL time.Duration
+	// CacheMaxUses is how often a cached DEK is used before it is unwrapped
+	// again; CacheMaxBytes bounds the cached plaintext in total.
+	CacheMaxUses  int64
+	CacheMaxBytes int
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.MaxRecordSize == 0 {
+		c.MaxRecordSize = DefaultMaxRecordSize
+	}
+	if c.DEKMaxEncryptions == 0 {
+		c.DEKMaxEncryptions = DefaultDEKMaxEncryptions
+	}
+	if c.DEKMaxAge == 0 {
+		c.DEKMaxAge = DefaultDEKMaxAge
+	}
+	if c.CacheTTL == 0 {
+		c.CacheTTL = DefaultCacheTTL
+	}
+	if c.CacheMaxUses == 0 {
+		c.CacheMaxUses = DefaultCacheMaxUses
+	}
+	if c.CacheMaxBytes == 0 {
+		c.CacheMaxBytes = DefaultCacheMaxBytes
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Validate reports the first invalid field.
+func (c Config) Validate() error {
+	switch {
+	case c.Backend == nil:
+		return errors.New("store config: Backend is required")
+	case c.KEK == nil:
+		return errors.New("store config: KEK is required")
+	case c.MaxRecordSize < 0:
+		return fmt.Errorf("store config: MaxRecordSize %d is negative", c.MaxRecordSize)
+	case c.DEKMaxEncryptions < 0 || c.DEKMaxEncryptions > 1<<32:
+		return fmt.Errorf("store config: DEKMaxEncryptions %d not in 1..2^32", c.DEKMaxEncryptions)
+	case c.DEKMaxAge < 0:
+		return fmt.Errorf("store config: DEKMaxAge %s is negative", c.DEKMaxAge)
+	case c.CacheTTL < 0:
+		return fmt.Errorf("store config: CacheTTL %s is negative", c.CacheTTL)
+	case c.CacheMaxUses < 0:
+		return fmt.Errorf("store config: CacheMaxUses %d is negative", c.CacheMaxUses)
+	case c.CacheMaxBytes < 0 || (c.CacheMaxBytes > 0 && c.CacheMaxBytes < DEKSize):
+		return fmt.Errorf("store config: CacheMaxBytes %d holds no DEK", c.CacheMaxBytes)
+	}
+	return nil
+}

@@ -1,0 +1,157 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+)
+
+func randomDEK() ([]byte, error) {
+	k := make([]byte, DEKSize)
+	if _, err := rand.Read(k); err != nil {
+		return nil, fmt.Errorf("generate dek: %w", err)
+	}
+	return k, nil
+}
+
+// unwrap unwraps w, one of d's wrappings, and checks the result against d's
+// key check value. The caller zeroes the returned key.
+func (s *Store) unwrap(ctx context.Context, d DEK, w Wrapped) ([]byte, error) {
+	k, err := s.kek.Unwrap(ctx, w)
+	if err != nil {
+		return nil, fmt.Errorf("unwrap dek %s: %w", d.ID, err)
+	}
+	if !checkKCV(k, d.KCV) {
+		clear(k)
+		s.log.Error("dek key check value mismatch", slog.String("tenant", d.Tenant),
+			slog.String("dek", d.ID), slog.String("kid", w.KID))
+		return nil, fmt.Errorf("unwrap dek %s with %s: %w: key check value mismatch", d.ID, w.KID, ErrIntegrity)
+	}
+	return k, nil
+}
+
+// verify unwraps w remotely and checks it against kcv.
+func (s *Store) verify(ctx context.Context, w Wrapped, kcv []byte, what string) error {
+	k, err := s.kek.Unwrap(ctx, w)
+	if err != nil {
+		return fmt.Errorf("%s unwrap: %w", what, err)
+	}
+	defer clear(k)
+	if !checkKCV(k, kcv) {
+		return fmt.Errorf("%s with %s: %w: key check value mismatch", what, w.KID, ErrIntegrity)
+	}
+	return nil
+}
+
+// plaintext returns a copy of d's plaintext, from the cache or unwrapped
+// through Key Vault (and then cached). The caller zeroes it.
+func (s *Store) plaintext(ctx context.Context, d DEK) ([]byte, error) {
+	if k, ok := s.cache.get(d.ID, d.Tenant, s.now()); ok {
+		return k, nil
+	}
+	k, err := s.unwrap(ctx, d, d.Current)
+	if err != nil {
+		return nil, err
+	}
+	s.cache.put(d.ID, d.Tenant, k, s.now())
+	return k, nil
+}
+
+// readDEK returns the plaintext of the tenant's DEK id for decryption.
+func (s *Store) readDEK(ctx context.Context, tenant, id string) ([]byte, error) {
+	if k, ok := s.cache.get(id, tenant, s.now()); ok {
+		return k, nil
+	}
+	d, err := s.b.GetDEK(ctx, tenant, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("dek %s: %w: record names a key this tenant does not have", id, ErrIntegrity)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s.plaintext(ctx, d)
+}
+
+// usable reports whether the rotation policy still allows writes under a.
+func (s *Store) usable(a activeDEK) bool {
+	return a.uses < s.cfg.DEKMaxEncryptions && s.now().Sub(a.created) < s.cfg.DEKMaxAge
+}
+
+// writeDEK returns the id and plaintext of the DEK for the tenant's next
+// write, making a new DEK when there is none or the policy retired it.
+func (s *Store) writeDEK(ctx context.Context, tenant string) (string, []byte, error) {
+	s.mu.Lock()
+	a, ok := s.active[tenant]
+	s.mu.Unlock()
+	if ok && s.usable(a) {
+		if k, ok := s.cache.get(a.id, tenant, s.now()); ok {
+			return a.id, k, nil
+		}
+	}
+	s.newDEK.Lock()
+	defer s.newDEK.Unlock()
+	d, err := s.b.ActiveDEK(ctx, tenant)
+	switch {
+	case err == nil && s.usable(activeDEK{d.ID, d.CreatedAt, d.Uses}):
+		k, err := s.plaintext(ctx, d)
+		if err != nil {
+			return "", nil, err
+		}
+		s.setActive(tenant, activeDEK{d.ID, d.CreatedAt, d.Uses})
+		return d.ID, k, nil
+	case err != nil && !errors.Is(err, ErrNotFound):
+		return "", nil, err
+	}
+	return s.createDEK(ctx, tenant)
+}
+
+func (s *Store) setActive(tenant string, a activeDEK) {
+	s.mu.Lock()
+	s.active[tenant] = a
+	s.mu.Unlock()
+}
+
+// createDEK makes, wraps, verifies and stores a new active DEK. The wrapping
+// is unwrapped once remotely before any data depends on it.
+func (s *Store) createDEK(ctx context.Context, tenant string) (string, []byte, error) {
+	t, err := s.b.GetTenant(ctx, tenant)
+	if err != nil {
+		return "", nil, err
+	}
+	if t.Sealed() {
+		return "", nil, t.SealedError()
+	}
+	k, err := randomDEK()
+	if err != nil {
+		return "", nil, err
+	}
+	d := DEK{ID: newID(), Tenant: tenant, KeyURL: t.KeyURL, KCV: KeyCheckValue(k), Active: true, CreatedAt: s.now().UTC()}
+	if d.Current, err = s.kek.Wrap(ctx, t.KeyURL, k); err != nil {
+		clear(k)
+		return "", nil, fmt.Errorf("wrap new dek: %w", err)
+	}
+	if err := s.verify(ctx, d.Current, d.KCV, "new dek"); err != nil {
+		clear(k)
+		return "", nil, err
+	}
+	if err := s.b.InsertDEK(ctx, d); err != nil {
+		clear(k)
+		return "", nil, err
+	}
+	s.cache.put(d.ID, tenant, k, s.now())
+	s.setActive(tenant, activeDEK{d.ID, d.CreatedAt, 0})
+	s.log.Info("dek created", slog.String("tenant", tenant), slog.String("dek", d.ID), slog.String("kid", d.Current.KID))
+	return d.ID, k, nil
+}
+
+// counted records the use count the database returned after a write.
+func (s *Store) counted(tenant, id string, uses int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if a, ok := s.active[tenant]; ok && a.id == id && uses > a.uses {
+		a.uses = uses
+		s.active[tenant] = a
+	}
+}

@@ -1,0 +1,63 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+var (
+	// ErrSealed is wrapped by every error for an operation on a sealed
+	// tenant. errors.As with *SealedError gives the reason and time.
+	ErrSealed = errors.New("tenant sealed")
+	// ErrNotFound: the tenant, record, DEK or lease does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrExists: a tenant with that id already exists.
+	ErrExists = errors.New("already exists")
+	// ErrInvalidTenant: the tenant id is not [A-Za-z0-9_-]{1,64}.
+	ErrInvalidTenant = errors.New("invalid tenant id")
+	// ErrInvalidKeyURL: not a versionless Key Vault key URL.
+	ErrInvalidKeyURL = errors.New("invalid key url")
+	// ErrInvalidKey: the record key is empty or longer than MaxRecordKeyLen.
+	ErrInvalidKey = errors.New("invalid record key")
+	// ErrTooLarge: the record value exceeds Config.MaxRecordSize.
+	ErrTooLarge = errors.New("record too large")
+	// ErrIntegrity: a ciphertext failed authentication (moved to another
+	// tenant or key, or corrupted), or an unwrapped DEK failed its key check
+	// value. Never retry; investigate.
+	ErrIntegrity = errors.New("integrity check failed")
+	// ErrNotEmpty: the tenant still has records; remove it with force.
+	ErrNotEmpty = errors.New("tenant has records")
+	// ErrCASConflict: the DEK's wrapping was no longer the one the caller
+	// read; someone else rewrapped it first. Re-read and decide again.
+	ErrCASConflict = errors.New("wrapping changed concurrently")
+	// ErrNoPrevious: there is no previous wrapping to roll back to.
+	ErrNoPrevious = errors.New("no previous wrapping")
+	// ErrRewrapIncomplete: DEKs under the key are still wrapped by another
+	// version, so the rewrap cannot be marked complete.
+	ErrRewrapIncomplete = errors.New("rewrap incomplete")
+	// ErrLeaseHeld: another holder has an unexpired lease.
+	ErrLeaseHeld = errors.New("lease held by another holder")
+	// ErrLeaseLost: the caller's lease expired and was taken, or released;
+	// its fencing token is stale and guarded writes must stop.
+	ErrLeaseLost = errors.New("lease lost")
+	// ErrSchemaTooNew: the database was written by a newer cmkd.
+	ErrSchemaTooNew = errors.New("database schema newer than this binary")
+	// ErrClosed: the store was closed.
+	ErrClosed = errors.New("store closed")
+)
+
+// SealedError says which tenant is sealed, why and since when. It matches
+// ErrSealed under errors.Is.
+type SealedError struct {
+	Tenant string
+	Reason string
+	Since  time.Time
+}
+
+func (e *SealedError) Error() string {
+	return fmt.Sprintf("tenant %s sealed since %s: %s", e.Tenant, e.Since.UTC().Format(time.RFC3339), e.Reason)
+}
+
+// Is makes errors.Is(err, ErrSealed) true.
+func (e *SealedError) Is(target error) bool { return target == ErrSealed }

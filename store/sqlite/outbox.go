@@ -1,0 +1,97 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/cmkd-io/cmkd/store"
+)
+
+// appendOutbox writes events in the caller's transaction. An event id seen
+// before is ignored: writing the same event twice publishes it once.
+func appendOutbox(ctx context.Context, tx *sql.Tx, evs []store.StatusEvent) error {
+	for _, ev := range evs {
+		data, err := json.Marshal(ev.Data)
+		if err != nil {
+			return fmt.Errorf("encode event %s: %w", ev.ID, err)
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO outbox (id, tenant, kind, time, data) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (id) DO NOTHING`, ev.ID, ev.Tenant, ev.Kind, unixNano(ev.Time), string(data))
+		if err != nil {
+			return fmt.Errorf("write event %s: %w", ev.ID, err)
+		}
+	}
+	return nil
+}
+
+// AppendOutbox implements store.Backend.
+func (b *Backend) AppendOutbox(ctx context.Context, evs []store.StatusEvent) error {
+	return b.tx(ctx, func(tx *sql.Tx) error { return appendOutbox(ctx, tx, evs) })
+}
+
+// ClaimOutbox implements store.Backend.
+func (b *Backend) ClaimOutbox(ctx context.Context, holder string, limit int, now time.Time, claim time.Duration) ([]store.OutboxEntry, error) {
+	var out []store.OutboxEntry
+	err := b.tx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `UPDATE outbox SET claimed_by = ?, claim_until = ?, attempts = attempts + 1
+			WHERE seq IN (SELECT seq FROM outbox WHERE sent_at IS NULL AND claim_until <= ? ORDER BY seq LIMIT ?)
+			RETURNING seq, id, tenant, kind, time, data, attempts`,
+			holder, unixNano(now.Add(claim)), unixNano(now), limit)
+		if err != nil {
+			return fmt.Errorf("claim outbox: %w", err)
+		}
+		defer rows.Close()
+		out, err = scanOutbox(rows)
+		return err
+	})
+	return out, err
+}
+
+func scanOutbox(rows *sql.Rows) ([]store.OutboxEntry, error) {
+	var out []store.OutboxEntry
+	for rows.Next() {
+		var e store.OutboxEntry
+		var t int64
+		var data string
+		if err := rows.Scan(&e.Seq, &e.Event.ID, &e.Event.Tenant, &e.Event.Kind, &t, &data, &e.Attempts); err != nil {
+			return nil, fmt.Errorf("claim outbox: %w", err)
+		}
+		e.Event.Time = fromNano(t)
+		if err := json.Unmarshal([]byte(data), &e.Event.Data); err != nil {
+			return nil, fmt.Errorf("decode event %s: %w", e.Event.ID, err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("claim outbox: %w", err)
+	}
+	// RETURNING gives no order guarantee; the relay needs write order.
+	sortBySeq(out)
+	return out, nil
+}
+
+func sortBySeq(es []store.OutboxEntry) {
+	for i := 1; i < len(es); i++ {
+		for j := i; j > 0 && es[j].Seq < es[j-1].Seq; j-- {
+			es[j], es[j-1] = es[j-1], es[j]
+		}
+	}
+}
+
+// MarkSent implements store.Backend.
+func (b *Backend) MarkSent(ctx context.Context, ids []string) error {
+	args := make([]any, 0, len(ids)+1)
+	args = append(args, unixNano(time.Now()))
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	_, err := b.db.ExecContext(ctx, `UPDATE outbox SET sent_at = ? WHERE id IN (?`+strings.Repeat(", ?", len(ids)-1)+`)`, args...)
+	if err != nil {
+		return fmt.Errorf("mark sent: %w", err)
+	}
+	return nil
+}

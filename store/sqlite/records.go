@@ -1,0 +1,116 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/cmkd-io/cmkd/store"
+)
+
+// GetRecord implements store.Backend: the tenant's state and the record are
+// read by one query, so a seal committed before it is always seen.
+func (b *Backend) GetRecord(ctx context.Context, tenant, key string) ([]byte, error) {
+	var st stateRow
+	var value []byte
+	var found bool
+	err := b.db.QueryRowContext(ctx, `SELECT `+tenantStateCols+`, r.value, r.tenant IS NOT NULL
+		FROM tenants t LEFT JOIN records r ON r.tenant = t.id AND r.key = ? WHERE t.id = ?`,
+		key, tenant).Scan(append(st.dest(), &value, &found)...)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, fmt.Errorf("tenant %s: %w", tenant, store.ErrNotFound)
+	case err != nil:
+		return nil, fmt.Errorf("read record: %w", err)
+	case st.err() != nil:
+		return nil, st.err()
+	case !found:
+		return nil, fmt.Errorf("record: %w", store.ErrNotFound)
+	}
+	return value, nil
+}
+
+// activeOnly is the guard every record write carries: the statement only
+// takes effect while the tenant is active.
+const activeOnly = `EXISTS (SELECT 1 FROM tenants WHERE id = ? AND state = 'active')`
+
+// PutRecord implements store.Backend.
+func (b *Backend) PutRecord(ctx context.Context, tenant, key, dekID string, blob []byte) (int64, error) {
+	var uses int64
+	err := b.tx(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `UPDATE deks SET uses = uses + 1
+			WHERE id = ? AND tenant = ? AND `+activeOnly+` RETURNING uses`, dekID, tenant, tenant).Scan(&uses)
+		if errors.Is(err, sql.ErrNoRows) {
+			return whyNot(ctx, tx, tenant, "dek")
+		}
+		if err != nil {
+			return fmt.Errorf("count dek use: %w", err)
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO records (tenant, key, dek_id, value) VALUES (?, ?, ?, ?)
+			ON CONFLICT (tenant, key) DO UPDATE SET dek_id = excluded.dek_id, value = excluded.value`,
+			tenant, key, dekID, blob)
+		if err != nil {
+			return fmt.Errorf("write record: %w", err)
+		}
+		return nil
+	})
+	return uses, err
+}
+
+// whyNot explains, inside the transaction, why a guarded statement matched
+// nothing: the tenant is missing or sealed, or else what is missing.
+func whyNot(ctx context.Context, tx *sql.Tx, tenant, what string) error {
+	if _, err := tenantState(ctx, tx, tenant); err != nil {
+		return err
+	}
+	return fmt.Errorf("%s: %w", what, store.ErrNotFound)
+}
+
+// DeleteRecord implements store.Backend.
+func (b *Backend) DeleteRecord(ctx context.Context, tenant, key string) error {
+	return b.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM records WHERE tenant = ? AND key = ? AND `+activeOnly, tenant, key, tenant)
+		if err != nil {
+			return fmt.Errorf("delete record: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return whyNot(ctx, tx, tenant, "record")
+		}
+		return nil
+	})
+}
+
+// ListRecords implements store.Backend.
+func (b *Backend) ListRecords(ctx context.Context, tenant, after string, limit int) ([]string, error) {
+	rows, err := b.db.QueryContext(ctx, `SELECT `+tenantStateCols+`, r.key
+		FROM tenants t LEFT JOIN records r ON r.tenant = t.id AND r.key > ? WHERE t.id = ?
+		ORDER BY r.key LIMIT ?`, after, tenant, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list records: %w", err)
+	}
+	defer rows.Close()
+	var keys []string
+	seen := false
+	for rows.Next() {
+		var st stateRow
+		var key sql.NullString
+		if err := rows.Scan(append(st.dest(), &key)...); err != nil {
+			return nil, fmt.Errorf("list records: %w", err)
+		}
+		if err := st.err(); err != nil {
+			return nil, err
+		}
+		seen = true
+		if key.Valid {
+			keys = append(keys, key.String)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list records: %w", err)
+	}
+	if !seen {
+		return nil, fmt.Errorf("tenant %s: %w", tenant, store.ErrNotFound)
+	}
+	return keys, nil
+}

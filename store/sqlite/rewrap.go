@@ -1,0 +1,118 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/cmkd-io/cmkd/store"
+)
+
+// ListDEKsNotAt implements store.Backend.
+func (b *Backend) ListDEKsNotAt(ctx context.Context, keyURL, version, after string, limit int) ([]store.DEK, error) {
+	return b.queryDEKs(ctx, `SELECT `+dekCols+` FROM deks d
+		WHERE d.key_url = ? AND d.version <> ? AND d.id > ? ORDER BY d.id LIMIT ?`, keyURL, version, after, limit)
+}
+
+// DEKsAt implements store.Backend.
+func (b *Backend) DEKsAt(ctx context.Context, keyURL, version string, limit int) ([]store.DEK, error) {
+	return b.queryDEKs(ctx, `SELECT `+dekCols+` FROM deks d
+		WHERE d.key_url = ? AND d.version = ? ORDER BY d.id LIMIT ?`, keyURL, version, limit)
+}
+
+// CompareAndSwapWrapping implements store.Backend.
+func (b *Backend) CompareAndSwapWrapping(ctx context.Context, id, expectKID string, w store.Wrapped) error {
+	return b.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE deks SET
+			prev_kid = kid, prev_alg = alg, prev_wrapped = wrapped,
+			kid = ?, version = ?, alg = ?, wrapped = ?
+			WHERE id = ? AND kid = ?`, w.KID, store.KeyVersion(w.KID), w.Alg, w.Value, id, expectKID)
+		if err != nil {
+			return fmt.Errorf("swap wrapping: %w", err)
+		}
+		return b.casResult(ctx, tx, res, id)
+	})
+}
+
+// RollbackWrapping implements store.Backend.
+func (b *Backend) RollbackWrapping(ctx context.Context, id, expectKID string) error {
+	return b.tx(ctx, func(tx *sql.Tx) error {
+		var prev sql.NullString
+		err := tx.QueryRowContext(ctx, `SELECT prev_kid FROM deks WHERE id = ? AND kid = ?`, id, expectKID).Scan(&prev)
+		if errors.Is(err, sql.ErrNoRows) {
+			return b.casResult(ctx, tx, nil, id)
+		}
+		if err != nil {
+			return fmt.Errorf("read wrapping: %w", err)
+		}
+		if !prev.Valid {
+			return store.ErrNoPrevious
+		}
+		// The rolled-back wrapping stays as previous, so a rollback can be
+		// undone the same way.
+		_, err = tx.ExecContext(ctx, `UPDATE deks SET
+			kid = prev_kid, alg = prev_alg, wrapped = prev_wrapped, version = ?,
+			prev_kid = kid, prev_alg = alg, prev_wrapped = wrapped
+			WHERE id = ?`, store.KeyVersion(prev.String), id)
+		if err != nil {
+			return fmt.Errorf("roll back wrapping: %w", err)
+		}
+		return nil
+	})
+}
+
+// casResult turns "no row updated" into ErrNotFound or ErrCASConflict.
+func (b *Backend) casResult(ctx context.Context, tx *sql.Tx, res sql.Result, id string) error {
+	if res != nil {
+		if n, _ := res.RowsAffected(); n == 1 {
+			return nil
+		}
+	}
+	var one int
+	err := tx.QueryRowContext(ctx, `SELECT 1 FROM deks WHERE id = ?`, id).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("dek: %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("read dek: %w", err)
+	}
+	return store.ErrCASConflict
+}
+
+// VersionCounts implements store.Backend.
+func (b *Backend) VersionCounts(ctx context.Context, keyURL string) (map[string]int, error) {
+	rows, err := b.db.QueryContext(ctx, `SELECT version, count(*) FROM deks WHERE key_url = ? GROUP BY version`, keyURL)
+	if err != nil {
+		return nil, fmt.Errorf("count versions: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var v string
+		var n int
+		if err := rows.Scan(&v, &n); err != nil {
+			return nil, fmt.Errorf("count versions: %w", err)
+		}
+		out[v] = n
+	}
+	return out, rows.Err()
+}
+
+// CompleteRewrap implements store.Backend.
+func (b *Backend) CompleteRewrap(ctx context.Context, keyURL, version string, evs []store.StatusEvent) error {
+	return b.tx(ctx, func(tx *sql.Tx) error {
+		var left int
+		err := tx.QueryRowContext(ctx, `SELECT count(*) FROM deks WHERE key_url = ? AND version <> ?`, keyURL, version).Scan(&left)
+		if err != nil {
+			return fmt.Errorf("count deks: %w", err)
+		}
+		if left > 0 {
+			return fmt.Errorf("%w: %d deks under %s not at %s", store.ErrRewrapIncomplete, left, keyURL, version)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE tenants SET key_version = ? WHERE key_url = ?`, version, keyURL); err != nil {
+			return fmt.Errorf("set key version: %w", err)
+		}
+		return appendOutbox(ctx, tx, evs)
+	})
+}

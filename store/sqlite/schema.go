@@ -1,0 +1,100 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/cmkd-io/cmkd/store"
+)
+
+// migrations[i] takes the schema from version i to i+1 (PRAGMA
+// user_version). Append only; never edit a released one.
+var migrations = []string{
+	`
+CREATE TABLE tenants (
+	id          TEXT PRIMARY KEY,
+	key_url     TEXT NOT NULL,
+	key_version TEXT NOT NULL DEFAULT '',
+	state       TEXT NOT NULL CHECK (state IN ('active', 'sealed')),
+	seal_reason TEXT NOT NULL DEFAULT '',
+	sealed_at   INTEGER NOT NULL DEFAULT 0,
+	created_at  INTEGER NOT NULL
+);
+CREATE INDEX tenants_key_url ON tenants (key_url, id);
+
+CREATE TABLE deks (
+	id           TEXT PRIMARY KEY,
+	tenant       TEXT NOT NULL REFERENCES tenants (id),
+	key_url      TEXT NOT NULL,
+	kid          TEXT NOT NULL,
+	version      TEXT NOT NULL,
+	alg          TEXT NOT NULL,
+	wrapped      BLOB NOT NULL,
+	prev_kid     TEXT,
+	prev_alg     TEXT,
+	prev_wrapped BLOB,
+	kcv          BLOB NOT NULL,
+	active       INTEGER NOT NULL DEFAULT 0,
+	created_at   INTEGER NOT NULL,
+	uses         INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX deks_key_version ON deks (key_url, version, id);
+CREATE INDEX deks_tenant ON deks (tenant, active);
+
+CREATE TABLE records (
+	tenant TEXT NOT NULL REFERENCES tenants (id),
+	key    TEXT NOT NULL,
+	dek_id TEXT NOT NULL REFERENCES deks (id),
+	value  BLOB NOT NULL,
+	PRIMARY KEY (tenant, key)
+);
+
+CREATE TABLE outbox (
+	seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+	id          TEXT NOT NULL UNIQUE,
+	tenant      TEXT NOT NULL,
+	kind        TEXT NOT NULL,
+	time        INTEGER NOT NULL,
+	data        TEXT NOT NULL,
+	claimed_by  TEXT NOT NULL DEFAULT '',
+	claim_until INTEGER NOT NULL DEFAULT 0,
+	attempts    INTEGER NOT NULL DEFAULT 0,
+	sent_at     INTEGER
+);
+CREATE INDEX outbox_unsent ON outbox (seq) WHERE sent_at IS NULL;
+
+CREATE TABLE leases (
+	name    TEXT PRIMARY KEY,
+	holder  TEXT NOT NULL,
+	token   INTEGER NOT NULL,
+	expires INTEGER NOT NULL
+);
+`,
+}
+
+// SchemaVersion is the schema version this package writes.
+var SchemaVersion = len(migrations)
+
+// migrate brings the schema to SchemaVersion in one transaction, so that
+// two processes opening a new file at once do not both migrate it.
+func (b *Backend) migrate(ctx context.Context) error {
+	return b.tx(ctx, func(tx *sql.Tx) error {
+		var v int
+		if err := tx.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v); err != nil {
+			return fmt.Errorf("schema version: %w", err)
+		}
+		if v > len(migrations) {
+			return fmt.Errorf("%w: file has version %d, this binary knows %d", store.ErrSchemaTooNew, v, len(migrations))
+		}
+		for i := v; i < len(migrations); i++ {
+			if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+				return fmt.Errorf("migrate to %d: %w", i+1, err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, len(migrations))); err != nil {
+			return fmt.Errorf("set schema version: %w", err)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,113 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/cmkd-io/cmkd/store"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// DefaultBusyTimeout is how long a write waits for another writer, in this
+// or another process, before it fails.
+const DefaultBusyTimeout = 5 * time.Second
+
+// Config configures a Backend.
+type Config struct {
+	// Path is the database file; it is created if missing.
+	Path string
+	// BusyTimeout bounds the wait for the write lock; DefaultBusyTimeout if zero.
+	BusyTimeout time.Duration
+}
+
+// Validate reports the first invalid field.
+func (c Config) Validate() error {
+	switch {
+	case c.Path == "":
+		return errors.New("sqlite config: Path is required")
+	case c.BusyTimeout < 0:
+		return fmt.Errorf("sqlite config: BusyTimeout %s is negative", c.BusyTimeout)
+	}
+	return nil
+}
+
+// Backend is a store.Backend in one SQLite file.
+type Backend struct {
+	db *sql.DB
+}
+
+var _ store.Backend = (*Backend)(nil)
+
+// Open opens (creating if needed) and migrates the database at cfg.Path. It
+// fails with store.ErrSchemaTooNew if a newer cmkd wrote the file.
+func Open(ctx context.Context, cfg Config) (*Backend, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.BusyTimeout == 0 {
+		cfg.BusyTimeout = DefaultBusyTimeout
+	}
+	db, err := sql.Open("sqlite", dsn(cfg))
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", cfg.Path, err)
+	}
+	b := &Backend{db: db}
+	if err := b.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s: %w", cfg.Path, err)
+	}
+	return b, nil
+}
+
+// dsn asks for WAL (readers never block the writer), a busy timeout (other
+// processes' writes are waited for, not failed), foreign keys, and BEGIN
+// IMMEDIATE for every transaction (a transaction that will write takes the
+// lock up front instead of failing to upgrade it later).
+func dsn(cfg Config) string {
+	q := url.Values{}
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", cfg.BusyTimeout.Milliseconds()))
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Set("_txlock", "immediate")
+	return "file:" + cfg.Path + "?" + q.Encode()
+}
+
+// Close closes the database.
+func (b *Backend) Close() error { return b.db.Close() }
+
+// tx runs fn in one IMMEDIATE transaction.
+func (b *Backend) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := b.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// Times are stored as Unix nanoseconds, zero for the zero time.
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNano(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}

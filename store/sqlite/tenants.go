@@ -1,0 +1,140 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cmkd-io/cmkd/store"
+)
+
+const tenantCols = `id, key_url, key_version, state, seal_reason, sealed_at, created_at`
+
+type rowScanner interface{ Scan(...any) error }
+
+func scanTenant(r rowScanner) (store.Tenant, error) {
+	var t store.Tenant
+	var sealed, created int64
+	err := r.Scan(&t.ID, &t.KeyURL, &t.KeyVersion, &t.State, &t.SealReason, &sealed, &created)
+	t.SealedAt, t.CreatedAt = fromNano(sealed), fromNano(created)
+	return t, err
+}
+
+// AddTenant implements store.Backend.
+func (b *Backend) AddTenant(ctx context.Context, t store.Tenant) error {
+	res, err := b.db.ExecContext(ctx, `INSERT INTO tenants (`+tenantCols+`) VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO NOTHING`,
+		t.ID, t.KeyURL, t.KeyVersion, t.State, t.SealReason, unixNano(t.SealedAt), unixNano(t.CreatedAt))
+	if err != nil {
+		return fmt.Errorf("insert tenant: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return store.ErrExists
+	}
+	return nil
+}
+
+// GetTenant implements store.Backend.
+func (b *Backend) GetTenant(ctx context.Context, id string) (store.Tenant, error) {
+	t, err := scanTenant(b.db.QueryRowContext(ctx, `SELECT `+tenantCols+` FROM tenants WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Tenant{}, store.ErrNotFound
+	}
+	return t, err
+}
+
+// ListTenants implements store.Backend.
+func (b *Backend) ListTenants(ctx context.Context, keyURL string) ([]store.Tenant, error) {
+	rows, err := b.db.QueryContext(ctx, `SELECT `+tenantCols+` FROM tenants
+		WHERE ? = '' OR key_url = ? ORDER BY id`, keyURL, keyURL)
+	if err != nil {
+		return nil, fmt.Errorf("list tenants: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Tenant
+	for rows.Next() {
+		t, err := scanTenant(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list tenants: %w", err)
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// RemoveTenant implements store.Backend.
+func (b *Backend) RemoveTenant(ctx context.Context, id string, force bool) error {
+	return b.tx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM records WHERE tenant = ?`, id).Scan(&n); err != nil {
+			return fmt.Errorf("count records: %w", err)
+		}
+		if n > 0 && !force {
+			return fmt.Errorf("%w: %d records", store.ErrNotEmpty, n)
+		}
+		for _, q := range []string{
+			`DELETE FROM records WHERE tenant = ?`,
+			`DELETE FROM deks WHERE tenant = ?`,
+		} {
+			if _, err := tx.ExecContext(ctx, q, id); err != nil {
+				return fmt.Errorf("remove tenant: %w", err)
+			}
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM tenants WHERE id = ?`, id)
+		if err != nil {
+			return fmt.Errorf("remove tenant: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return store.ErrNotFound
+		}
+		return nil
+	})
+}
+
+// SetTenantState implements store.Backend.
+func (b *Backend) SetTenantState(ctx context.Context, id, state, reason string, since time.Time, ev store.StatusEvent) (bool, error) {
+	changed := false
+	err := b.tx(ctx, func(tx *sql.Tx) error {
+		var sealedAt int64
+		if state == store.StateActive {
+			reason, sealedAt = "", 0
+		} else {
+			sealedAt = unixNano(since)
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE tenants SET state = ?, seal_reason = ?, sealed_at = ?
+			WHERE id = ? AND state <> ?`, state, reason, sealedAt, id, state)
+		if err != nil {
+			return fmt.Errorf("set state: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			if _, err := tenantState(ctx, tx, id); errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+			return nil // already in that state
+		}
+		changed = true
+		return appendOutbox(ctx, tx, []store.StatusEvent{ev})
+	})
+	return changed, err
+}
+
+// tenantState reads a tenant's state inside a transaction: ErrNotFound, a
+// *store.SealedError, or nil for an active tenant.
+func tenantState(ctx context.Context, q querier, id string) (store.Tenant, error) {
+	t, err := scanTenant(q.QueryRowContext(ctx, `SELECT `+tenantCols+` FROM tenants WHERE id = ?`, id))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return t, fmt.Errorf("tenant %s: %w", id, store.ErrNotFound)
+	case err != nil:
+		return t, fmt.Errorf("tenant state: %w", err)
+	case t.Sealed():
+		return t, t.SealedError()
+	}
+	return t, nil
+}
+
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}

@@ -1,0 +1,122 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Store is the envelope-encrypted store callers use. It is safe for
+// concurrent use, and several Stores (in several processes) may share one
+// database.
+type Store struct {
+	cfg    Config
+	b      Backend
+	kek    KEK
+	log    *slog.Logger
+	cache  *dekCache
+	closed atomic.Bool
+
+	mu     sync.Mutex
+	active map[string]activeDEK // tenant -> DEK for new writes
+
+	// newDEK serializes the slow path of picking a DEK for writes, so
+	// concurrent first writes make one DEK, not many.
+	newDEK sync.Mutex
+}
+
+type activeDEK struct {
+	id      string
+	created time.Time
+	uses    int64
+}
+
+// New returns a Store over cfg.Backend.
+func New(cfg Config) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	return &Store{
+		cfg:    cfg,
+		b:      cfg.Backend,
+		kek:    cfg.KEK,
+		log:    cfg.Logger,
+		cache:  newDEKCache(cfg.CacheTTL, cfg.CacheMaxUses, cfg.CacheMaxBytes),
+		active: map[string]activeDEK{},
+	}, nil
+}
+
+// Backend returns the store's backend, for tools that inspect it.
+func (s *Store) Backend() Backend { return s.b }
+
+// Close zeroes every cached DEK and closes the backend.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	s.cache.wipe()
+	return s.b.Close()
+}
+
+func (s *Store) now() time.Time { return s.cfg.Now() }
+
+func (s *Store) check() error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	return nil
+}
+
+// forget drops what this process holds for tenant once the database says it
+// is sealed, so that a seal written by another process also empties this
+// process's cache.
+func (s *Store) forget(tenant string, err error) {
+	if errors.Is(err, ErrSealed) {
+		s.wipe(tenant)
+	}
+}
+
+// Forget drops this process's cached plaintext DEKs of tenant: what a seal
+// broadcast from another process asks for. The next read re-checks the
+// tenant's persisted state before any Key Vault call.
+func (s *Store) Forget(tenant string) { s.wipe(tenant) }
+
+func (s *Store) wipe(tenant string) {
+	s.cache.wipeTenant(tenant)
+	s.mu.Lock()
+	delete(s.active, tenant)
+	s.mu.Unlock()
+}
+
+// event fills in what the store knows about a status event.
+func (s *Store) event(ev StatusEvent, kind, tenant string) StatusEvent {
+	if ev.ID == "" {
+		ev.ID = newID()
+	}
+	if ev.Kind == "" {
+		ev.Kind = kind
+	}
+	if ev.Tenant == "" {
+		ev.Tenant = tenant
+	}
+	if ev.Time.IsZero() {
+		ev.Time = s.now().UTC()
+	}
+	data := make(map[string]any, len(ev.Data)+1)
+	for k, v := range ev.Data {
+		data[k] = v
+	}
+	if _, ok := data["tenant"]; !ok && ev.Tenant != "" {
+		data["tenant"] = ev.Tenant
+	}
+	ev.Data = data
+	return ev
+}
+
+func wrapErr(op, tenant string, err error) error {
+	return fmt.Errorf("%s %s: %w", op, tenant, err)
+}
