@@ -1,0 +1,187 @@
+package handlers_test
+
+import (
+	"context"
+	"crypto/tls"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
+
+	"github.com/cmkd-io/cmkd/emulator/keyvault"
+	"github.com/cmkd-io/cmkd/handlers"
+	"github.com/cmkd-io/cmkd/kek"
+	"github.com/cmkd-io/cmkd/store"
+	"github.com/cmkd-io/cmkd/store/sqlite"
+)
+
+// env is a Key Vault emulator, the real kek client, a SQLite store and a
+// Reconciler, with a clock the test moves.
+type env struct {
+	t      *testing.T
+	kv     *keyvault.Server
+	az     *azkeys.Client
+	kek    *kek.Client
+	store  *store.Store
+	rec    *handlers.Reconciler
+	clock  *clock
+	keyURL string
+
+	mu        sync.Mutex
+	broadcast []string
+}
+
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time          { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Add(d time.Duration)     { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
+func newClock() *clock                   { return &clock{now: time.Now()} }
+func (e *env) ctx() context.Context      { return e.t.Context() }
+func (e *env) kid(version string) string { return e.keyURL + "/" + version }
+
+func newEnv(t *testing.T, tune func(*handlers.Config)) *env {
+	t.Helper()
+	kv, err := keyvault.Start(keyvault.Config{ThrottleLimit: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { kv.Close() })
+	cred := kek.StaticToken("t")
+	k, err := kek.New(kek.Config{
+		Credential: cred, RootCAs: kv.CAPool(), DisableChallengeResourceVerification: true,
+		MaxRetries: -1, TryTimeout: 2 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	az, err := azkeys.NewClient(kv.URL(), cred, &azkeys.ClientOptions{
+		ClientOptions: azcore.ClientOptions{
+			Transport: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: kv.CAPool()}}},
+			Retry:     policy.RetryOptions{MaxRetries: -1},
+		},
+		DisableChallengeResourceVerification: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := sqlite.Open(t.Context(), sqlite.Config{Path: filepath.Join(t.TempDir(), "cmkd.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.New(store.Config{Backend: b, KEK: k})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	e := &env{t: t, kv: kv, az: az, kek: k, store: st, clock: newClock()}
+	cfg := handlers.Config{
+		Store: st, KEK: k, Now: e.clock.Now, SampleRate: 1,
+		Broadcast: func(tenant string) { e.mu.Lock(); e.broadcast = append(e.broadcast, tenant); e.mu.Unlock() },
+	}
+	if tune != nil {
+		tune(&cfg)
+	}
+	if e.rec, err = handlers.New(cfg); err != nil {
+		t.Fatal(err)
+	}
+	e.keyURL = e.createKey("cmk")
+	return e
+}
+
+// createKey makes an RSA-2048 key and returns its versionless URL.
+func (e *env) createKey(name string) string {
+	e.t.Helper()
+	resp, err := e.az.CreateKey(e.ctx(), name, azkeys.CreateKeyParameters{Kty: to.Ptr(azkeys.KeyTypeRSA), KeySize: to.Ptr[int32](2048)}, nil)
+	if err != nil {
+		e.t.Fatalf("create key: %v", err)
+	}
+	id, err := kek.ParseKeyID(string(*resp.Key.KID))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return id.KeyURL()
+}
+
+func (e *env) rotate() string {
+	e.t.Helper()
+	resp, err := e.az.RotateKey(e.ctx(), "cmk", nil)
+	if err != nil {
+		e.t.Fatalf("rotate: %v", err)
+	}
+	return resp.Key.KID.Version()
+}
+
+func (e *env) setEnabled(version string, enabled bool) {
+	e.t.Helper()
+	_, err := e.az.UpdateKey(e.ctx(), "cmk", version, azkeys.UpdateKeyParameters{KeyAttributes: &azkeys.KeyAttributes{Enabled: to.Ptr(enabled)}}, nil)
+	if err != nil {
+		e.t.Fatalf("update key: %v", err)
+	}
+}
+
+// tenants adds n tenants on the key, each with records, and returns what
+// each record holds.
+func (e *env) tenants(n, records int) map[[2]string][]byte {
+	e.t.Helper()
+	want := map[[2]string][]byte{}
+	for i := range n {
+		id := "t" + string(rune('a'+i))
+		if _, err := e.store.AddTenant(e.ctx(), id, e.keyURL); err != nil {
+			e.t.Fatalf("add tenant: %v", err)
+		}
+		for j := range records {
+			key := "r" + string(rune('0'+j))
+			val := []byte(id + "/" + key + " value")
+			if err := e.store.Put(e.ctx(), id, key, val); err != nil {
+				e.t.Fatalf("put: %v", err)
+			}
+			want[[2]string{id, key}] = val
+		}
+	}
+	return want
+}
+
+func (e *env) reconcile() handlers.Result {
+	e.t.Helper()
+	res, err := e.rec.Reconcile(e.ctx(), handlers.Request{KeyURL: e.keyURL, Cause: "test"})
+	if err != nil {
+		e.t.Fatalf("reconcile: %v", err)
+	}
+	return res
+}
+
+// outbox returns every status event written so far, by kind.
+func (e *env) outbox() map[string][]store.StatusEvent {
+	e.t.Helper()
+	entries, err := e.store.ClaimOutbox(e.ctx(), "test-"+time.Now().String(), 100000, time.Nanosecond)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	got := map[string][]store.StatusEvent{}
+	for _, en := range entries {
+		got[en.Event.Kind] = append(got[en.Event.Kind], en.Event)
+	}
+	return got
+}
+
+func (e *env) readAll(want map[[2]string][]byte) {
+	e.t.Helper()
+	for k, v := range want {
+		got, err := e.store.Get(e.ctx(), k[0], k[1])
+		if err != nil {
+			e.t.Fatalf("get %s/%s: %v", k[0], k[1], err)
+		}
+		if string(got) != string(v) {
+			e.t.Fatalf("get %s/%s = %q, want %q", k[0], k[1], got, v)
+		}
+	}
+}

@@ -1,0 +1,118 @@
+package handlers
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/cmkd-io/cmkd/kek"
+	"github.com/cmkd-io/cmkd/store"
+)
+
+// Reconciler converges the store's tenants and DEKs to the state of their
+// Key Vault keys. One Reconcile per key may run at a time; the worker
+// guarantees that (a lease per key across replicas).
+type Reconciler struct {
+	cfg   Config
+	store *store.Store
+	kek   *kek.Client
+	log   *slog.Logger
+
+	mu          sync.Mutex
+	unreachable map[string]time.Time // key URL → first failed probe in a row
+}
+
+// New returns a Reconciler.
+func New(cfg Config) (*Reconciler, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	return &Reconciler{
+		cfg: cfg, store: cfg.Store, kek: cfg.KEK, log: cfg.Logger,
+		unreachable: map[string]time.Time{},
+	}, nil
+}
+
+// Request asks for one key to be reconciled.
+type Request struct {
+	// KeyURL is the versionless key URL.
+	KeyURL string
+	// Cause is the id of the event that asked, for status events' "cause".
+	Cause string
+	// EventType is the type of that event, if any. Only KeyNearExpiry uses
+	// it: Key Vault's own notice window may be wider than NearExpiry.
+	EventType string
+	// Guard, when set, is called between rewrap batches; an error (a lost
+	// lease) stops the rewrap, which resumes on the next Reconcile.
+	Guard func(context.Context) error
+	// Progress, when set, is told how far a rewrap has got.
+	Progress func(done, total int)
+}
+
+// Outcome says what a Reconcile did.
+type Outcome string
+
+// Outcomes of Reconcile.
+const (
+	NothingToDo Outcome = "unchanged" // no tenant uses the key, or all is in step
+	Sealed      Outcome = "sealed"
+	Waiting     Outcome = "waiting" // Key Vault unreachable, within the grace period
+	Rewrapped   Outcome = "rewrapped"
+	InStep      Outcome = "in_step" // usable; any sealed tenants unsealed
+)
+
+// Result describes one Reconcile.
+type Result struct {
+	Outcome Outcome
+	// Reason is the seal reason when Outcome is Sealed.
+	Reason string
+	// Version is the key version the DEKs are (now) wrapped under.
+	Version string
+	Rewrap  *RewrapStats
+}
+
+// Reconcile probes req.KeyURL and converges every tenant on it. The error is
+// non-nil only when the work could not be done and should be tried again
+// (the store failed, a rewrap stopped); what Key Vault said is in Result.
+func (r *Reconciler) Reconcile(ctx context.Context, req Request) (Result, error) {
+	keyURL, err := store.ParseKeyURL(req.KeyURL)
+	if err != nil {
+		return Result{}, err
+	}
+	req.KeyURL = keyURL
+	tenants, err := r.store.TenantsByKey(ctx, keyURL)
+	if err != nil {
+		return Result{}, fmt.Errorf("reconcile %s: %w", keyURL, err)
+	}
+	if len(tenants) == 0 {
+		return Result{Outcome: NothingToDo}, nil
+	}
+	a, err := r.assess(ctx, keyURL)
+	if err != nil {
+		return Result{}, fmt.Errorf("reconcile %s: %w", keyURL, err)
+	}
+	switch {
+	case a.sealReason != "":
+		r.clearUnreachable(keyURL)
+		return r.sealAll(ctx, req, tenants, a.sealReason, a.detail)
+	case a.transient != nil:
+		return r.whileUnreachable(ctx, req, tenants, a.transient)
+	}
+	r.clearUnreachable(keyURL)
+	if err := r.warnExpiry(ctx, req, tenants, a.latest); err != nil {
+		return Result{}, err
+	}
+	if a.latest.Outcome == kek.Expired && r.cfg.SealOnExpiry {
+		return r.sealAll(ctx, req, tenants, ReasonExpired, a.latest.Err)
+	}
+	if err := r.unsealAll(ctx, req, tenants); err != nil {
+		return Result{}, err
+	}
+	return r.rotate(ctx, req, tenants, a)
+}
+
+// keyVersion joins a key URL and a version into a key id.
+func keyVersion(keyURL, version string) string { return keyURL + "/" + version }

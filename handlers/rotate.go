@@ -1,0 +1,311 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/cmkd-io/cmkd/kek"
+	"github.com/cmkd-io/cmkd/store"
+)
+
+// RewrapStats describes one rewrap.
+type RewrapStats struct {
+	Target    string
+	Previous  []string // versions DEKs were moved from
+	Total     int      // DEKs not under Target when the rewrap started
+	Rewrapped int      // DEKs this rewrap moved
+	Conflicts int      // DEKs another writer moved first
+	Sampled   int      // DEKs unwrapped again remotely afterwards
+}
+
+// rotate brings every DEK on the key to the newest usable version.
+func (r *Reconciler) rotate(ctx context.Context, req Request, tenants []store.Tenant, a assessment) (Result, error) {
+	target, err := r.target(ctx, req.KeyURL, a.latest)
+	if err != nil {
+		return Result{}, err
+	}
+	if target == "" {
+		r.log.Warn("no usable key version to wrap under", slog.String("key", req.KeyURL))
+		return Result{Outcome: InStep}, nil
+	}
+	stats := RewrapStats{Target: target}
+	for v, n := range a.inUse {
+		if v != target && n > 0 {
+			stats.Total += n
+			stats.Previous = append(stats.Previous, v)
+		}
+	}
+	slices.Sort(stats.Previous)
+	if stats.Total == 0 {
+		return r.recordVersion(ctx, req, tenants, target)
+	}
+	if err := r.rewrap(ctx, req, tenants, &stats); err != nil {
+		return Result{Rewrap: &stats}, err
+	}
+	return Result{Outcome: Rewrapped, Version: target, Rewrap: &stats}, nil
+}
+
+// target picks the newest version that is enabled, inside its validity
+// window and allowed to wrap and unwrap: usually the latest.
+func (r *Reconciler) target(ctx context.Context, keyURL string, latest kek.KeyState) (string, error) {
+	if wrappable(latest) {
+		return latest.Key.Version, nil
+	}
+	versions, err := r.kek.Versions(ctx, keyURL)
+	if err != nil {
+		return "", fmt.Errorf("list versions of %s: %w", keyURL, err)
+	}
+	now := r.cfg.Now()
+	for _, v := range versions {
+		if !v.Enabled || (!v.NotBefore.IsZero() && now.Before(v.NotBefore)) || (!v.Expires.IsZero() && !now.Before(v.Expires)) {
+			continue
+		}
+		st, err := r.kek.Probe(ctx, keyVersion(keyURL, v.Version))
+		if err != nil {
+			return "", err
+		}
+		if wrappable(st) {
+			return v.Version, nil
+		}
+	}
+	return "", nil
+}
+
+func wrappable(s kek.KeyState) bool {
+	return s.Outcome == kek.Usable && slices.Contains(s.Ops, "wrapKey") && slices.Contains(s.Ops, "unwrapKey")
+}
+
+// recordVersion handles a key whose DEKs are all under target already: it
+// records target for tenants that still name another version (a rewrap that
+// crashed after its last swap, or a new tenant) and reports completion for
+// the former, once.
+func (r *Reconciler) recordVersion(ctx context.Context, req Request, tenants []store.Tenant, target string) (Result, error) {
+	var evs []store.StatusEvent
+	stale := false
+	for _, t := range tenants {
+		if t.KeyVersion == target {
+			continue
+		}
+		stale = true
+		if t.KeyVersion != "" {
+			ev := r.statusEvent(store.KindRewrapCompleted, t.ID, req.KeyURL, target, req, target)
+			ev.Data["previous_version"] = t.KeyVersion
+			evs = append(evs, ev)
+		}
+	}
+	if stale {
+		if err := r.store.CompleteRewrap(ctx, req.KeyURL, target, evs...); err != nil {
+			return Result{}, err
+		}
+	}
+	return Result{Outcome: InStep, Version: target}, nil
+}
+
+// rewrap moves every DEK not under stats.Target to it: a canary first, then
+// batches with bounded concurrency, each DEK swapped only if still wrapped
+// as read, then a random sample unwrapped again remotely. It resumes from
+// whatever the store holds, so a crash at any point only repeats work.
+func (r *Reconciler) rewrap(ctx context.Context, req Request, tenants []store.Tenant, stats *RewrapStats) error {
+	start := r.cfg.Now()
+	targetKID := keyVersion(req.KeyURL, stats.Target)
+	r.publishAll(ctx, req, tenants, store.KindRewrapStarted, stats.Target, stats.Target, map[string]any{"deks_total": stats.Total})
+	r.log.Info("rewrap started", slog.String("key", req.KeyURL), slog.String("version", stats.Target), slog.Int("deks", stats.Total))
+
+	run := newRewrapRun(r, req, targetKID, stats)
+	if err := run.canary(ctx); err != nil {
+		return r.failRewrap(ctx, req, tenants, stats, err)
+	}
+	if err := run.batches(ctx); err != nil {
+		return r.failRewrap(ctx, req, tenants, stats, err)
+	}
+	if err := run.verifySample(ctx); err != nil {
+		return r.failRewrap(ctx, req, tenants, stats, err)
+	}
+	evs := make([]store.StatusEvent, 0, len(tenants))
+	for _, t := range tenants {
+		ev := r.statusEvent(store.KindRewrapCompleted, t.ID, req.KeyURL, stats.Target, req, stats.Target)
+		ev.Data["previous_version"] = previousOf(t, stats)
+		ev.Data["deks_total"] = run.perTenant[t.ID].total
+		ev.Data["deks_rewrapped"] = run.perTenant[t.ID].moved
+		ev.Data["duration_ms"] = millis(r.cfg.Now().Sub(start))
+		evs = append(evs, ev)
+	}
+	if err := r.store.CompleteRewrap(ctx, req.KeyURL, stats.Target, evs...); err != nil {
+		return err
+	}
+	r.log.Info("rewrap completed", slog.String("key", req.KeyURL), slog.String("version", stats.Target),
+		slog.Int("rewrapped", stats.Rewrapped), slog.Int("conflicts", stats.Conflicts), slog.Int("sampled", stats.Sampled))
+	return r.retire(ctx, req, tenants, stats.Previous)
+}
+
+func previousOf(t store.Tenant, stats *RewrapStats) string {
+	if t.KeyVersion != "" && t.KeyVersion != stats.Target {
+		return t.KeyVersion
+	}
+	if len(stats.Previous) > 0 {
+		return stats.Previous[0]
+	}
+	return ""
+}
+
+// failRewrap reports a stopped rewrap. DEKs already moved stay moved (each
+// was verified against its key check value when it was unwrapped), the rest
+// stay under their old version and readable.
+func (r *Reconciler) failRewrap(ctx context.Context, req Request, tenants []store.Tenant, stats *RewrapStats, cause error) error {
+	r.log.Error("rewrap failed", slog.String("key", req.KeyURL), slog.String("version", stats.Target), slog.Any("err", cause))
+	r.publishAll(ctx, req, tenants, store.KindRewrapFailed, stats.Target, "", map[string]any{
+		"reason": cause.Error(), "deks_total": stats.Total, "deks_rewrapped": stats.Rewrapped,
+	})
+	return fmt.Errorf("rewrap %s to %s: %w", req.KeyURL, stats.Target, cause)
+}
+
+// retire reports each version no DEK is wrapped under any more: safe to
+// disable in Key Vault.
+func (r *Reconciler) retire(ctx context.Context, req Request, tenants []store.Tenant, previous []string) error {
+	counts, err := r.store.VersionCounts(ctx, req.KeyURL)
+	if err != nil {
+		return err
+	}
+	for _, v := range previous {
+		if counts[v] == 0 {
+			r.publishAll(ctx, req, tenants, store.KindVersionRetired, v, v, nil)
+		}
+	}
+	return nil
+}
+
+// publishAll writes one event per tenant. Losing one of these is not worth
+// failing the work they describe, so errors are logged.
+func (r *Reconciler) publishAll(ctx context.Context, req Request, tenants []store.Tenant, kind, version, dedupe string, data map[string]any) {
+	evs := make([]store.StatusEvent, 0, len(tenants))
+	for _, t := range tenants {
+		ev := r.statusEvent(kind, t.ID, req.KeyURL, version, req, dedupe)
+		for k, v := range data {
+			ev.Data[k] = v
+		}
+		evs = append(evs, ev)
+	}
+	if err := r.store.Publish(ctx, evs...); err != nil {
+		r.log.Error("write status events", slog.String("kind", kind), slog.String("key", req.KeyURL), slog.Any("err", err))
+	}
+}
+
+type tenantCount struct{ total, moved int }
+
+// rewrapRun is the state of one rewrap.
+type rewrapRun struct {
+	r         *Reconciler
+	req       Request
+	targetKID string
+	stats     *RewrapStats
+
+	mu        sync.Mutex
+	perTenant map[string]tenantCount
+	sample    *reservoir
+	done      int
+}
+
+func newRewrapRun(r *Reconciler, req Request, targetKID string, stats *RewrapStats) *rewrapRun {
+	n := int(float64(stats.Total)*r.cfg.SampleRate + 0.999)
+	return &rewrapRun{
+		r: r, req: req, targetKID: targetKID, stats: stats,
+		perTenant: map[string]tenantCount{},
+		sample:    newReservoir(max(1, min(n, maxSample))),
+	}
+}
+
+// canary moves one DEK, unwrapping the new wrapping remotely before the
+// swap, so that a new version that cannot unwrap is found before any other
+// DEK depends on it.
+func (run *rewrapRun) canary(ctx context.Context) error {
+	deks, err := run.r.store.ListDEKsNotAt(ctx, run.req.KeyURL, run.stats.Target, "", 1)
+	if err != nil || len(deks) == 0 {
+		return err
+	}
+	if err := run.move(ctx, deks[0], true); err != nil {
+		return fmt.Errorf("canary dek %s: %w", deks[0].ID, err)
+	}
+	return nil
+}
+
+func (run *rewrapRun) batches(ctx context.Context) error {
+	after := ""
+	for {
+		if run.req.Guard != nil {
+			if err := run.req.Guard(ctx); err != nil {
+				return fmt.Errorf("stopped: %w", err)
+			}
+		}
+		deks, err := run.r.store.ListDEKsNotAt(ctx, run.req.KeyURL, run.stats.Target, after, run.r.cfg.RewrapBatch)
+		if err != nil {
+			return err
+		}
+		if len(deks) == 0 {
+			return nil
+		}
+		after = deks[len(deks)-1].ID
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(run.r.cfg.RewrapConcurrency)
+		for _, d := range deks {
+			g.Go(func() error { return run.move(gctx, d, false) })
+		}
+		if err := g.Wait(); err != nil {
+			return err
+		}
+	}
+}
+
+// move re-wraps one DEK; a DEK another writer moved first is not an error.
+func (run *rewrapRun) move(ctx context.Context, d store.DEK, verify bool) error {
+	w, err := run.r.store.RewrapDEK(ctx, d, run.targetKID, verify)
+	conflict := errors.Is(err, store.ErrCASConflict)
+	if err != nil && !conflict {
+		return err
+	}
+	run.mu.Lock()
+	defer run.mu.Unlock()
+	tc := run.perTenant[d.Tenant]
+	tc.total++
+	if conflict {
+		run.stats.Conflicts++
+	} else {
+		tc.moved++
+		run.stats.Rewrapped++
+		if !verify {
+			run.sample.add(sampled{dek: d, w: w})
+		}
+	}
+	run.perTenant[d.Tenant] = tc
+	run.done++
+	if run.req.Progress != nil {
+		run.req.Progress(run.done, run.stats.Total)
+	}
+	return nil
+}
+
+// verifySample unwraps a random sample of the new wrappings remotely. A
+// mismatch puts those DEKs back under their previous wrapping and fails.
+func (run *rewrapRun) verifySample(ctx context.Context) error {
+	var bad []error
+	for _, s := range run.sample.items {
+		run.stats.Sampled++
+		err := run.r.store.VerifyWrapping(ctx, s.dek, s.w)
+		if err == nil {
+			continue
+		}
+		if rbErr := run.r.store.RollbackWrapping(ctx, s.dek.ID, s.w.KID); rbErr != nil {
+			err = errors.Join(err, rbErr)
+		}
+		bad = append(bad, err)
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("%d of %d sampled deks failed verification: %w", len(bad), run.stats.Sampled, errors.Join(bad...))
+	}
+	return nil
+}
