@@ -1,0 +1,45 @@
+package worker
+
+import (
+	"log/slog"
+	"strings"
+
+	"github.com/nats-io/nats.go"
+)
+
+// SealSubject is the core NATS subject a seal is broadcast on.
+func SealSubject(tenant string) string { return "cmkd.control.seal." + tenant }
+
+// Broadcaster returns the function handlers call after persisting a seal:
+// it publishes on cmkd.control.seal.<tenant>. The seal is already in the
+// store, so a lost broadcast only delays cache wiping to the cache's TTL.
+func Broadcaster(nc *nats.Conn, log *slog.Logger) func(tenant string) {
+	if nc == nil {
+		return nil
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return func(tenant string) {
+		if err := nc.Publish(SealSubject(tenant), nil); err != nil {
+			log.Warn("seal broadcast", slog.String("tenant", tenant), slog.Any("err", err))
+		}
+	}
+}
+
+// subscribeSeals drops this process's cached DEKs of any tenant sealed
+// anywhere.
+func (w *Worker) subscribeSeals() (func(), error) {
+	if w.cfg.NATS == nil {
+		return func() {}, nil
+	}
+	sub, err := w.cfg.NATS.Subscribe(SealSubject("*"), func(m *nats.Msg) {
+		tenant := strings.TrimPrefix(m.Subject, SealSubject(""))
+		w.store.Forget(tenant)
+		w.log.Info("seal broadcast: dropped cached deks", slog.String("tenant", tenant))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return func() { _ = sub.Unsubscribe() }, nil
+}

@@ -1,0 +1,48 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/cmkd-io/cmkd/events"
+	"github.com/cmkd-io/cmkd/handlers"
+)
+
+// Handle is the events.Handler every source delivers to. It never trusts
+// the event: it only names the key (or, for an access policy change, the
+// vault) to probe now.
+func (w *Worker) Handle(ctx context.Context, ev events.Event) error {
+	err := w.handle(ctx, ev)
+	w.metrics.event(ev.Type, err)
+	return err
+}
+
+func (w *Worker) handle(ctx context.Context, ev events.Event) error {
+	var keys []string
+	switch {
+	case ev.KeyURL != "":
+		keys = []string{ev.KeyURL}
+	case ev.Vault != "":
+		var err error
+		if keys, err = w.keysInUse(ctx, ev.Vault); err != nil {
+			return fmt.Errorf("keys of vault %s: %w", ev.Vault, err)
+		}
+	default:
+		return events.Permanent(fmt.Errorf("event %s names neither a key nor a vault", ev.ID))
+	}
+	var errs []error
+	for _, k := range keys {
+		_, err := w.Reconcile(ctx, handlers.Request{KeyURL: k, Cause: ev.ID, EventType: ev.Type})
+		switch {
+		case errors.Is(err, ErrBusy):
+			// Another replica is reconciling the key now; a probe that
+			// started before this event may miss what it announced, so
+			// ask for the event again shortly.
+			errs = append(errs, events.Transient(err, w.cfg.LeaseTTL/3))
+		case err != nil:
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,85 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/cmkd-io/cmkd/handlers"
+	"github.com/cmkd-io/cmkd/kek"
+)
+
+// reconcileLoop probes every key in use at once and then every
+// ProbeInterval, because Key Vault never says when a key is disabled,
+// deleted or access to it is lost.
+func (w *Worker) reconcileLoop(ctx context.Context) error {
+	t := time.NewTicker(w.cfg.ProbeInterval)
+	defer t.Stop()
+	for {
+		w.reconcileAll(ctx)
+		w.ready.Store(true)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// reconcileAll reconciles every key in use, in parallel up to Concurrency.
+func (w *Worker) reconcileAll(ctx context.Context) {
+	keys, err := w.keysInUse(ctx, "")
+	if err != nil {
+		if ctx.Err() == nil {
+			w.log.Error("list keys in use", slog.Any("err", err))
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	for _, k := range keys {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := w.Reconcile(ctx, handlers.Request{KeyURL: k, Cause: "reconcile"})
+			if err != nil && !errors.Is(err, ErrBusy) && ctx.Err() == nil {
+				w.log.Error("reconcile", slog.String("key", k), slog.Any("err", err))
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// keysInUse lists the distinct key URLs of all tenants, or of those whose
+// key lives in vault when vault is not empty, and updates the tenant gauge.
+func (w *Worker) keysInUse(ctx context.Context, vault string) ([]string, error) {
+	tenants, err := w.store.Tenants(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if vault == "" {
+		w.metrics.countTenants(tenants)
+	}
+	seen := map[string]bool{}
+	for _, t := range tenants {
+		if vault == "" || vaultOf(t.KeyURL) == vault {
+			seen[t.KeyURL] = true
+		}
+	}
+	keys := make([]string, 0, len(seen))
+	for k := range seen {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys, nil
+}
+
+func vaultOf(keyURL string) string {
+	id, err := kek.ParseKeyID(keyURL)
+	if err != nil {
+		return ""
+	}
+	return id.Vault
+}

@@ -1,0 +1,291 @@
+package worker_test
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/cmkd-io/cmkd/emulator/keyvault"
+	"github.com/cmkd-io/cmkd/events"
+	"github.com/cmkd-io/cmkd/handlers"
+	"github.com/cmkd-io/cmkd/kek"
+	"github.com/cmkd-io/cmkd/store"
+	"github.com/cmkd-io/cmkd/store/sqlite"
+	"github.com/cmkd-io/cmkd/worker"
+)
+
+type env struct {
+	t      *testing.T
+	kv     *keyvault.Server
+	az     *azkeys.Client
+	kek    *kek.Client
+	dbPath string
+	keyURL string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	kv, err := keyvault.Start(keyvault.Config{ThrottleLimit: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { kv.Close() })
+	cred := kek.StaticToken("t")
+	k, err := kek.New(kek.Config{Credential: cred, RootCAs: kv.CAPool(), DisableChallengeResourceVerification: true, MaxRetries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	az, err := azkeys.NewClient(kv.URL(), cred, &azkeys.ClientOptions{
+		ClientOptions: azcore.ClientOptions{
+			Transport: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: kv.CAPool()}}},
+			Retry:     policy.RetryOptions{MaxRetries: -1},
+		},
+		DisableChallengeResourceVerification: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := az.CreateKey(t.Context(), "cmk", azkeys.CreateKeyParameters{Kty: to.Ptr(azkeys.KeyTypeRSA), KeySize: to.Ptr[int32](2048)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := kek.ParseKeyID(string(*resp.Key.KID))
+	return &env{t: t, kv: kv, az: az, kek: k, dbPath: filepath.Join(t.TempDir(), "cmkd.db"), keyURL: id.KeyURL()}
+}
+
+// openStore opens the shared SQLite file, as one more process would.
+func (e *env) openStore() *store.Store {
+	e.t.Helper()
+	b, err := sqlite.Open(e.t.Context(), sqlite.Config{Path: e.dbPath})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	st, err := store.New(store.Config{Backend: b, KEK: e.kek})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { st.Close() })
+	return st
+}
+
+func (e *env) worker(st *store.Store, name string, tune func(*worker.Config)) *worker.Worker {
+	e.t.Helper()
+	rec, err := handlers.New(handlers.Config{Store: st, KEK: e.kek, Instance: name})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	cfg := worker.Config{Store: st, Reconciler: rec, Instance: name, ProbeInterval: time.Hour}
+	if tune != nil {
+		tune(&cfg)
+	}
+	w, err := worker.New(cfg)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return w
+}
+
+// start runs w until the test ends.
+func start(t *testing.T, w *worker.Worker) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("worker run: %v", err)
+		}
+	})
+}
+
+func (e *env) addTenant(st *store.Store, id string) {
+	e.t.Helper()
+	if _, err := st.AddTenant(e.t.Context(), id, e.keyURL); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := st.Put(e.t.Context(), id, "k", []byte("v")); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestDuplicateEventsCoalesce(t *testing.T) {
+	e := newEnv(t)
+	st := e.openStore()
+	e.addTenant(st, "acme")
+	addr := freeAddr(t)
+	w := e.worker(st, "w1", func(c *worker.Config) { c.HTTPAddr = addr })
+	start(t, w)
+	eventually(t, "first reconcile pass", func() bool { return ready(addr) })
+	e.kv.ResetCalls()
+
+	var wg sync.WaitGroup
+	for i := range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ev := events.Event{ID: "dup", Type: events.TypeKeyNewVersionCreated, KeyURL: e.keyURL}
+			if err := w.Handle(t.Context(), ev); err != nil {
+				t.Errorf("handle %d: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	// One probe reads the key once; 50 events may cost two probes at most
+	// (one running when the burst arrived, one for the burst).
+	if n := e.kv.Calls()["getKey"]; n < 1 || n > 2 {
+		t.Fatalf("50 duplicate events made %d probes, want 1 or 2", n)
+	}
+}
+
+func TestProbeFindsDisableWithoutAnEvent(t *testing.T) {
+	e := newEnv(t)
+	st := e.openStore()
+	e.addTenant(st, "acme")
+	start(t, e.worker(st, "w1", func(c *worker.Config) { c.ProbeInterval = 100 * time.Millisecond }))
+	_, err := e.az.UpdateKey(t.Context(), "cmk", "", azkeys.UpdateKeyParameters{KeyAttributes: &azkeys.KeyAttributes{Enabled: to.Ptr(false)}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the tenant sealed", func() bool {
+		_, err := st.Get(t.Context(), "acme", "k")
+		return errors.Is(err, store.ErrSealed)
+	})
+}
+
+func TestLeaseSerializesReplicas(t *testing.T) {
+	e := newEnv(t)
+	st1, st2 := e.openStore(), e.openStore()
+	e.addTenant(st1, "acme")
+	w1, w2 := e.worker(st1, "w1", nil), e.worker(st2, "w2", nil)
+	// Without Run, Reconcile goes straight to the lease: two replicas at
+	// once either both finish in turn or one is told the other is busy.
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, w := range []*worker.Worker{w1, w2} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 20 {
+				if _, err := w.Reconcile(t.Context(), handlers.Request{KeyURL: e.keyURL}); err != nil && !errors.Is(err, worker.ErrBusy) {
+					errs[i] = err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	l, err := st1.AcquireLease(t.Context(), store.LeaseName(e.keyURL), "checker", time.Second)
+	if err != nil {
+		t.Fatalf("lease left held after both replicas finished: %v", err)
+	}
+	if l.Token < 2 {
+		t.Fatalf("lease token %d: the replicas did not take the lease", l.Token)
+	}
+}
+
+func TestSealBroadcastDropsOtherProcessesCaches(t *testing.T) {
+	e := newEnv(t)
+	ns := startNATS(t)
+	nc1, nc2 := connect(t, ns), connect(t, ns)
+	reader, sealer := e.openStore(), e.openStore()
+	e.addTenant(reader, "acme")
+	if _, err := reader.Get(t.Context(), "acme", "k"); err != nil { // warm reader's cache
+		t.Fatal(err)
+	}
+	start(t, e.worker(reader, "reader", func(c *worker.Config) { c.NATS = nc1 }))
+	sub, _ := nc1.SubscribeSync(worker.SealSubject("acme"))
+	broadcast := worker.Broadcaster(nc2, nil)
+
+	if err := sealer.Seal(t.Context(), "acme", "disabled", store.StatusEvent{}); err != nil {
+		t.Fatal(err)
+	}
+	broadcast("acme")
+	if _, err := sub.NextMsg(5 * time.Second); err != nil {
+		t.Fatalf("seal broadcast not seen: %v", err)
+	}
+	_, err := reader.Get(t.Context(), "acme", "k")
+	var se *store.SealedError
+	if !errors.As(err, &se) || se.Reason != "disabled" {
+		t.Fatalf("read in another process after seal: %v, want SealedError(disabled)", err)
+	}
+}
+
+func TestHealthReadyMetrics(t *testing.T) {
+	e := newEnv(t)
+	st := e.openStore()
+	e.addTenant(st, "acme")
+	addr := freeAddr(t)
+	start(t, e.worker(st, "w1", func(c *worker.Config) { c.HTTPAddr = addr }))
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	eventually(t, "/readyz", func() bool { return ready(addr) })
+	if code, _ := get("/healthz"); code != 200 {
+		t.Fatalf("/healthz %d", code)
+	}
+	_, body := get("/metrics")
+	for _, m := range []string{"cmkd_probes_total", "cmkd_tenants{state=\"active\"} 1", "cmkd_reconcile_seconds"} {
+		if !strings.Contains(body, m) {
+			t.Fatalf("/metrics lacks %q", m)
+		}
+	}
+}
+
+func startNATS(t *testing.T) *server.Server {
+	t.Helper()
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(5 * time.Second) {
+		t.Fatal("nats did not start")
+	}
+	t.Cleanup(ns.Shutdown)
+	return ns
+}
+
+func connect(t *testing.T, ns *server.Server) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
