@@ -27,7 +27,8 @@ var ErrInvalidConfig = errors.New("invalid keyvault emulator config")
 // Config configures the emulator. The zero value is usable.
 type Config struct {
 	Addr           string        // listen address; default "127.0.0.1:0"
-	CAFile         string        // if set, PEM of the self-signed CA is written there (0644)
+	CAFile         string        // if set, PEM of the self-signed CA is written there (0644), its key beside it (CAFile+".key", 0600); an existing pair is reused, so clients keep trusting a restarted emulator
+	StateFile      string        // if set, the vault (private keys included: development only) is loaded from and saved to it, so it survives restarts
 	TenantID       string        // GUID in the 401 challenge
 	Token          string        // if set, only "Bearer <Token>" is accepted (else 401); empty: any bearer
 	VaultName      string        // used in event data and source; default "emulator"

@@ -61,7 +61,10 @@ func (s *Server) expiryLoop() {
 		case <-s.stop:
 			return
 		case <-t.C:
-			s.emit(s.expiryEvents())
+			if evs := s.expiryEvents(); len(evs) > 0 {
+				s.persist() // remember they were sent, before sending
+				s.emit(evs)
+			}
 		}
 	}
 }

@@ -12,6 +12,13 @@ import (
 	"time"
 )
 
+// readOnly operations change nothing worth saving.
+var readOnly = map[string]bool{
+	"getKey": true, "listKeys": true, "listVersions": true, "getDeletedKey": true, "listDeletedKeys": true,
+	"getRotationPolicy": true, "wrapKey": true, "unwrapKey": true, "encrypt": true, "decrypt": true,
+	"sign": true, "verify": true,
+}
+
 // Key Vault api-versions the emulator answers; azkeys v1.5 sends the first.
 var apiVersions = map[string]bool{"2025-07-01": true, "7.6": true, "7.5": true, "7.4": true}
 
@@ -65,6 +72,9 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request, rt routed, vw view)
 		}
 		writeAPIError(w, aerr)
 		return
+	}
+	if !readOnly[rt.op] {
+		s.persist()
 	}
 	// Events go out before the answer, so a caller that got the answer
 	// can rely on the sink having seen them.

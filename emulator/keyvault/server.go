@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +20,7 @@ type Server struct {
 	url      string
 	vault    *vault
 	revoked  atomic.Bool
+	saveMu   sync.Mutex // orders state file writes
 	throttle *throttle
 	faults   atomic.Pointer[Faults]
 	calls    *counters
@@ -37,9 +37,9 @@ func Start(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.cfg.CAFile != "" {
-		if err := os.WriteFile(s.cfg.CAFile, s.certs.caPEM, 0o644); err != nil {
-			return nil, fmt.Errorf("write ca file: %w", err)
+	if s.cfg.StateFile != "" {
+		if err := s.loadState(s.cfg.StateFile); err != nil {
+			return nil, err
 		}
 	}
 	ln, err := net.Listen("tcp", s.cfg.Addr)
@@ -77,7 +77,7 @@ func newServer(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	c, err := newCerts()
+	c, err := loadOrNewCerts(cfg.CAFile)
 	if err != nil {
 		return nil, fmt.Errorf("tls: %w", err)
 	}
@@ -114,10 +114,10 @@ func (s *Server) Close() error {
 
 // Revoke makes every Key Vault request answer 403 ForbiddenByRbac, as
 // after removing the caller's role assignment.
-func (s *Server) Revoke() { s.revoked.Store(true) }
+func (s *Server) Revoke() { s.revoked.Store(true); s.persist() }
 
 // Grant undoes Revoke.
-func (s *Server) Grant() { s.revoked.Store(false) }
+func (s *Server) Grant() { s.revoked.Store(false); s.persist() }
 
 // SetThrottle changes the request budget; limit < 0 turns throttling off,
 // 0 means DefaultThrottleLimit and window 0 DefaultThrottleWindow.

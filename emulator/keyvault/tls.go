@@ -11,23 +11,97 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"os"
 	"time"
 )
 
 // certs is a throwaway CA and a leaf for the loopback names, made at
 // Start so that clients can verify TLS without ever skipping verification.
 type certs struct {
-	caPEM []byte
-	pool  *x509.CertPool
-	leaf  tls.Certificate
+	caPEM    []byte
+	caKeyPEM []byte
+	pool     *x509.CertPool
+	leaf     tls.Certificate
 }
 
-func newCerts() (*certs, error) {
+// loadOrNewCerts reuses the CA at caFile (with its key at caFile+".key")
+// when both exist, so clients that trust the file keep trusting a restarted
+// emulator; otherwise it makes a new CA and writes both files.
+func loadOrNewCerts(caFile string) (*certs, error) {
+	if caFile == "" {
+		return newCerts(nil, nil)
+	}
+	caPEM, err1 := os.ReadFile(caFile)
+	keyPEM, err2 := os.ReadFile(caFile + ".key")
+	if err1 == nil && err2 == nil {
+		ca, key, err := parseCA(caPEM, keyPEM)
+		if err != nil {
+			return nil, fmt.Errorf("ca %s: %w (delete it and %s.key to make a new one)", caFile, err, caFile)
+		}
+		return newCerts(ca, key)
+	}
+	c, err := newCerts(nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(caFile+".key", c.caKeyPEM, 0o600); err != nil {
+		return nil, fmt.Errorf("write ca key: %w", err)
+	}
+	if err := os.WriteFile(caFile, c.caPEM, 0o644); err != nil {
+		return nil, fmt.Errorf("write ca file: %w", err)
+	}
+	return c, nil
+}
+
+func parseCA(caPEM, keyPEM []byte) (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	cb, _ := pem.Decode(caPEM)
+	kb, _ := pem.Decode(keyPEM)
+	if cb == nil || kb == nil {
+		return nil, nil, fmt.Errorf("no PEM block")
+	}
+	ca, err := x509.ParseCertificate(cb.Bytes)
+	if err != nil {
+		return nil, nil, err
+	}
+	key, err := x509.ParseECPrivateKey(kb.Bytes)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ca, key, nil
+}
+
+// newCerts makes a leaf under ca, or under a new CA when ca is nil.
+func newCerts(ca *x509.Certificate, caKey *ecdsa.PrivateKey) (*certs, error) {
+	now := time.Now()
+	if ca == nil {
+		var err error
+		if ca, caKey, err = newCA(now); err != nil {
+			return nil, err
+		}
+	}
+	leaf, err := newLeaf(ca, caKey, now)
+	if err != nil {
+		return nil, err
+	}
+	keyDER, err := x509.MarshalECPrivateKey(caKey)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	return &certs{
+		caPEM:    pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Raw}),
+		caKeyPEM: pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
+		pool:     pool,
+		leaf:     leaf,
+	}, nil
+}
+
+func newCA(now time.Time) (*x509.Certificate, *ecdsa.PrivateKey, error) {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, fmt.Errorf("ca key: %w", err)
+		return nil, nil, fmt.Errorf("ca key: %w", err)
 	}
-	now := time.Now()
 	ca := &x509.Certificate{
 		SerialNumber:          serial(),
 		Subject:               pkix.Name{CommonName: "cmkd Key Vault emulator CA"},
@@ -40,23 +114,13 @@ func newCerts() (*certs, error) {
 	}
 	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
 	if err != nil {
-		return nil, fmt.Errorf("ca cert: %w", err)
+		return nil, nil, fmt.Errorf("ca cert: %w", err)
 	}
 	caCert, err := x509.ParseCertificate(caDER)
 	if err != nil {
-		return nil, fmt.Errorf("parse ca: %w", err)
+		return nil, nil, fmt.Errorf("parse ca: %w", err)
 	}
-	leaf, err := newLeaf(caCert, caKey, now)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(caCert)
-	return &certs{
-		caPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
-		pool:  pool,
-		leaf:  leaf,
-	}, nil
+	return caCert, caKey, nil
 }
 
 func newLeaf(ca *x509.Certificate, caKey *ecdsa.PrivateKey, now time.Time) (tls.Certificate, error) {
