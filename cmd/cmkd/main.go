@@ -31,6 +31,8 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{"dev", "run everything on loopback, no cloud: NATS, emulators, SQLite, the worker", runDev},
+		{"run", "run the worker (production) from a config file", runRun},
 		{"emulator", "start the Key Vault and Event Grid emulators alone, on loopback", runEmulator},
 	}
 }

@@ -1,0 +1,306 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is cmkd's configuration file (YAML). Every field can be overridden
+// by an environment variable named after its path: store.dsn is
+// CMKD_STORE_DSN, sources.eventgrid.key is CMKD_SOURCES_EVENTGRID_KEY.
+type Config struct {
+	// Instance names this replica in leases and status events (default: host name).
+	Instance string      `yaml:"instance,omitempty"`
+	Store    StoreConfig `yaml:"store,omitempty"`
+	NATS     NATSConfig  `yaml:"nats,omitempty"`
+	KeyVault KVConfig    `yaml:"keyvault,omitempty"`
+	Sources  Sources     `yaml:"sources,omitempty"`
+	Worker   WorkerConf  `yaml:"worker,omitempty"`
+	HTTP     HTTPConfig  `yaml:"http,omitempty"`
+	// Dev holds what `cmkd dev` started, for the commands that only make
+	// sense against the emulators (vault revoke/grant).
+	Dev DevConfig `yaml:"dev,omitempty"`
+}
+
+// StoreConfig selects the database.
+type StoreConfig struct {
+	// Driver is "sqlite" (one machine) or "postgres" (several replicas).
+	Driver string `yaml:"driver,omitempty"`
+	// DSN is the SQLite file path or the PostgreSQL connection string.
+	DSN string `yaml:"dsn,omitempty"`
+	// CacheTTL bounds how long a plaintext DEK stays in memory.
+	CacheTTL time.Duration `yaml:"cache_ttl,omitempty"`
+}
+
+// NATSConfig connects to NATS.
+type NATSConfig struct {
+	URL       string `yaml:"url,omitempty"`
+	User      string `yaml:"user,omitempty"`
+	Password  string `yaml:"password,omitempty"`
+	Token     string `yaml:"token,omitempty"`
+	NKeyFile  string `yaml:"nkey_file,omitempty"`
+	CredsFile string `yaml:"creds_file,omitempty"`
+	CAFile    string `yaml:"ca_file,omitempty"`
+	CertFile  string `yaml:"cert_file,omitempty"`
+	KeyFile   string `yaml:"key_file,omitempty"`
+	// StatusMaxAge is how long CMKD_STATUS keeps events.
+	StatusMaxAge time.Duration `yaml:"status_max_age,omitempty"`
+	// CreateStreams creates CMKD_STATUS (and CMKD_EVENTS for the queue
+	// source) if missing; off where streams are managed elsewhere.
+	CreateStreams bool `yaml:"create_streams,omitempty"`
+}
+
+// KVConfig is how cmkd reaches Key Vault.
+type KVConfig struct {
+	// Credential is default | workload | managed | static.
+	Credential string `yaml:"credential,omitempty"`
+	ClientID   string `yaml:"client_id,omitempty"`
+	TenantID   string `yaml:"tenant_id,omitempty"`
+	// Token is the bearer token for credential "static" (the emulator).
+	Token string `yaml:"token,omitempty"`
+	// CAFile adds a CA to trust (the emulator's). Certificates are always verified.
+	CAFile string `yaml:"ca_file,omitempty"`
+	// Emulator relaxes the bearer challenge's resource check, which a vault
+	// on 127.0.0.1 cannot pass. Never set it against Azure.
+	Emulator bool `yaml:"emulator,omitempty"`
+	// Vaults is the allow-list of vault URLs whose events are acted on;
+	// empty allows all.
+	Vaults []string `yaml:"vaults,omitempty"`
+}
+
+// Sources are where events come from; any combination may be enabled.
+type Sources struct {
+	EventGrid EventGridSource `yaml:"eventgrid,omitempty"`
+	Webhook   WebhookSource   `yaml:"webhook,omitempty"`
+	Queue     QueueSource     `yaml:"queue,omitempty"`
+}
+
+// EventGridSource pulls from an Event Grid namespace topic subscription.
+type EventGridSource struct {
+	Endpoint     string `yaml:"endpoint,omitempty"`
+	Topic        string `yaml:"topic,omitempty"`
+	Subscription string `yaml:"subscription,omitempty"`
+	// Key is a SharedAccessKey; empty uses the Key Vault credential's identity.
+	Key    string `yaml:"key,omitempty"`
+	CAFile string `yaml:"ca_file,omitempty"`
+}
+
+// WebhookSource receives Event Grid push deliveries.
+type WebhookSource struct {
+	Listen string `yaml:"listen,omitempty"`
+	Path   string `yaml:"path,omitempty"`
+	// SharedSecret, if set, must arrive in the "code" query parameter or
+	// the X-Cmkd-Secret header.
+	SharedSecret string `yaml:"shared_secret,omitempty"`
+	// Audience, Issuer and JWKSURL validate Microsoft Entra bearer tokens.
+	Audience string `yaml:"audience,omitempty"`
+	Issuer   string `yaml:"issuer,omitempty"`
+	JWKSURL  string `yaml:"jwks_url,omitempty"`
+	// Enqueue publishes deliveries to CMKD_EVENTS instead of handling them.
+	Enqueue bool `yaml:"enqueue,omitempty"`
+}
+
+// QueueSource consumes the CMKD_EVENTS JetStream work queue.
+type QueueSource struct {
+	Enabled bool   `yaml:"enabled,omitempty"`
+	Durable string `yaml:"durable,omitempty"`
+}
+
+// WorkerConf tunes the worker.
+type WorkerConf struct {
+	ProbeInterval     time.Duration `yaml:"probe_interval,omitempty"`
+	UnreachableGrace  time.Duration `yaml:"unreachable_grace,omitempty"`
+	SealOnExpiry      bool          `yaml:"seal_on_expiry,omitempty"`
+	Concurrency       int           `yaml:"concurrency,omitempty"`
+	RewrapConcurrency int           `yaml:"rewrap_concurrency,omitempty"`
+	SampleRate        float64       `yaml:"sample_rate,omitempty"`
+}
+
+// HTTPConfig is the health and metrics endpoint.
+type HTTPConfig struct {
+	Listen string `yaml:"listen,omitempty"`
+}
+
+// DevConfig records the emulators `cmkd dev` runs.
+type DevConfig struct {
+	// KeyVault is the default vault of the vault commands.
+	KeyVault string   `yaml:"keyvault,omitempty"`
+	Vaults   []string `yaml:"vaults,omitempty"`
+}
+
+// loadConfig reads path, applies CMKD_* environment overrides and validates.
+func loadConfig(path string) (*Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w (start `cmkd dev` to get one, or pass --config)", err)
+	}
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	if err := applyEnv(&c, os.LookupEnv); err != nil {
+		return nil, err
+	}
+	c.setDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return &c, nil
+}
+
+func (c *Config) setDefaults() {
+	if c.Instance == "" {
+		c.Instance, _ = os.Hostname()
+	}
+	if c.Store.Driver == "" {
+		c.Store.Driver = "sqlite"
+	}
+	if c.KeyVault.Credential == "" {
+		c.KeyVault.Credential = "default"
+	}
+	if c.NATS.StatusMaxAge == 0 {
+		c.NATS.StatusMaxAge = 90 * 24 * time.Hour
+	}
+	if c.Sources.Webhook.Path == "" {
+		c.Sources.Webhook.Path = "/events"
+	}
+	if c.Sources.Queue.Durable == "" {
+		c.Sources.Queue.Durable = "cmkd-worker"
+	}
+}
+
+// Validate names the first field that is wrong and what to do about it.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, a...)))
+	}
+	switch c.Store.Driver {
+	case "sqlite", "postgres":
+	default:
+		bad("store.driver", "%q is not sqlite or postgres", c.Store.Driver)
+	}
+	if c.Store.DSN == "" {
+		bad("store.dsn", "is required (a SQLite file path or a PostgreSQL URL)")
+	}
+	switch c.KeyVault.Credential {
+	case "default", "workload", "managed":
+	case "static":
+		if c.KeyVault.Token == "" {
+			bad("keyvault.token", "is required with credential static")
+		}
+	default:
+		bad("keyvault.credential", "%q is not default, workload, managed or static", c.KeyVault.Credential)
+	}
+	if eg := c.Sources.EventGrid; eg.Endpoint != "" && (eg.Topic == "" || eg.Subscription == "") {
+		bad("sources.eventgrid", "endpoint needs topic and subscription")
+	}
+	if (c.Sources.Queue.Enabled || c.Sources.Webhook.Enqueue) && c.NATS.URL == "" {
+		bad("nats.url", "is required by the queue source and webhook enqueue")
+	}
+	if c.Worker.SampleRate < 0 || c.Worker.SampleRate > 1 {
+		bad("worker.sample_rate", "%v is not between 0 and 1", c.Worker.SampleRate)
+	}
+	if c.Worker.ProbeInterval < 0 || c.Worker.UnreachableGrace < 0 {
+		bad("worker", "probe_interval and unreachable_grace must not be negative")
+	}
+	return errors.Join(errs...)
+}
+
+// applyEnv overrides fields from CMKD_<PATH> variables.
+func applyEnv(c *Config, lookup func(string) (string, bool)) error {
+	return walkEnv(reflect.ValueOf(c).Elem(), "CMKD", lookup)
+}
+
+func walkEnv(v reflect.Value, prefix string, lookup func(string) (string, bool)) error {
+	t := v.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
+		if tag == "" || tag == "-" {
+			continue
+		}
+		name := prefix + "_" + strings.ToUpper(tag)
+		fv := v.Field(i)
+		if fv.Kind() == reflect.Struct {
+			if err := walkEnv(fv, name, lookup); err != nil {
+				return err
+			}
+			continue
+		}
+		s, ok := lookup(name)
+		if !ok {
+			continue
+		}
+		if err := setFromString(fv, s); err != nil {
+			return fmt.Errorf("environment %s=%q: %w", name, s, err)
+		}
+	}
+	return nil
+}
+
+func setFromString(v reflect.Value, s string) error {
+	switch {
+	case v.Type() == reflect.TypeFor[time.Duration]():
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return err
+		}
+		v.SetInt(int64(d))
+	case v.Kind() == reflect.String:
+		v.SetString(s)
+	case v.Kind() == reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return err
+		}
+		v.SetBool(b)
+	case v.Kind() == reflect.Int:
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return err
+		}
+		v.SetInt(int64(n))
+	case v.Kind() == reflect.Float64:
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return err
+		}
+		v.SetFloat(f)
+	case v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.String:
+		v.Set(reflect.ValueOf(strings.Split(s, ",")))
+	default:
+		return fmt.Errorf("cannot set a %s from the environment", v.Type())
+	}
+	return nil
+}
+
+// writeConfig writes c as YAML to path (0600: it may hold secrets).
+func writeConfig(path string, c *Config) error {
+	out, err := yaml.Marshal(c)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, out, 0o600)
+}
+
+// configPath resolves --config, then CMKD_CONFIG, then ./cmkd-data/cmkd.yaml.
+func configPath(flagValue string) string {
+	if flagValue != "" {
+		return flagValue
+	}
+	if p := os.Getenv("CMKD_CONFIG"); p != "" {
+		return p
+	}
+	return "cmkd-data/cmkd.yaml"
+}

@@ -1,0 +1,253 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/cmkd-io/cmkd/emulator/eventgrid"
+	"github.com/cmkd-io/cmkd/emulator/keyvault"
+)
+
+const devToken = "dev"
+
+type devFlags struct {
+	dir      string
+	vaults   int
+	natsURL  string
+	interval time.Duration
+	logFmt   string
+}
+
+// runDev runs the whole system on loopback: embedded NATS, Key Vault and
+// Event Grid emulators wired as in Azure, a SQLite store and the worker. It
+// writes DIR/cmkd.yaml, an ordinary config every other command reads. On a
+// restart over the same DIR it takes the same ports again, because key ids
+// (and so every wrapped DEK) name the vault's address.
+func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var f devFlags
+	fs := newFlags("dev", "dev [--data DIR] [--vaults N] [--nats URL]", stderr)
+	fs.StringVar(&f.dir, "data", "./cmkd-data", "directory for all state: SQLite store, NATS, emulator keys, cmkd.yaml")
+	fs.IntVar(&f.vaults, "vaults", 1, "number of emulated vaults")
+	fs.StringVar(&f.natsURL, "nats", "", "use this NATS server instead of an embedded one")
+	fs.DurationVar(&f.interval, "probe-interval", 2*time.Second, "how often every key in use is probed")
+	fs.StringVar(&f.logFmt, "log", "text", "log format: text or json")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 || f.vaults < 1 {
+		return usagef("dev takes no arguments and --vaults ≥ 1")
+	}
+	log, err := newLogger(stderr, f.logFmt)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(f.dir, 0o700); err != nil {
+		return fmt.Errorf("create %s: %w (choose another with --data)", f.dir, err)
+	}
+	prev := previousDev(f.dir)
+	env, err := startDevEnv(f, prev, log)
+	if err != nil {
+		return err
+	}
+	defer env.close()
+	cfg := env.config(f)
+	path := filepath.Join(f.dir, "cmkd.yaml")
+	if err := writeConfig(path, cfg); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	printDev(stdout, path, cfg)
+	return serveWorker(ctx, cfg, log)
+}
+
+// devEnv is what `cmkd dev` runs besides the worker.
+type devEnv struct {
+	dir     string
+	nats    *server.Server // nil with --nats
+	natsURL string
+	eg      *eventgrid.Server
+	kvs     []*keyvault.Server
+	http    string
+}
+
+func startDevEnv(f devFlags, prev *Config, log *slog.Logger) (*devEnv, error) {
+	env := &devEnv{dir: f.dir, natsURL: f.natsURL}
+	ok := false
+	defer func() {
+		if !ok {
+			env.close()
+		}
+	}()
+	if env.natsURL == "" {
+		if err := env.startNATS(portOf(prev, func(c *Config) string { return c.NATS.URL })); err != nil {
+			return nil, err
+		}
+	}
+	eg, err := eventgrid.Start(eventgrid.Config{
+		Addr:   addrOf(prev, func(c *Config) string { return c.Sources.EventGrid.Endpoint }),
+		CAFile: filepath.Join(f.dir, "eventgrid-ca.pem"), Key: devEGKey, AllowBearer: true,
+		Topics: map[string][]string{devTopic: {devSubscription}},
+		Logger: log.With("emulator", "eventgrid"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start event grid emulator: %w (another cmkd dev on %s? stop it or use --data)", err, f.dir)
+	}
+	env.eg = eg
+	for i := range f.vaults {
+		kv, err := keyvault.Start(keyvault.Config{
+			Addr:      addrOf(prev, func(c *Config) string { return nth(c.Dev.Vaults, i) }),
+			CAFile:    filepath.Join(f.dir, "keyvault-ca.pem"),
+			StateFile: filepath.Join(f.dir, fmt.Sprintf("keyvault-%d.json", i)),
+			Token:     devToken, VaultName: fmt.Sprintf("dev%d", i),
+			Sink:   forwardTo(eg, devTopic, log),
+			Logger: log.With("emulator", "keyvault", "vault", i),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("start key vault emulator %d: %w", i, err)
+		}
+		env.kvs = append(env.kvs, kv)
+	}
+	env.http = addrOf(prev, func(c *Config) string { return c.HTTP.Listen })
+	if env.http == "127.0.0.1:0" {
+		if env.http, err = freeAddr(); err != nil {
+			return nil, err
+		}
+	}
+	ok = true
+	return env, nil
+}
+
+func (e *devEnv) startNATS(port int) error {
+	ns, err := server.NewServer(&server.Options{
+		Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: filepath.Join(e.dir, "nats"),
+		NoSigs: true, NoLog: true,
+	})
+	if err != nil {
+		return fmt.Errorf("embedded nats: %w", err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		return fmt.Errorf("embedded nats did not start on port %d (in use? use --nats or another --data)", port)
+	}
+	e.nats, e.natsURL = ns, ns.ClientURL()
+	return nil
+}
+
+func (e *devEnv) close() {
+	for _, kv := range e.kvs {
+		kv.Close()
+	}
+	if e.eg != nil {
+		e.eg.Close()
+	}
+	if e.nats != nil {
+		e.nats.Shutdown()
+		e.nats.WaitForShutdown()
+	}
+}
+
+func (e *devEnv) config(f devFlags) *Config {
+	var vaults []string
+	for _, kv := range e.kvs {
+		vaults = append(vaults, kv.URL())
+	}
+	return &Config{
+		Instance: "dev",
+		Store:    StoreConfig{Driver: "sqlite", DSN: filepath.Join(f.dir, "cmkd.db")},
+		NATS:     NATSConfig{URL: e.natsURL, CreateStreams: true, StatusMaxAge: 90 * 24 * time.Hour},
+		KeyVault: KVConfig{
+			Credential: "static", Token: devToken, CAFile: filepath.Join(f.dir, "keyvault-ca.pem"),
+			Emulator: true, Vaults: vaults,
+		},
+		Sources: Sources{EventGrid: EventGridSource{
+			Endpoint: e.eg.URL(), Topic: devTopic, Subscription: devSubscription, Key: devEGKey,
+			CAFile: filepath.Join(f.dir, "eventgrid-ca.pem"),
+		}},
+		Worker: WorkerConf{ProbeInterval: f.interval},
+		HTTP:   HTTPConfig{Listen: e.http},
+		Dev:    DevConfig{KeyVault: vaults[0], Vaults: vaults},
+	}
+}
+
+const devEGKey = "dev-key"
+
+// previousDev reads the config an earlier `cmkd dev` wrote in dir, if any.
+func previousDev(dir string) *Config {
+	c, err := loadConfig(filepath.Join(dir, "cmkd.yaml"))
+	if err != nil {
+		return nil
+	}
+	return c
+}
+
+// addrOf is host:port of the URL get reads from prev, or 127.0.0.1:0.
+func addrOf(prev *Config, get func(*Config) string) string {
+	if prev != nil {
+		s := get(prev)
+		if u, err := url.Parse(s); err == nil && u.Host != "" {
+			return u.Host
+		}
+		if _, _, err := net.SplitHostPort(s); err == nil {
+			return s
+		}
+	}
+	return "127.0.0.1:0"
+}
+
+func portOf(prev *Config, get func(*Config) string) int {
+	_, p, err := net.SplitHostPort(addrOf(prev, get))
+	if err != nil || p == "0" {
+		return -1 // a free one
+	}
+	n, _ := strconv.Atoi(p)
+	return n
+}
+
+func nth(s []string, i int) string {
+	if i < len(s) {
+		return s[i]
+	}
+	return ""
+}
+
+// freeAddr finds a free loopback port. Another process could take it before
+// we bind it; then the worker fails at start with the address in the error.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+func printDev(w io.Writer, path string, cfg *Config) {
+	fmt.Fprintf(w, `cmkd dev is running on loopback (Ctrl-C stops it; state stays in %[1]s).
+
+  config       %[2]s   (every command reads it; or set CMKD_CONFIG)
+  Key Vault    %[3]s
+  Event Grid   %[4]s  topic %[5]q → subscription %[6]q
+  NATS         %[7]s  (status stream CMKD_STATUS)
+  metrics      http://%[8]s/metrics
+
+Next, in another terminal:
+  cmkd vault create-key cmk
+  cmkd tenant add acme --key %[3]s/keys/cmk
+  echo hello | cmkd put acme greeting && cmkd get acme greeting
+  cmkd audit tail --follow        # watch status events
+  cmkd vault rotate cmk           # → rewrap.started, rewrap.completed, version.retired
+  cmkd vault disable cmk          # → sealed within a probe interval; cmkd get exits 3
+  cmkd vault enable cmk           # → unsealed
+`, filepath.Dir(path), path, cfg.Dev.KeyVault, cfg.Sources.EventGrid.Endpoint, devTopic, devSubscription,
+		cfg.NATS.URL, cfg.HTTP.Listen)
+}

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cmkd-io/cmkd/kek"
+	"github.com/cmkd-io/cmkd/store"
+	"github.com/cmkd-io/cmkd/store/sqlite"
+)
+
+// deps are the outside systems a command talks to, built from a Config.
+type deps struct {
+	cfg   *Config
+	log   *slog.Logger
+	reg   *prometheus.Registry
+	cred  azcore.TokenCredential
+	kek   *kek.Client
+	store *store.Store
+	nc    *nats.Conn
+	js    jetstream.JetStream
+}
+
+// openDeps builds the Key Vault client and opens the store; withNATS also
+// connects to NATS (commands that only read or write the store don't need it).
+func openDeps(ctx context.Context, cfg *Config, log *slog.Logger, withNATS bool) (*deps, error) {
+	d := &deps{cfg: cfg, log: log, reg: prometheus.NewRegistry()}
+	if err := d.openKEK(); err != nil {
+		return nil, err
+	}
+	if err := d.openStore(ctx); err != nil {
+		return nil, err
+	}
+	if withNATS && cfg.NATS.URL != "" {
+		if err := d.connectNATS(); err != nil {
+			d.Close()
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+func (d *deps) openKEK() error {
+	kv := d.cfg.KeyVault
+	cred, err := kek.NewCredential(kek.CredentialConfig{Kind: kv.Credential, ClientID: kv.ClientID, TenantID: kv.TenantID, Token: kv.Token})
+	if err != nil {
+		return fmt.Errorf("keyvault.credential: %w", err)
+	}
+	pool, err := loadCA(kv.CAFile)
+	if err != nil {
+		return fmt.Errorf("keyvault.ca_file: %w", err)
+	}
+	d.cred = cred
+	d.kek, err = kek.New(kek.Config{
+		Credential: cred, RootCAs: pool, DisableChallengeResourceVerification: kv.Emulator,
+		Registerer: d.reg, Logger: d.log,
+	})
+	return err
+}
+
+func (d *deps) openStore(ctx context.Context) error {
+	if d.cfg.Store.Driver != "sqlite" {
+		return fmt.Errorf("store.driver %q: this build supports sqlite only so far", d.cfg.Store.Driver)
+	}
+	b, err := sqlite.Open(ctx, sqlite.Config{Path: d.cfg.Store.DSN})
+	if err != nil {
+		return fmt.Errorf("open store %s: %w", d.cfg.Store.DSN, err)
+	}
+	d.store, err = store.New(store.Config{Backend: b, KEK: d.kek, Logger: d.log, CacheTTL: d.cfg.Store.CacheTTL})
+	if err != nil {
+		b.Close()
+		return err
+	}
+	return nil
+}
+
+func (d *deps) connectNATS() error {
+	n := d.cfg.NATS
+	opts := []nats.Option{nats.Name("cmkd " + d.cfg.Instance), nats.MaxReconnects(-1)}
+	switch {
+	case n.CredsFile != "":
+		opts = append(opts, nats.UserCredentials(n.CredsFile))
+	case n.NKeyFile != "":
+		o, err := nats.NkeyOptionFromSeed(n.NKeyFile)
+		if err != nil {
+			return fmt.Errorf("nats.nkey_file: %w", err)
+		}
+		opts = append(opts, o)
+	case n.Token != "":
+		opts = append(opts, nats.Token(n.Token))
+	case n.User != "":
+		opts = append(opts, nats.UserInfo(n.User, n.Password))
+	}
+	if n.CAFile != "" {
+		opts = append(opts, nats.RootCAs(n.CAFile))
+	}
+	if n.CertFile != "" {
+		opts = append(opts, nats.ClientCert(n.CertFile, n.KeyFile))
+	}
+	nc, err := nats.Connect(n.URL, opts...)
+	if err != nil {
+		return fmt.Errorf("connect to nats at %s: %w (is it running? check nats.url)", n.URL, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return err
+	}
+	d.nc, d.js = nc, js
+	return nil
+}
+
+// Close closes what openDeps opened.
+func (d *deps) Close() {
+	if d.nc != nil {
+		d.nc.Close()
+	}
+	if d.store != nil {
+		d.store.Close()
+	}
+}
+
+// loadCA returns a pool with the system roots plus the PEM file's CAs; nil
+// (the system roots) without a file.
+func loadCA(path string) (*x509.CertPool, error) {
+	if path == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, errors.New("no PEM certificate in " + path)
+	}
+	return pool, nil
+}
+
+// tlsTrusting is an HTTP TLS config trusting pool (nil: the system roots).
+func tlsTrusting(pool *x509.CertPool) *tls.Config {
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+}
