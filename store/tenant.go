@@ -6,7 +6,10 @@ import (
 	"log/slog"
 )
 
-// AddTenant registers a tenant whose KEK is the versionless key keyURL.
+// AddTenant registers a tenant whose KEK is the versionless key keyURL and
+// makes its first DEK, wrapped under the key's current version, so that a
+// key that cannot wrap is refused now rather than at the first write. If
+// that fails the tenant is removed again.
 func (s *Store) AddTenant(ctx context.Context, id, keyURL string) (Tenant, error) {
 	if err := s.check(); err != nil {
 		return Tenant{}, err
@@ -21,6 +24,14 @@ func (s *Store) AddTenant(ctx context.Context, id, keyURL string) (Tenant, error
 	t := Tenant{ID: id, KeyURL: u, State: StateActive, CreatedAt: s.now().UTC()}
 	if err := s.b.AddTenant(ctx, t); err != nil {
 		return Tenant{}, wrapErr("add tenant", id, err)
+	}
+	_, k, err := s.writeDEK(ctx, id)
+	clear(k)
+	if err != nil {
+		if rerr := s.b.RemoveTenant(context.WithoutCancel(ctx), id, true); rerr != nil {
+			err = fmt.Errorf("%w (and removing it again: %v)", err, rerr)
+		}
+		return Tenant{}, fmt.Errorf("add tenant %s: first dek under %s: %w", id, u, err)
 	}
 	s.log.Info("tenant added", slog.String("tenant", id), slog.String("key_url", u))
 	return t, nil
