@@ -12,6 +12,10 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
+
+	"github.com/cmkd-io/cmkd/kek"
+	"github.com/cmkd-io/cmkd/store"
 )
 
 // Exit codes are part of cmkd's contract (DESIGN.md).
@@ -33,6 +37,14 @@ func commands() []command {
 	return []command{
 		{"dev", "run everything on loopback, no cloud: NATS, emulators, SQLite, the worker", runDev},
 		{"run", "run the worker (production) from a config file", runRun},
+		{"tenant", "add, list, show or remove tenants", runTenant},
+		{"put", "encrypt and store a record: put TENANT KEY (value on stdin)", runPut},
+		{"get", "read a record: get TENANT KEY", runGet},
+		{"del", "delete a record: del TENANT KEY", runDel},
+		{"ls", "list a tenant's record keys: ls TENANT", runLs},
+		{"vault", "manage Key Vault keys: create-key, rotate, disable, enable, delete, recover, purge, show", runVault},
+		{"rewrap", "re-wrap a key's DEKs now, or --dry-run to see what would move", runRewrap},
+		{"audit", "read the status stream: audit tail", runAudit},
 		{"emulator", "start the Key Vault and Event Grid emulators alone, on loopback", runEmulator},
 	}
 }
@@ -79,6 +91,7 @@ func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(form
 
 func exitCode(err error, stderr io.Writer) int {
 	var ue *usageError
+	var se *store.SealedError
 	switch {
 	case err == nil:
 		return exitOK
@@ -87,6 +100,13 @@ func exitCode(err error, stderr io.Writer) int {
 	case errors.As(err, &ue):
 		fmt.Fprintln(stderr, "cmkd:", err)
 		return exitUsage
+	case errors.As(err, &se):
+		fmt.Fprintf(stderr, "cmkd: tenant %s is sealed (%s) since %s: its key is not usable in Key Vault; "+
+			"cmkd unseals it by itself once the key works again\n", se.Tenant, se.Reason, se.Since.Format(time.RFC3339))
+		return exitSealed
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, kek.ErrNotFound):
+		fmt.Fprintln(stderr, "cmkd:", err)
+		return exitNotFound
 	default:
 		fmt.Fprintln(stderr, "cmkd:", err)
 		return exitError

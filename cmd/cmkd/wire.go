@@ -61,10 +61,11 @@ func (d *deps) openKEK() error {
 		return fmt.Errorf("keyvault.ca_file: %w", err)
 	}
 	d.cred = cred
-	d.kek, err = kek.New(kek.Config{
-		Credential: cred, RootCAs: pool, DisableChallengeResourceVerification: kv.Emulator,
-		Registerer: d.reg, Logger: d.log,
-	})
+	kc := kek.Config{Credential: cred, RootCAs: pool, DisableChallengeResourceVerification: kv.Emulator, Logger: d.log}
+	if d.reg != nil {
+		kc.Registerer = d.reg
+	}
+	d.kek, err = kek.New(kc)
 	return err
 }
 

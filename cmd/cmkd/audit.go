@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/cmkd-io/cmkd/events/status"
+)
+
+func runAudit(ctx context.Context, argv []string, stdout, stderr io.Writer) error {
+	sub := map[string]func(context.Context, []string, io.Writer, io.Writer) error{"tail": auditTail}
+	return dispatch("audit", "tail", sub, ctx, argv, stdout, stderr)
+}
+
+func auditTail(ctx context.Context, argv []string, stdout, stderr io.Writer) error {
+	var c common
+	fs := newFlags("audit tail", "audit tail [--since DURATION] [--tenant ID] [--follow] [--json]", stderr)
+	c.register(fs)
+	since := fs.Duration("since", 0, "only events at most this old, e.g. 1h (default: all)")
+	tenant := fs.String("tenant", "", "only this tenant's events")
+	follow := fs.Bool("follow", false, "keep printing new events until interrupted")
+	if err := parse(fs, argv); err != nil {
+		return err
+	}
+	if err := args(fs, 0, "no arguments"); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(configPath(c.config))
+	if err != nil {
+		return err
+	}
+	d := &deps{cfg: cfg}
+	if err := d.connectNATS(); err != nil {
+		return err
+	}
+	defer d.Close()
+	return status.Tail(ctx, d.js, status.TailOptions{Since: *since, Tenant: *tenant, Follow: *follow}, func(e status.Event) error {
+		if c.json {
+			return json.NewEncoder(stdout).Encode(e)
+		}
+		_, err := fmt.Fprintln(stdout, auditLine(e))
+		return err
+	})
+}
+
+// auditLine is one readable line: time, tenant, kind, version, then the
+// rest of the data as key=value.
+func auditLine(e status.Event) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s  %-12s %-17s %s", e.Time.Local().Format(time.DateTime), e.Subject, e.Kind(), str(e.Data["version"]))
+	keys := make([]string, 0, len(e.Data))
+	for k := range e.Data {
+		switch k {
+		case "tenant", "version", "vault":
+		default:
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&b, "  %s=%s", k, str(e.Data[k]))
+	}
+	return b.String()
+}
+
+func str(v any) string {
+	if v == nil {
+		return "-"
+	}
+	return fmt.Sprint(v)
+}

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+)
+
+// common are the flags every data command has.
+type common struct {
+	config string
+	json   bool
+}
+
+func (c *common) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.config, "config", "", "config file (default $CMKD_CONFIG, else cmkd-data/cmkd.yaml)")
+	fs.BoolVar(&c.json, "json", false, "print JSON instead of text")
+}
+
+// open loads the config and opens the store and Key Vault client; logs of
+// warnings and worse go to stderr, as text.
+func (c *common) open(ctx context.Context, stderr io.Writer, withNATS bool) (*deps, error) {
+	cfg, err := loadConfig(configPath(c.config))
+	if err != nil {
+		return nil, err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return openDeps(ctx, cfg, log, withNATS)
+}
+
+// emit prints v as JSON with --json, else the text that text returns.
+func (c *common) emit(w io.Writer, v any, text func() string) error {
+	if c.json {
+		return json.NewEncoder(w).Encode(v)
+	}
+	_, err := io.WriteString(w, text())
+	return err
+}
+
+// isTerminal reports whether w is a character device (an interactive
+// terminal), where progress bars and aligned lines make sense.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// progressBar draws done/total on one terminal line.
+func progressBar(w io.Writer, done, total int) {
+	const width = 40
+	if total <= 0 {
+		return
+	}
+	n := done * width / total
+	bar := make([]byte, width)
+	for i := range bar {
+		if i < n {
+			bar[i] = '#'
+		} else {
+			bar[i] = '.'
+		}
+	}
+	fmt.Fprintf(w, "\r[%s] %d/%d DEKs", bar, done, total)
+	if done >= total {
+		fmt.Fprintln(w)
+	}
+}
+
+// args checks the positional argument count.
+func args(fs *flag.FlagSet, n int, names string) error {
+	if fs.NArg() != n {
+		return usagef("%s: want %s, got %d argument(s)", fs.Name(), names, fs.NArg())
+	}
+	return nil
+}
+
+// stdinReader is where put reads a value from; tests replace it.
+var stdinReader io.Reader = os.Stdin
+
+// flagSet reports whether the flag was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/cmkd-io/cmkd/store"
+)
+
+func runTenant(ctx context.Context, argv []string, stdout, stderr io.Writer) error {
+	sub := map[string]func(context.Context, []string, io.Writer, io.Writer) error{
+		"add": tenantAdd, "list": tenantList, "show": tenantShow, "remove": tenantRemove,
+	}
+	return dispatch("tenant", "add|list|show|remove", sub, ctx, argv, stdout, stderr)
+}
+
+// dispatch runs the subcommand named by argv[0].
+func dispatch(name, names string, sub map[string]func(context.Context, []string, io.Writer, io.Writer) error,
+	ctx context.Context, argv []string, stdout, stderr io.Writer) error {
+	if len(argv) == 0 || argv[0] == "-h" || argv[0] == "--help" {
+		fmt.Fprintf(stderr, "usage: cmkd %s %s [flags]   (cmkd %s <sub> --help for flags)\n", name, names, name)
+		if len(argv) == 0 {
+			return usagef("%s needs a subcommand: %s", name, names)
+		}
+		return errHelp
+	}
+	fn, ok := sub[argv[0]]
+	if !ok {
+		return usagef("%s: unknown subcommand %q (want %s)", name, argv[0], names)
+	}
+	return fn(ctx, argv[1:], stdout, stderr)
+}
+
+type tenantView struct {
+	ID        string         `json:"id"`
+	KeyURL    string         `json:"key"`
+	State     string         `json:"state"`
+	Reason    string         `json:"reason,omitempty"`
+	Since     *time.Time     `json:"since,omitempty"`
+	Version   string         `json:"version,omitempty"`
+	KeyDEKs   map[string]int `json:"key_deks_by_version,omitempty"`
+	CreatedAt time.Time      `json:"created_at"`
+}
+
+func viewOf(t store.Tenant) tenantView {
+	v := tenantView{ID: t.ID, KeyURL: t.KeyURL, State: t.State, Reason: t.SealReason, Version: t.KeyVersion, CreatedAt: t.CreatedAt}
+	if t.Sealed() {
+		since := t.SealedAt
+		v.Since = &since
+	}
+	return v
+}
+
+func tenantAdd(ctx context.Context, argv []string, stdout, stderr io.Writer) error {
+	var c common
+	fs := newFlags("tenant add", "tenant add ID --key KEY_URL", stderr)
+	c.register(fs)
+	key := fs.String("key", "", "versionless Key Vault key URL of the tenant's KEK (required)")
+	if err := parse(fs, argv); err != nil {
+		return err
+	}
+	if err := args(fs, 1, "ID"); err != nil {
+		return err
+	}
+	if *key == "" {
+		return usagef("tenant add: --key is required (e.g. https://myvault.vault.azure.net/keys/cmk)")
+	}
+	d, err := c.open(ctx, stderr, false)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	t, err := d.store.AddTenant(ctx, fs.Arg(0), *key)
+	if err != nil {
+		return err
+	}
+	return c.emit(stdout, viewOf(t), func() string {
+		return fmt.Sprintf("tenant %s added; its first DEK is wrapped by %s\n", t.ID, t.KeyURL)
+	})
+}
+
+func tenantList(ctx context.Context, argv []string, stdout, stderr io.Writer) error {
+	var c common
+	fs := newFlags("tenant list", "tenant list", stderr)
+	c.register(fs)
+	if err := parse(fs, argv); err != nil {
+		return err
+	}
+	if err := args(fs, 0, "no arguments"); err != nil {
+		return err
+	}
+	d, err := c.open(ctx, stderr, false)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	ts, err := d.store.Tenants(ctx)
+	if err != nil {
+		return err
+	}
+	views := make([]tenantView, 0, len(ts))
+	for _, t := range ts {
+		views = append(views, viewOf(t))
+	}
+	return c.emit(stdout, views, func() string {
+		var b strings.Builder
+		tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "TENANT\tSTATE\tREASON\tKEY\tVERSION")
+		for _, v := range views {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", v.ID, v.State, dash(v.Reason), v.KeyURL, dash(v.Version))
+		}
+		tw.Flush()
+		return b.String()
+	})
+}
+
+func tenantShow(ctx context.Context, argv []string, stdout, stderr io.Writer) error {
+	var c common
+	fs := newFlags("tenant show", "tenant show ID", stderr)
+	c.register(fs)
+	if err := parse(fs, argv); err != nil {
+		return err
+	}
+	if err := args(fs, 1, "ID"); err != nil {
+		return err
+	}
+	d, err := c.open(ctx, stderr, false)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	t, err := d.store.Tenant(ctx, fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	v := viewOf(t)
+	if v.KeyDEKs, err = d.store.VersionCounts(ctx, t.KeyURL); err != nil {
+		return err
+	}
+	return c.emit(stdout, v, func() string {
+		var b strings.Builder
+		fmt.Fprintf(&b, "tenant   %s\nstate    %s", v.ID, v.State)
+		if v.Since != nil {
+			fmt.Fprintf(&b, " (%s since %s)", v.Reason, v.Since.Format(time.RFC3339))
+		}
+		fmt.Fprintf(&b, "\nkey      %s\nversion  %s\nDEKs on this key, by version (all tenants of the key):\n", v.KeyURL, dash(v.Version))
+		versions := make([]string, 0, len(v.KeyDEKs))
+		for ver := range v.KeyDEKs {
+			versions = append(versions, ver)
+		}
+		sort.Strings(versions)
+		for _, ver := range versions {
+			fmt.Fprintf(&b, "  %s  %d\n", ver, v.KeyDEKs[ver])
+		}
+		return b.String()
+	})
+}
+
+func tenantRemove(ctx context.Context, argv []string, stdout, stderr io.Writer) error {
+	var c common
+	fs := newFlags("tenant remove", "tenant remove ID [--force]", stderr)
+	c.register(fs)
+	force := fs.Bool("force", false, "remove even while the tenant has records (they are deleted)")
+	if err := parse(fs, argv); err != nil {
+		return err
+	}
+	if err := args(fs, 1, "ID"); err != nil {
+		return err
+	}
+	d, err := c.open(ctx, stderr, false)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.store.RemoveTenant(ctx, fs.Arg(0), *force); err != nil {
+		return err
+	}
+	return c.emit(stdout, map[string]string{"removed": fs.Arg(0)}, func() string {
+		return "tenant " + fs.Arg(0) + " removed\n"
+	})
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
