@@ -1,0 +1,251 @@
+package main
+
+// End-to-end tests: `cmkd dev` runs as a separate process (the built
+// binary) and is driven only through the CLI, the real azkeys and
+// aznamespaces clients, and nats.go.
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cmkd-io/cmkd/events/status"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// binary builds cmkd once per test run.
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "cmkd-e2e-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "cmkd")
+		out, err := exec.Command("go", "build", "-race", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// devProc is one running `cmkd dev`.
+type devProc struct {
+	t      *testing.T
+	bin    string
+	dir    string
+	args   []string
+	cmd    *exec.Cmd
+	stderr *syncBuffer
+	cfg    *Config
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+func startDev(t *testing.T, dir string, extra ...string) *devProc {
+	t.Helper()
+	d := &devProc{t: t, bin: binary(t), dir: dir, args: append([]string{"dev", "--data", dir, "--probe-interval", "500ms"}, extra...)}
+	d.start()
+	t.Cleanup(d.stop)
+	return d
+}
+
+func (d *devProc) start() {
+	d.t.Helper()
+	d.stderr = &syncBuffer{}
+	d.cmd = exec.Command(d.bin, d.args...)
+	d.cmd.Stdout, d.cmd.Stderr = &syncBuffer{}, d.stderr
+	if err := d.cmd.Start(); err != nil {
+		d.t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { d.cmd.Wait(); close(exited) }()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		select {
+		case <-exited:
+			d.t.Fatalf("cmkd dev exited at start:\n%s", d.stderr.String())
+		default:
+		}
+		if cfg, err := loadConfig(filepath.Join(d.dir, "cmkd.yaml")); err == nil && ready(cfg.HTTP.Listen) {
+			d.cfg = cfg
+			return
+		}
+		if time.Now().After(deadline) {
+			d.t.Fatalf("cmkd dev not ready after 60 s:\n%s", d.stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func ready(addr string) bool {
+	if addr == "" {
+		return false
+	}
+	resp, err := http.Get("http://" + addr + "/readyz")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+func (d *devProc) stop() {
+	if d.cmd.ProcessState != nil || d.cmd.Process == nil {
+		return
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { d.cmd.Process.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		d.cmd.Process.Kill()
+	}
+}
+
+func (d *devProc) kill9() {
+	d.t.Helper()
+	if err := d.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		d.t.Fatal(err)
+	}
+	for d.cmd.ProcessState == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// cli runs a cmkd command against this dev system.
+func (d *devProc) cli(stdin string, args ...string) (string, string, int) {
+	d.t.Helper()
+	cmd := exec.Command(d.bin, args...)
+	cmd.Env = append(os.Environ(), "CMKD_CONFIG="+filepath.Join(d.dir, "cmkd.yaml"))
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		d.t.Fatal(err)
+	}
+	return out.String(), errb.String(), code
+}
+
+// must runs a command that has to succeed and returns its stdout.
+func (d *devProc) must(stdin string, args ...string) string {
+	d.t.Helper()
+	out, errs, code := d.cli(stdin, args...)
+	if code != 0 {
+		d.t.Fatalf("cmkd %s: exit %d\n%s", strings.Join(args, " "), code, errs)
+	}
+	return out
+}
+
+func (d *devProc) keyURL(name string) string { return d.cfg.Dev.KeyVault + "/keys/" + name }
+
+// azkeys is the real Key Vault client, configured from cmkd.yaml.
+func (d *devProc) azkeys() *azkeys.Client {
+	d.t.Helper()
+	c, err := azkeys.NewClient(d.cfg.Dev.KeyVault, staticToken(d.cfg.KeyVault.Token), &azkeys.ClientOptions{
+		ClientOptions:                        azcore.ClientOptions{Transport: trusting(d.t, d.cfg.KeyVault.CAFile), Retry: policy.RetryOptions{MaxRetries: -1}},
+		DisableChallengeResourceVerification: true,
+	})
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	return c
+}
+
+func (d *devProc) jetstream() jetstream.JetStream {
+	d.t.Helper()
+	nc, err := nats.Connect(d.cfg.NATS.URL, nats.MaxReconnects(-1))
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	d.t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	return js
+}
+
+// statusEvents reads the whole status stream.
+func statusEvents(t *testing.T, js jetstream.JetStream) []status.Event {
+	t.Helper()
+	var evs []status.Event
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	err := status.Tail(ctx, js, status.TailOptions{}, func(e status.Event) error { evs = append(evs, e); return nil })
+	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Fatal(err)
+	}
+	return evs
+}
+
+// count counts events of kind for tenant, and fails on a duplicate id.
+func count(t *testing.T, evs []status.Event, tenant, kind string) int {
+	t.Helper()
+	n := 0
+	seen := map[string]bool{}
+	for _, e := range evs {
+		if seen[e.ID] {
+			t.Fatalf("status event %s (%s) is in the stream twice", e.ID, e.Kind())
+		}
+		seen[e.ID] = true
+		if e.Subject == tenant && e.Kind() == kind {
+			n++
+		}
+	}
+	return n
+}
+
+// waitStatus waits until tenant has at least n events of kind.
+func waitStatus(t *testing.T, js jetstream.JetStream, tenant, kind string, n int, within time.Duration) []status.Event {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		evs := statusEvents(t, js)
+		if count(t, evs, tenant, kind) >= n {
+			return evs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %d× %s for %s within %s; stream has %d events", n, kind, tenant, within, len(evs))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
