@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -34,6 +35,9 @@ func auditTail(ctx context.Context, argv []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	if cfg.NATS.URL == "" {
+		return errors.New("audit tail: nats.url is not set in the config; point it at the NATS that holds CMKD_STATUS")
+	}
 	d := &deps{cfg: cfg}
 	if err := d.connectNATS(); err != nil {
 		return err
@@ -48,15 +52,19 @@ func auditTail(ctx context.Context, argv []string, stdout, stderr io.Writer) err
 	})
 }
 
-// auditLine is one readable line: time, tenant, kind, version, then the
-// rest of the data as key=value.
+// auditLine is one readable line: time, tenant, kind, version, key and
+// reason, then the rest of the data as key=value.
 func auditLine(e status.Event) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s  %-12s %-17s %s", e.Time.Local().Format(time.DateTime), e.Subject, e.Kind(), str(e.Data["version"]))
+	fmt.Fprintf(&b, "%s  %-12s %-17s %-32s %s", e.Time.Local().Format(time.DateTime), e.Subject, e.Kind(),
+		str(e.Data["version"]), str(e.Data["key"]))
+	if r, ok := e.Data["reason"]; ok {
+		fmt.Fprintf(&b, "  %s", str(r))
+	}
 	keys := make([]string, 0, len(e.Data))
 	for k := range e.Data {
 		switch k {
-		case "tenant", "version", "vault":
+		case "tenant", "version", "vault", "key", "reason":
 		default:
 			keys = append(keys, k)
 		}

@@ -26,6 +26,9 @@ func runPut(ctx context.Context, argv []string, stdout, stderr io.Writer) error 
 		if v, err = io.ReadAll(io.LimitReader(stdinReader, maxStdinValue+1)); err != nil {
 			return fmt.Errorf("read value from stdin: %w", err)
 		}
+		if len(v) > maxStdinValue {
+			return fmt.Errorf("put %s/%s: value on stdin exceeds %d bytes", fs.Arg(0), fs.Arg(1), maxStdinValue)
+		}
 	}
 	d, err := c.open(ctx, stderr, false)
 	if err != nil {

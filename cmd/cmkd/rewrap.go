@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -117,8 +118,11 @@ func rewrapNow(ctx context.Context, d *deps, c *common, key string, stdout, stde
 	}
 	start := time.Now()
 	res, err := w.Reconcile(ctx, handlers.Request{KeyURL: key, Cause: "cli", Progress: progressTo(stderr, c.json, stdout)})
+	if errors.Is(err, worker.ErrBusy) {
+		return fmt.Errorf("rewrap %s: %w; it is being brought up to date already, try again in a minute", key, err)
+	}
 	if err != nil {
-		return err
+		return fmt.Errorf("rewrap %s: %w (run it again: it resumes where it stopped)", key, err)
 	}
 	summary := map[string]any{"key": key, "outcome": res.Outcome, "version": res.Version, "reason": res.Reason,
 		"duration_ms": time.Since(start).Milliseconds()}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -43,6 +44,7 @@ type tenantView struct {
 	Reason    string         `json:"reason,omitempty"`
 	Since     *time.Time     `json:"since,omitempty"`
 	Version   string         `json:"version,omitempty"`
+	DEKs      map[string]int `json:"deks_by_version,omitempty"`
 	KeyDEKs   map[string]int `json:"key_deks_by_version,omitempty"`
 	CreatedAt time.Time      `json:"created_at"`
 }
@@ -139,6 +141,9 @@ func tenantShow(ctx context.Context, argv []string, stdout, stderr io.Writer) er
 		return err
 	}
 	v := viewOf(t)
+	if v.DEKs, err = tenantDEKCounts(ctx, d.store, t.ID); err != nil {
+		return err
+	}
 	if v.KeyDEKs, err = d.store.VersionCounts(ctx, t.KeyURL); err != nil {
 		return err
 	}
@@ -148,17 +153,44 @@ func tenantShow(ctx context.Context, argv []string, stdout, stderr io.Writer) er
 		if v.Since != nil {
 			fmt.Fprintf(&b, " (%s since %s)", v.Reason, v.Since.Format(time.RFC3339))
 		}
-		fmt.Fprintf(&b, "\nkey      %s\nversion  %s\nDEKs on this key, by version (all tenants of the key):\n", v.KeyURL, dash(v.Version))
-		versions := make([]string, 0, len(v.KeyDEKs))
-		for ver := range v.KeyDEKs {
-			versions = append(versions, ver)
-		}
-		sort.Strings(versions)
-		for _, ver := range versions {
-			fmt.Fprintf(&b, "  %s  %d\n", ver, v.KeyDEKs[ver])
-		}
+		fmt.Fprintf(&b, "\nkey      %s\nversion  %s\n", v.KeyURL, dash(v.Version))
+		writeCounts(&b, "DEKs of this tenant, by key version:", v.DEKs)
+		writeCounts(&b, "DEKs of all tenants on this key, by version:", v.KeyDEKs)
 		return b.String()
 	})
+}
+
+// maxShownDEKs bounds the DEKs tenant show reads to count by version; they
+// are wrapped only, but a tenant may have many.
+const maxShownDEKs = 100_000
+
+// tenantDEKCounts counts the tenant's DEKs by the key version wrapping them.
+// The store counts per key only, so this reads the tenant's wrapped DEKs.
+func tenantDEKCounts(ctx context.Context, st *store.Store, tenant string) (map[string]int, error) {
+	deks, err := st.Backend().TenantDEKs(ctx, tenant, maxShownDEKs)
+	if err != nil {
+		return nil, fmt.Errorf("deks of %s: %w", tenant, err)
+	}
+	n := make(map[string]int)
+	for _, k := range deks {
+		n[k.Version()]++
+	}
+	return n, nil
+}
+
+func writeCounts(b *strings.Builder, title string, counts map[string]int) {
+	b.WriteString(title + "\n")
+	versions := make([]string, 0, len(counts))
+	for ver := range counts {
+		versions = append(versions, ver)
+	}
+	sort.Strings(versions)
+	for _, ver := range versions {
+		fmt.Fprintf(b, "  %s  %d\n", ver, counts[ver])
+	}
+	if len(counts) == 0 {
+		b.WriteString("  none\n")
+	}
 }
 
 func tenantRemove(ctx context.Context, argv []string, stdout, stderr io.Writer) error {
@@ -177,7 +209,11 @@ func tenantRemove(ctx context.Context, argv []string, stdout, stderr io.Writer) 
 		return err
 	}
 	defer d.Close()
-	if err := d.store.RemoveTenant(ctx, fs.Arg(0), *force); err != nil {
+	err = d.store.RemoveTenant(ctx, fs.Arg(0), *force)
+	if errors.Is(err, store.ErrNotEmpty) {
+		return fmt.Errorf("%w (cmkd ls %s shows them; --force deletes them with the tenant)", err, fs.Arg(0))
+	}
+	if err != nil {
 		return err
 	}
 	return c.emit(stdout, map[string]string{"removed": fs.Arg(0)}, func() string {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -14,6 +15,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
+
+	"github.com/cmkd-io/cmkd/kek"
 )
 
 // vaultCmd is what every vault subcommand needs: flags, config, an azkeys
@@ -129,7 +132,7 @@ func vaultCreate(ctx context.Context, argv []string, stdout, stderr io.Writer) e
 	}
 	resp, err := v.client.CreateKey(ctx, v.key, p, nil)
 	if err != nil {
-		return fmt.Errorf("create key: %w", err)
+		return vaultErr("create-key", v.key, err)
 	}
 	return v.print(stdout, "created", resp.KeyBundle)
 }
@@ -141,7 +144,7 @@ func vaultRotate(ctx context.Context, argv []string, stdout, stderr io.Writer) e
 	}
 	resp, err := v.client.RotateKey(ctx, v.key, nil)
 	if err != nil {
-		return fmt.Errorf("rotate: %w", err)
+		return vaultErr("rotate", v.key, err)
 	}
 	return v.print(stdout, "rotated: new version", resp.KeyBundle)
 }
@@ -156,7 +159,7 @@ func vaultEnable(on bool) func(context.Context, []string, io.Writer, io.Writer) 
 		resp, err := v.client.UpdateKey(ctx, v.key, v.version,
 			azkeys.UpdateKeyParameters{KeyAttributes: &azkeys.KeyAttributes{Enabled: to.Ptr(on)}}, nil)
 		if err != nil {
-			return fmt.Errorf("%s: %w", verb, err)
+			return vaultErr(verb, v.key, err)
 		}
 		return v.print(stdout, verb+"d", resp.KeyBundle)
 	}
@@ -169,7 +172,7 @@ func vaultDelete(ctx context.Context, argv []string, stdout, stderr io.Writer) e
 	}
 	resp, err := v.client.DeleteKey(ctx, v.key, nil)
 	if err != nil {
-		return fmt.Errorf("delete: %w", err)
+		return vaultErr("delete", v.key, err)
 	}
 	return v.emit(stdout, map[string]string{"deleted": string(*resp.Key.KID)}, func() string {
 		return "deleted (soft) " + string(*resp.Key.KID) + "; cmkd vault recover " + v.key + " undoes it\n"
@@ -183,7 +186,7 @@ func vaultRecover(ctx context.Context, argv []string, stdout, stderr io.Writer) 
 	}
 	resp, err := v.client.RecoverDeletedKey(ctx, v.key, nil)
 	if err != nil {
-		return fmt.Errorf("recover: %w", err)
+		return vaultErr("recover", v.key, err)
 	}
 	return v.print(stdout, "recovered", resp.KeyBundle)
 }
@@ -194,7 +197,7 @@ func vaultPurge(ctx context.Context, argv []string, stdout, stderr io.Writer) er
 		return err
 	}
 	if _, err := v.client.PurgeDeletedKey(ctx, v.key, nil); err != nil {
-		return fmt.Errorf("purge: %w", err)
+		return vaultErr("purge", v.key, err)
 	}
 	return v.emit(stdout, map[string]string{"purged": v.key}, func() string {
 		return "purged " + v.key + ": its key material is gone for good\n"
@@ -211,7 +214,7 @@ func vaultShow(ctx context.Context, argv []string, stdout, stderr io.Writer) err
 	for pager.More() {
 		page, err := pager.NextPage(ctx)
 		if err != nil {
-			return fmt.Errorf("list versions: %w", err)
+			return vaultErr("show", v.key, err)
 		}
 		for _, p := range page.Value {
 			kv := keyView{KID: string(*p.KID)}
@@ -256,7 +259,7 @@ func vaultAccess(revoke bool) func(context.Context, []string, io.Writer, io.Writ
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := v.http.Do(req)
 		if err != nil {
-			return fmt.Errorf("%s: %w", verb, err)
+			return vaultErr(verb, v.key, err)
 		}
 		defer resp.Body.Close()
 		if resp.StatusCode/100 != 2 {
@@ -266,5 +269,28 @@ func vaultAccess(revoke bool) func(context.Context, []string, io.Writer, io.Writ
 		return v.emit(stdout, map[string]bool{"revoked": revoke}, func() string {
 			return "access " + verb + "ed at " + v.vault + "\n"
 		})
+	}
+}
+
+// vaultErr turns an azkeys failure into one line that says what to do: the
+// SDK's own message is a multi-line request dump. A 404 wraps
+// kek.ErrNotFound so the command exits 4.
+func vaultErr(verb, name string, err error) error {
+	var re *azcore.ResponseError
+	if !errors.As(err, &re) {
+		return fmt.Errorf("vault %s %s: %w (is the vault URL right and reachable?)", verb, name, err)
+	}
+	what := fmt.Sprintf("Key Vault answered %d %s", re.StatusCode, re.ErrorCode)
+	switch re.StatusCode {
+	case http.StatusNotFound:
+		return fmt.Errorf("vault %s %s: %w: %s (cmkd vault show %s lists its versions; a deleted key needs recover)",
+			verb, name, kek.ErrNotFound, what, name)
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return fmt.Errorf("vault %s %s: %w: %s (check keyvault.credential and the identity's Key Vault role)",
+			verb, name, kek.ErrAccessDenied, what)
+	case http.StatusConflict:
+		return fmt.Errorf("vault %s %s: %s (a deleted key of that name exists: recover or purge it first)", verb, name, what)
+	default:
+		return fmt.Errorf("vault %s %s: %s", verb, name, what)
 	}
 }
