@@ -25,5 +25,18 @@
 //   - rotation policies are stored and expiryTime is applied by rotate, but
 //     nothing rotates on a schedule;
 //   - sign, verify, backup, restore, release and rng answer 400;
-//   - state lives in memory and is lost on Close.
+//   - without Config.StateFile the vault lives in memory and is lost on
+//     Close.
+//
+// Persistence, for `cmkd dev`: with Config.StateFile set, the whole vault
+// (keys with their private material, versions, attributes, tags, deleted
+// keys, rotation policies, the revoked flag and which expiry events were
+// sent) is loaded at Start and rewritten atomically (temporary file, fsync,
+// rename) after every change, so it survives kill -9. The file is written
+// 0600 but is not encrypted: it is for development only and must never hold
+// real key material. A file Start cannot load fails Start with
+// ErrBadStateFile; deleting it starts an empty vault. With Config.CAFile
+// set, the CA and its key (CAFile+".key", 0600) are reused across restarts,
+// so that, restarted on the same Addr, the emulator serves the same key ids
+// to clients that still trust the same CA.
 package keyvault

@@ -21,6 +21,7 @@ type Server struct {
 	vault    *vault
 	revoked  atomic.Bool
 	saveMu   sync.Mutex // orders state file writes
+	saveOff  bool       // set by Close, under saveMu
 	throttle *throttle
 	faults   atomic.Pointer[Faults]
 	calls    *counters
@@ -30,8 +31,8 @@ type Server struct {
 	closed   sync.Once
 }
 
-// Start generates the TLS material, starts listening and serving, and
-// returns once the listener is open.
+// Start loads or makes the TLS material, loads Config.StateFile, starts
+// listening and serving, and returns once the listener is open.
 func Start(cfg Config) (*Server, error) {
 	s, err := newServer(cfg)
 	if err != nil {
@@ -44,7 +45,13 @@ func Start(cfg Config) (*Server, error) {
 	}
 	ln, err := net.Listen("tcp", s.cfg.Addr)
 	if err != nil {
-		return nil, fmt.Errorf("listen %s: %w", s.cfg.Addr, err)
+		return nil, fmt.Errorf("listen %s: %w (is another emulator still running there?)", s.cfg.Addr, err)
+	}
+	// Writing once now, after the listener proved no other emulator on this
+	// address owns the file, surfaces an unwritable StateFile at Start.
+	if err := s.save(); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("%w: write %s: %v", ErrBadStateFile, s.cfg.StateFile, err)
 	}
 	s.url = "https://" + ln.Addr().String()
 	s.srv = &http.Server{
@@ -99,7 +106,9 @@ func (s *Server) CAPool() *x509.CertPool { return s.certs.pool.Clone() }
 // CAPEM is the emulator's CA certificate in PEM.
 func (s *Server) CAPEM() []byte { return append([]byte(nil), s.certs.caPEM...) }
 
-// Close stops serving at once and drops all state.
+// Close stops serving at once. Without a StateFile the vault is lost; with
+// one, it was saved after every change, and Close returns only after any
+// write under way is done, so a new emulator can take the file over.
 func (s *Server) Close() error {
 	var err error
 	s.closed.Do(func() {
@@ -108,6 +117,7 @@ func (s *Server) Close() error {
 			err = s.srv.Close()
 		}
 		s.wg.Wait()
+		s.stopSaving()
 	})
 	return err
 }

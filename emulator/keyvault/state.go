@@ -1,19 +1,18 @@
 package keyvault
 
 import (
-	"crypto/ecdsa"
-	"crypto/rsa"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strings"
 )
 
 // stateFormat versions the state file; a file of another format is refused.
 const stateFormat = 1
+
+// ErrBadStateFile is wrapped by Start when Config.StateFile cannot be read
+// or does not hold a vault this emulator can load.
+var ErrBadStateFile = errors.New("keyvault emulator state file unusable")
 
 // The state file is the whole vault, private key material included, so that
 // a development vault survives a restart (or kill -9): key ids name the
@@ -54,49 +53,42 @@ type versionState struct {
 	ExpiredSent bool              `json:"expired_sent,omitempty"`
 }
 
-// persist writes the vault to Config.StateFile, if set. saveMu orders the
-// writes, and each snapshot is taken after the previous write, so the file
-// always ends with the newest state; the rename makes every write whole.
+// persist writes the vault to Config.StateFile, if set, and logs a failure
+// (the change is already made in memory and answered). saveMu orders the
+// writes and each snapshot is taken after the previous write, so the file
+// always ends with the newest state. The vault lock is held only to encode
+// the snapshot, never during disk I/O.
 func (s *Server) persist() {
-	if s.cfg.StateFile == "" {
-		return
-	}
-	s.saveMu.Lock()
-	defer s.saveMu.Unlock()
-	s.vault.mu.Lock()
-	st := s.vault.snapshot(s.revoked.Load())
-	s.vault.mu.Unlock()
-	if err := writeState(s.cfg.StateFile, st); err != nil {
+	if err := s.save(); err != nil {
 		s.log.Error("keyvault emulator: save state", "file", s.cfg.StateFile, "err", err)
 	}
 }
 
-func writeState(path string, st stateFile) error {
-	b, err := json.Marshal(st)
+func (s *Server) save() error {
+	if s.cfg.StateFile == "" {
+		return nil
+	}
+	s.saveMu.Lock()
+	defer s.saveMu.Unlock()
+	if s.saveOff {
+		return nil // closed: a later emulator may own the file by now
+	}
+	s.vault.mu.Lock()
+	// Encoding under the lock copies everything the snapshot shares
+	// with live keys (tags, ops, policies) before anyone can change it.
+	b, err := json.Marshal(s.vault.snapshot(s.revoked.Load()))
+	s.vault.mu.Unlock()
 	if err != nil {
-		return err
+		return fmt.Errorf("encode state: %w", err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return writeFileAtomic(s.cfg.StateFile, b, 0o600)
+}
+
+// stopSaving waits for a write under way and makes later ones no-ops.
+func (s *Server) stopSaving() {
+	s.saveMu.Lock()
+	s.saveOff = true
+	s.saveMu.Unlock()
 }
 
 // loadState restores the vault from path; a missing file is an empty vault.
@@ -106,109 +98,37 @@ func (s *Server) loadState(path string) error {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("read state file %s: %w", path, err)
+		return fmt.Errorf("%w: read %s: %v", ErrBadStateFile, path, err)
 	}
+	st, err := decodeState(b)
+	if err != nil {
+		return fmt.Errorf("%w: %s: %v (it holds the emulated vault; delete it to start with an empty vault)",
+			ErrBadStateFile, path, err)
+	}
+	s.vault = st.vault
+	s.revoked.Store(st.revoked)
+	return nil
+}
+
+// loaded is a decoded state file.
+type loaded struct {
+	vault   *vault
+	revoked bool
+}
+
+// decodeState parses and checks a state file. It never panics on any
+// input: the fuzz test feeds it arbitrary bytes.
+func decodeState(b []byte) (loaded, error) {
 	var st stateFile
 	if err := json.Unmarshal(b, &st); err != nil {
-		return fmt.Errorf("state file %s is corrupt (%v): delete it to start with an empty vault", path, err)
+		return loaded{}, fmt.Errorf("corrupt: %w", err)
 	}
 	if st.Format != stateFormat {
-		return fmt.Errorf("state file %s has format %d, this emulator reads %d: delete it to start with an empty vault", path, st.Format, stateFormat)
+		return loaded{}, fmt.Errorf("format %d, this emulator reads format %d", st.Format, stateFormat)
 	}
-	if err := s.vault.restore(st); err != nil {
-		return fmt.Errorf("state file %s: %w: delete it to start with an empty vault", path, err)
-	}
-	s.revoked.Store(st.Revoked)
-	return nil
-}
-
-func (vt *vault) snapshot(revoked bool) stateFile {
-	st := stateFile{Format: stateFormat, Revoked: revoked, Seq: vt.seq}
-	for _, k := range sortedKeys(vt.keys) {
-		st.Keys = append(st.Keys, k.state())
-	}
-	for _, k := range sortedKeys(vt.deleted) {
-		st.Deleted = append(st.Deleted, k.state())
-	}
-	return st
-}
-
-func (k *key) state() keyState {
-	ks := keyState{Name: k.name, Policy: k.policy, DeletedDate: k.deletedDate, PurgeDate: k.purgeDate}
-	if k.latest != nil {
-		ks.Latest = k.latest.id
-	}
-	for _, v := range k.sortedVersions() {
-		vs := versionState{
-			ID: v.id, Seq: v.seq, Kty: v.m.kty, Crv: v.m.crv, Oct: v.m.oct, Ops: v.ops, Enabled: v.enabled,
-			NBF: v.nbf, EXP: v.exp, Created: v.created, Updated: v.updated, Tags: v.tags,
-			NearSent: v.nearSent, ExpiredSent: v.expiredSent,
-		}
-		switch {
-		case v.m.rsa != nil:
-			vs.PKCS8, _ = x509.MarshalPKCS8PrivateKey(v.m.rsa)
-		case v.m.ec != nil:
-			vs.PKCS8, _ = x509.MarshalPKCS8PrivateKey(v.m.ec)
-		}
-		ks.Versions = append(ks.Versions, vs)
-	}
-	return ks
-}
-
-func (vt *vault) restore(st stateFile) error {
-	vt.seq = st.Seq
-	for _, group := range []struct {
-		in  []keyState
-		out map[string]*key
-	}{{st.Keys, vt.keys}, {st.Deleted, vt.deleted}} {
-		for _, ks := range group.in {
-			k, err := ks.key()
-			if err != nil {
-				return err
-			}
-			group.out[strings.ToLower(k.name)] = k
-		}
-	}
-	return nil
-}
-
-func (ks keyState) key() (*key, error) {
-	k := &key{name: ks.Name, versions: map[string]*version{}, policy: ks.Policy, deletedDate: ks.DeletedDate, purgeDate: ks.PurgeDate}
-	for _, vs := range ks.Versions {
-		m, err := vs.material()
-		if err != nil {
-			return nil, fmt.Errorf("key %s version %s: %w", ks.Name, vs.ID, err)
-		}
-		k.versions[vs.ID] = &version{
-			id: vs.ID, seq: vs.Seq, m: m, ops: vs.Ops, enabled: vs.Enabled, nbf: vs.NBF, exp: vs.EXP,
-			created: vs.Created, updated: vs.Updated, tags: vs.Tags, nearSent: vs.NearSent, expiredSent: vs.ExpiredSent,
-		}
-	}
-	if k.latest = k.versions[ks.Latest]; k.latest == nil {
-		return nil, fmt.Errorf("key %s: latest version %q missing", ks.Name, ks.Latest)
-	}
-	return k, nil
-}
-
-func (vs versionState) material() (*material, error) {
-	m := &material{kty: vs.Kty, crv: vs.Crv, oct: vs.Oct}
-	if family(vs.Kty) == "oct" {
-		if len(vs.Oct) == 0 {
-			return nil, errors.New("oct key without material")
-		}
-		return m, nil
-	}
-	priv, err := x509.ParsePKCS8PrivateKey(vs.PKCS8)
+	vt, err := restore(st)
 	if err != nil {
-		return nil, err
+		return loaded{}, err
 	}
-	switch p := priv.(type) {
-	case *rsa.PrivateKey:
-		m.rsa = p
-	case *ecdsa.PrivateKey:
-		m.ec = p
-	default:
-		return nil, fmt.Errorf("unexpected private key %T", priv)
-	}
-	return m, nil
+	return loaded{vault: vt, revoked: st.Revoked}, nil
 }

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -40,14 +41,21 @@ func loadOrNewCerts(caFile string) (*certs, error) {
 		}
 		return newCerts(ca, key)
 	}
+	for _, err := range []error{err1, err2} {
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("read ca: %w", err) // never overwrite a CA we merely cannot read
+		}
+	}
 	c, err := newCerts(nil, nil)
 	if err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(caFile+".key", c.caKeyPEM, 0o600); err != nil {
+	// The key first: a crash between the two leaves a key without a
+	// certificate, which the next start replaces, never a CA without a key.
+	if err := writeFileAtomic(caFile+".key", c.caKeyPEM, 0o600); err != nil {
 		return nil, fmt.Errorf("write ca key: %w", err)
 	}
-	if err := os.WriteFile(caFile, c.caPEM, 0o644); err != nil {
+	if err := writeFileAtomic(caFile, c.caPEM, 0o644); err != nil {
 		return nil, fmt.Errorf("write ca file: %w", err)
 	}
 	return c, nil
@@ -66,6 +74,12 @@ func parseCA(caPEM, keyPEM []byte) (*x509.Certificate, *ecdsa.PrivateKey, error)
 	key, err := x509.ParseECPrivateKey(kb.Bytes)
 	if err != nil {
 		return nil, nil, err
+	}
+	if pub, ok := ca.PublicKey.(*ecdsa.PublicKey); !ok || !pub.Equal(&key.PublicKey) {
+		return nil, nil, fmt.Errorf("the key does not belong to the certificate")
+	}
+	if !ca.IsCA {
+		return nil, nil, fmt.Errorf("the certificate is not a CA")
 	}
 	return ca, key, nil
 }
