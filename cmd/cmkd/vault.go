@@ -123,6 +123,11 @@ func vaultCreate(ctx context.Context, argv []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
+	switch kty {
+	case "RSA", "RSA-HSM", "oct-HSM":
+	default: // EC keys cannot wrap, and software oct keys exist only in Managed HSM
+		return usagef("vault create-key: --kty %q is not RSA, RSA-HSM or oct-HSM", kty)
+	}
 	p := azkeys.CreateKeyParameters{Kty: to.Ptr(azkeys.KeyType(kty))}
 	switch {
 	case size != 0:
@@ -281,14 +286,17 @@ func vaultErr(verb, name string, err error) error {
 		return fmt.Errorf("vault %s %s: %w (is the vault URL right and reachable?)", verb, name, err)
 	}
 	what := fmt.Sprintf("Key Vault answered %d %s", re.StatusCode, re.ErrorCode)
-	switch re.StatusCode {
-	case http.StatusNotFound:
-		return fmt.Errorf("vault %s %s: %w: %s (cmkd vault show %s lists its versions; a deleted key needs recover)",
-			verb, name, kek.ErrNotFound, what, name)
-	case http.StatusUnauthorized, http.StatusForbidden:
+	switch {
+	case re.StatusCode == http.StatusNotFound && (verb == "recover" || verb == "purge"):
+		return fmt.Errorf("vault %s %s: %w: %s (no deleted key of that name: never deleted, or purged)",
+			verb, name, kek.ErrNotFound, what)
+	case re.StatusCode == http.StatusNotFound:
+		return fmt.Errorf("vault %s %s: %w: %s (check the name and --vault; a deleted key must be recovered first)",
+			verb, name, kek.ErrNotFound, what)
+	case re.StatusCode == http.StatusUnauthorized, re.StatusCode == http.StatusForbidden:
 		return fmt.Errorf("vault %s %s: %w: %s (check keyvault.credential and the identity's Key Vault role)",
 			verb, name, kek.ErrAccessDenied, what)
-	case http.StatusConflict:
+	case re.StatusCode == http.StatusConflict:
 		return fmt.Errorf("vault %s %s: %s (a deleted key of that name exists: recover or purge it first)", verb, name, what)
 	default:
 		return fmt.Errorf("vault %s %s: %s", verb, name, what)
