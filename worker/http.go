@@ -24,11 +24,11 @@ func (w *Worker) listen() (*httpServer, error) {
 	return &httpServer{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}, nil
 }
 
-// readyz is ready once the first pass over every key has run and the store
-// answers.
+// readyz is ready once the first pass over every key has started and the
+// store answers.
 func (w *Worker) readyz(rw http.ResponseWriter, r *http.Request) {
 	if !w.ready.Load() {
-		http.Error(rw, "starting: first reconcile pass not done", http.StatusServiceUnavailable)
+		http.Error(rw, "starting: first reconcile pass not started", http.StatusServiceUnavailable)
 		return
 	}
 	if _, err := w.store.Tenants(r.Context()); err != nil {

@@ -20,7 +20,6 @@ func (w *Worker) reconcileLoop(ctx context.Context) error {
 	defer t.Stop()
 	for {
 		w.reconcileAll(ctx)
-		w.ready.Store(true)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -38,6 +37,9 @@ func (w *Worker) reconcileAll(ctx context.Context) {
 		}
 		return
 	}
+	// Ready once the store answers and every key's first probe is under
+	// way: a long rewrap must not keep the replica out of service.
+	w.ready.Store(true)
 	var wg sync.WaitGroup
 	for _, k := range keys {
 		wg.Add(1)
