@@ -100,4 +100,3 @@ func readVersions(t *testing.T, c *azkeys.Client, name string) []azkeys.KeyBundl
 	slices.SortFunc(out, func(a, b azkeys.KeyBundle) int { return strings.Compare(string(*a.Key.KID), string(*b.Key.KID)) })
 	return out
 }
-
