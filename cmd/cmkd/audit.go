@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/cmkd-io/cmkd/events/status"
 )
@@ -56,7 +59,7 @@ func auditTail(ctx context.Context, argv []string, stdout, stderr io.Writer) err
 // reason, then the rest of the data as key=value.
 func auditLine(e status.Event) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s  %-12s %-17s %-32s %s", e.Time.Local().Format(time.DateTime), e.Subject, e.Kind(),
+	fmt.Fprintf(&b, "%s  %-12s %-17s %-32s %s", e.Time.Local().Format(time.DateTime), clean(e.Subject), clean(e.Kind()),
 		str(e.Data["version"]), str(e.Data["key"]))
 	if r, ok := e.Data["reason"]; ok {
 		fmt.Fprintf(&b, "  %s", str(r))
@@ -71,7 +74,7 @@ func auditLine(e status.Event) string {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		fmt.Fprintf(&b, "  %s=%s", k, str(e.Data[k]))
+		fmt.Fprintf(&b, "  %s=%s", clean(k), str(e.Data[k]))
 	}
 	return b.String()
 }
@@ -80,5 +83,19 @@ func str(v any) string {
 	if v == nil {
 		return "-"
 	}
-	return fmt.Sprint(v)
+	return clean(fmt.Sprint(v))
 }
+
+// clean quotes s if it holds a control character or invalid UTF-8: event
+// data (a reason carrying Key Vault's message) must not break the one line
+// per event, nor send escape sequences to the terminal.
+func clean(s string) string {
+	if !utf8.ValidString(s) || strings.ContainsFunc(s, unsafeRune) {
+		return strconv.Quote(s)
+	}
+	return s
+}
+
+// unsafeRune: control characters and invisible format characters (such as
+// the right-to-left override, which can make a line read differently).
+func unsafeRune(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) }
