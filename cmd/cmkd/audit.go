@@ -34,6 +34,9 @@ func auditTail(ctx context.Context, argv []string, stdout, stderr io.Writer) err
 	if err := args(fs, 0, "no arguments"); err != nil {
 		return err
 	}
+	if *since < 0 {
+		return usagef("audit tail: --since %s is negative; give an age such as 1h", *since)
+	}
 	cfg, err := loadConfig(configPath(c.config))
 	if err != nil {
 		return err

@@ -81,6 +81,9 @@ func TestCLIAuditTail(t *testing.T) {
 		}
 		all = tailJSON(t, e)
 	}
+	if n := strings.Count(e.must("audit", "tail", "--since", "1h", "--json"), "\n"); n != len(all) {
+		t.Fatalf("audit tail --since 1h printed %d events, want all %d published just now", n, len(all))
+	}
 	seen := map[string]bool{}
 	for _, ev := range all {
 		if seen[ev.ID] {
@@ -147,7 +150,9 @@ func TestCLIAuditTailFollow(t *testing.T) {
 	defer cancel()
 	out := &lockedBuffer{}
 	exit := make(chan int, 1)
-	go func() { exit <- run(ctx, []string{"audit", "tail", "--follow", "--config", e.config}, out, &lockedBuffer{}) }()
+	go func() {
+		exit <- run(ctx, []string{"audit", "tail", "--follow", "--config", e.config}, out, &lockedBuffer{})
+	}()
 	waitOutput(t, out, "key.near_expiry")
 	if err := d.store.Seal(t.Context(), "acme", "access revoked", store.StatusEvent{}); err != nil {
 		t.Fatal(err)

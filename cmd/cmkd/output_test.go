@@ -179,7 +179,7 @@ func TestCLIUsageErrorsExit2(t *testing.T) {
 		{"ls"}, {"ls", "acme", "--no-such-flag"}, {"vault"}, {"vault", "frob"}, {"vault", "rotate"},
 		{"vault", "create-key", "--size", "big", "k"}, {"vault", "revoke", "extra"}, {"rewrap"},
 		{"rewrap", "--key", "https://v/keys/k", "--tenant", "acme"}, {"rewrap", "extra", "--tenant", "acme"},
-		{"audit"}, {"audit", "tail", "extra"}, {"audit", "tail", "--since", "yesterday"},
+		{"audit"}, {"audit", "tail", "extra"}, {"audit", "tail", "--since", "yesterday"}, {"audit", "tail", "--since", "-1h"},
 	} {
 		var errb bytes.Buffer
 		if code := run(t.Context(), append(args, "--config", missing), io.Discard, &errb); code != exitUsage {

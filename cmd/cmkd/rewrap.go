@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cmkd-io/cmkd/handlers"
+	"github.com/cmkd-io/cmkd/kek"
 	"github.com/cmkd-io/cmkd/worker"
 )
 
@@ -64,12 +65,15 @@ func rewrapPlan(ctx context.Context, d *deps, c *common, key string, stdout io.W
 	if err != nil {
 		return err
 	}
-	p := plan{Key: key, Target: st.Key.Version}
+	p := plan{Key: key}
+	if p.Target, err = planTarget(ctx, d, key, st); err != nil {
+		return err
+	}
 	if p.ByVer, err = d.store.VersionCounts(ctx, key); err != nil {
 		return err
 	}
 	for v, n := range p.ByVer {
-		if v != p.Target {
+		if v != p.Target && p.Target != "" {
 			p.ToMove += n
 		}
 	}
@@ -82,7 +86,7 @@ func rewrapPlan(ctx context.Context, d *deps, c *common, key string, stdout io.W
 	}
 	return c.emit(stdout, p, func() string {
 		var b strings.Builder
-		fmt.Fprintf(&b, "key %s (latest version %s, %s)\n", key, p.Target, st.Outcome)
+		fmt.Fprintf(&b, "key %s (latest version %s, %s; DEKs go to %s)\n", key, st.Key.Version, st.Outcome, dash(p.Target))
 		vs := make([]string, 0, len(p.ByVer))
 		for v := range p.ByVer {
 			vs = append(vs, v)
@@ -90,7 +94,7 @@ func rewrapPlan(ctx context.Context, d *deps, c *common, key string, stdout io.W
 		sort.Strings(vs)
 		for _, v := range vs {
 			mark := "would move"
-			if v == p.Target {
+			if v == p.Target || p.Target == "" {
 				mark = "stays"
 			}
 			fmt.Fprintf(&b, "  %s  %6d DEKs  %s\n", v, p.ByVer[v], mark)
@@ -98,6 +102,29 @@ func rewrapPlan(ctx context.Context, d *deps, c *common, key string, stdout io.W
 		fmt.Fprintf(&b, "%d DEKs of %d tenant(s) would be re-wrapped; nothing was changed (dry run)\n", p.ToMove, len(p.Tenants))
 		return b.String()
 	})
+}
+
+// planTarget is the version a rewrap would move DEKs to, as the handlers
+// pick it: the newest enabled version inside its validity window, usually
+// the latest; "" when there is none.
+func planTarget(ctx context.Context, d *deps, key string, latest kek.KeyState) (string, error) {
+	if latest.Outcome == kek.Usable {
+		return latest.Key.Version, nil
+	}
+	if latest.Outcome != kek.Disabled && latest.Outcome != kek.Expired && latest.Outcome != kek.NotYetValid {
+		return "", nil // deleted, purged, denied or unreachable: nothing would move
+	}
+	versions, err := d.kek.Versions(ctx, key)
+	if err != nil {
+		return "", err
+	}
+	now := time.Now()
+	for _, v := range versions {
+		if v.Enabled && (v.NotBefore.IsZero() || !now.Before(v.NotBefore)) && (v.Expires.IsZero() || now.Before(v.Expires)) {
+			return v.Version, nil
+		}
+	}
+	return "", nil
 }
 
 // rewrapNow reconciles the key at once, under its lease, as the worker

@@ -47,6 +47,24 @@ func TestCLIRewrapDryRunChangesNothing(t *testing.T) {
 	}
 }
 
+// TestCLIRewrapDryRunSkipsDisabledLatest: with the newest version disabled
+// a rewrap targets the newest usable one, and the plan says the same.
+func TestCLIRewrapDryRunSkipsDisabledLatest(t *testing.T) {
+	e := newCLIEnv(t, false)
+	v1, v2 := rotated(t, e)
+	e.must("vault", "disable", "cmk", "--version", v2)
+	var p plan
+	e.mustJSON(&p, "rewrap", "--key", e.keyURL("cmk"), "--dry-run")
+	if p.Target != v1 || p.ToMove != 0 {
+		t.Fatalf("dry run with %s disabled: %+v, want target %s and nothing to move", v2, p, v1)
+	}
+	e.must("vault", "disable", "cmk", "--version", v1)
+	e.mustJSON(&p, "rewrap", "--key", e.keyURL("cmk"), "--dry-run")
+	if p.Target != "" || p.ToMove != 0 {
+		t.Fatalf("dry run with every version disabled: %+v, want no target and nothing to move", p)
+	}
+}
+
 // TestCLIRewrapMovesEveryDEK: rewrap --json prints progress lines and a
 // summary; afterwards every DEK is under the new version and every record
 // still reads; a second rewrap finds nothing to do.
