@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -230,5 +231,28 @@ func TestCLIProgressJSONLines(t *testing.T) {
 	}
 	if len(lines) < 2 || lines[0]["done"] != 0 || lines[len(lines)-1]["done"] != 3 || lines[len(lines)-1]["total"] != 3 {
 		t.Fatalf("progress lines %v, want done 0 first and 3 of 3 last", lines)
+	}
+}
+
+// TestCLIProgressNotInFiles: redirected to a file, rewrap draws no bar (no
+// carriage returns in a log); only a terminal gets one.
+func TestCLIProgressNotInFiles(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if isTerminal(f) || isTerminal(&bytes.Buffer{}) {
+		t.Fatal("a regular file or a buffer taken for a terminal")
+	}
+	p := progressTo(f, false, f)
+	p(0, 2)
+	p(2, 2)
+	fi, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() != 0 {
+		t.Fatalf("progress wrote %d bytes to a file, want none", fi.Size())
 	}
 }
