@@ -1,0 +1,194 @@
+package sqlite_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cmkd-io/cmkd/store"
+	"github.com/cmkd-io/cmkd/store/sqlite"
+	"github.com/cmkd-io/cmkd/store/storetest"
+)
+
+func open(t *testing.T, path string) store.Backend {
+	t.Helper()
+	b, err := sqlite.Open(t.Context(), sqlite.Config{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, open)
+}
+
+// raw opens the file without the backend, as another tool would.
+func raw(t *testing.T, path string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(0)&_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func TestWALMode(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cmkd.db")
+	b := open(t, path)
+	defer b.Close()
+	var mode string
+	if err := raw(t, path).QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil {
+		t.Fatal(err)
+	}
+	if mode != "wal" {
+		t.Fatalf("journal mode %q, want wal", mode)
+	}
+}
+
+func TestSchemaVersion(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cmkd.db")
+	b := open(t, path)
+	if err := b.AddTenant(t.Context(), store.Tenant{ID: "a", KeyURL: "https://v/keys/k", State: store.StateActive}); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	db := raw(t, path)
+	var v int
+	if err := db.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil || v != sqlite.SchemaVersion {
+		t.Fatalf("user_version %d (%v), want %d", v, err, sqlite.SchemaVersion)
+	}
+
+	// Reopening a current file migrates nothing and keeps the data.
+	b = open(t, path)
+	if _, err := b.GetTenant(t.Context(), "a"); err != nil {
+		t.Fatalf("after reopen: %v", err)
+	}
+	b.Close()
+
+	if _, err := db.Exec(`PRAGMA user_version = 99`); err != nil {
+		t.Fatal(err)
+	}
+	_, err := sqlite.Open(t.Context(), sqlite.Config{Path: path})
+	if !errors.Is(err, store.ErrSchemaTooNew) {
+		t.Fatalf("open of a newer schema = %v, want ErrSchemaTooNew", err)
+	}
+}
+
+// Two backends opening a new file at once both end up on one migrated
+// schema.
+func TestConcurrentFirstOpen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cmkd.db")
+	errs := make(chan error, 2)
+	bs := make(chan *sqlite.Backend, 2)
+	for range 2 {
+		go func() {
+			b, err := sqlite.Open(t.Context(), sqlite.Config{Path: path})
+			errs <- err
+			bs <- b
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+		b := <-bs
+		defer b.Close()
+		if _, err := b.ListTenants(t.Context(), ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// holdWriteLock takes the database's write lock through another handle
+// and returns the function that releases it.
+func holdWriteLock(t *testing.T, path string) func() {
+	t.Helper()
+	tx, err := raw(t, path).BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(`UPDATE leases SET holder = holder`); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func addTenant(ctx context.Context, b store.Backend, id string) error {
+	return b.AddTenant(ctx, store.Tenant{ID: id, KeyURL: "https://v/keys/k", State: store.StateActive, CreatedAt: time.Now()})
+}
+
+// A write waits for another handle's write lock for up to the busy
+// timeout instead of failing at once.
+func TestBusyTimeoutWaitsForOtherWriter(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cmkd.db")
+	b := open(t, path)
+	defer b.Close()
+	release := holdWriteLock(t, path)
+	done := make(chan error, 1)
+	go func() { done <- addTenant(t.Context(), b, "a") }()
+	select {
+	case err := <-done:
+		t.Fatalf("write finished (%v) while another handle held the lock", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	release()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("write after the lock was released: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("write still blocked after the lock was released")
+	}
+	if _, err := b.GetTenant(t.Context(), "a"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Past the busy timeout, a write fails rather than hanging.
+func TestBusyTimeoutExpires(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cmkd.db")
+	b, err := sqlite.Open(t.Context(), sqlite.Config{Path: path, BusyTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	release := holdWriteLock(t, path)
+	defer release()
+	start := time.Now()
+	if err := addTenant(t.Context(), b, "a"); err == nil {
+		t.Fatal("write succeeded while another handle held the lock")
+	}
+	if d := time.Since(start); d < 90*time.Millisecond || d > 5*time.Second {
+		t.Fatalf("write failed after %s, busy timeout 100ms", d)
+	}
+	// Readers are not blocked by the writer in WAL mode.
+	if _, err := b.ListTenants(t.Context(), ""); err != nil {
+		t.Fatalf("read while another handle writes: %v", err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, c := range []struct {
+		cfg   sqlite.Config
+		field string
+	}{
+		{sqlite.Config{}, "Path"},
+		{sqlite.Config{Path: "x", BusyTimeout: -1}, "BusyTimeout"},
+	} {
+		err := c.cfg.Validate()
+		if err == nil || !strings.Contains(err.Error(), c.field) {
+			t.Errorf("Validate(%+v) = %v, want it to name %s", c.cfg, err, c.field)
+		}
+	}
+}

@@ -1,0 +1,57 @@
+package storetest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/cmkd-io/cmkd/store"
+)
+
+var leaseCases = []testCase{
+	{"LeaseHolderExpiryFencing", testLease},
+}
+
+// One holder at a time; renewal keeps the token; a lease taken over after
+// expiry gets a larger token and the old holder learns it lost.
+func testLease(t *testing.T, f *fixture) {
+	a, b := f.store(nil), f.store(nil)
+	ctx := t.Context()
+	name := store.LeaseName(f.KeyURL)
+	la, err := a.AcquireLease(ctx, name, "a", time.Minute)
+	if err != nil || la.Holder != "a" || la.Token <= 0 || !la.Expires.Equal(f.Clock.Now().Add(time.Minute)) {
+		t.Fatalf("acquire = %+v, %v", la, err)
+	}
+	_, err = b.AcquireLease(ctx, name, "b", time.Minute)
+	wantErr(t, err, store.ErrLeaseHeld)
+	f.Clock.Add(30 * time.Second)
+	again, err := a.AcquireLease(ctx, name, "a", time.Minute)
+	if err != nil || again.Token != la.Token {
+		t.Fatalf("re-acquire by the holder = %+v, %v; want token %d kept", again, err, la.Token)
+	}
+	la, err = a.RenewLease(ctx, la, time.Minute)
+	if err != nil || la.Token != again.Token || !la.Expires.Equal(f.Clock.Now().Add(time.Minute)) {
+		t.Fatalf("renew = %+v, %v", la, err)
+	}
+	wantErr(t, a.CheckLease(ctx, la), nil)
+
+	f.Clock.Add(time.Minute)
+	wantErr(t, a.CheckLease(ctx, la), store.ErrLeaseLost)
+	lb, err := b.AcquireLease(ctx, name, "b", time.Minute)
+	if err != nil || lb.Token <= la.Token {
+		t.Fatalf("take-over = %+v, %v; want a token above %d", lb, err, la.Token)
+	}
+	_, err = a.RenewLease(ctx, la, time.Minute)
+	wantErr(t, err, store.ErrLeaseLost)
+	wantErr(t, a.ReleaseLease(ctx, la), nil)
+	wantErr(t, b.CheckLease(ctx, lb), nil) // a's stale release freed nothing
+
+	wantErr(t, b.ReleaseLease(ctx, lb), nil)
+	wantErr(t, b.CheckLease(ctx, lb), store.ErrLeaseLost)
+	la2, err := a.AcquireLease(ctx, name, "a", time.Minute)
+	if err != nil || la2.Token <= lb.Token {
+		t.Fatalf("acquire after release = %+v, %v; want a token above %d", la2, err, lb.Token)
+	}
+	if other, err := b.AcquireLease(ctx, "key:other", "b", time.Minute); err != nil || other.Holder != "b" {
+		t.Fatalf("leases are per name: %+v, %v", other, err)
+	}
+}

@@ -1,0 +1,100 @@
+package storetest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/cmkd-io/cmkd/store"
+)
+
+var outboxCases = []testCase{
+	{"OutboxClaimAndMarkSent", testOutboxClaim},
+	{"OutboxDuplicateIDsIgnored", testOutboxDuplicates},
+	{"OutboxWrittenWithStateChange", testOutboxWithState},
+}
+
+func testOutboxClaim(t *testing.T, f *fixture) {
+	s := f.store(nil)
+	ctx := t.Context()
+	for _, id := range []string{"e1", "e2", "e3"} {
+		if err := s.Publish(ctx, store.StatusEvent{ID: id, Kind: store.KindKeyNearExpiry, Tenant: "a"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, err := s.ClaimOutbox(ctx, "relay-1", 2, time.Minute)
+	if err != nil || len(first) != 2 || first[0].Event.ID != "e1" || first[1].Event.ID != "e2" || first[0].Seq >= first[1].Seq {
+		t.Fatalf("first claim = %+v, %v", first, err)
+	}
+	e := first[0].Event
+	if e.Kind != store.KindKeyNearExpiry || e.Tenant != "a" || e.Data["tenant"] != "a" || !e.Time.Equal(f.Clock.Now()) || first[0].Attempts != 1 {
+		t.Fatalf("claimed event %+v", first[0])
+	}
+	second, err := s.ClaimOutbox(ctx, "relay-2", 10, time.Minute)
+	if err != nil || len(second) != 1 || second[0].Event.ID != "e3" {
+		t.Fatalf("a second relay claimed %+v, %v; want only e3", second, err)
+	}
+	if err := s.MarkSent(ctx, "e1"); err != nil {
+		t.Fatal(err)
+	}
+	f.Clock.Add(time.Minute)
+	again, err := s.ClaimOutbox(ctx, "relay-2", 10, time.Minute)
+	if err != nil || len(again) != 2 || again[0].Event.ID != "e2" || again[1].Event.ID != "e3" || again[0].Attempts != 2 {
+		t.Fatalf("after the claims expired: %+v, %v; want e2, e3 on attempt 2", again, err)
+	}
+	if err := s.MarkSent(ctx, "e2", "e3"); err != nil {
+		t.Fatal(err)
+	}
+	f.Clock.Add(time.Hour)
+	if es := claimAll(t, s); len(es) != 0 {
+		t.Fatalf("sent events claimed again: %+v", es)
+	}
+}
+
+// An event written twice (a retried transaction) is published once.
+func testOutboxDuplicates(t *testing.T, f *fixture) {
+	s := f.store(nil)
+	ev := store.StatusEvent{ID: "dup", Kind: store.KindKeyExpired, Tenant: "a"}
+	for range 2 {
+		if err := s.Publish(t.Context(), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.CompleteRewrap(t.Context(), f.KeyURL, f.Version, store.StatusEvent{ID: "dup"}); err != nil {
+		t.Fatal(err)
+	}
+	if es := claimAll(t, s); len(es) != 1 || es[0].Event.Kind != store.KindKeyExpired {
+		t.Fatalf("claimed %+v, want the event once as first written", es)
+	}
+}
+
+// Seal and unseal write their event exactly when they change state, and
+// not at all when they fail.
+func testOutboxWithState(t *testing.T, f *fixture) {
+	s := f.store(nil)
+	f.addTenant(s, "a")
+	if err := s.Seal(t.Context(), "nobody", reason, store.StatusEvent{}); err == nil {
+		t.Fatal("sealed a tenant that does not exist")
+	}
+	ev := store.StatusEvent{ID: "seal-1", Data: map[string]any{"vault": "v"}}
+	if err := s.Seal(t.Context(), "a", reason, ev); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Seal(t.Context(), "a", "again", store.StatusEvent{}); err != nil {
+		t.Fatal(err)
+	}
+	es := claimAll(t, s)
+	if len(es) != 1 {
+		t.Fatalf("outbox %v, want one sealed event", kinds(es))
+	}
+	e := es[0].Event
+	if e.ID != "seal-1" || e.Kind != store.KindSealed || e.Tenant != "a" ||
+		e.Data["reason"] != reason || e.Data["tenant"] != "a" || e.Data["vault"] != "v" {
+		t.Fatalf("sealed event %+v", e)
+	}
+	if err := s.Unseal(t.Context(), "a", store.StatusEvent{}); err != nil {
+		t.Fatal(err)
+	}
+	if es := claimAll(t, s); len(es) != 1 || es[0].Event.Kind != store.KindUnsealed {
+		t.Fatalf("outbox %v, want one unsealed event", kinds(es))
+	}
+}
