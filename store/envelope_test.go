@@ -1,0 +1,122 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+)
+
+func TestSealOpenRecord(t *testing.T) {
+	k := key(9)
+	blob, err := sealRecord(k, "t", "k", "dek1", []byte("hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := parseRecord(blob)
+	if err != nil || p.dekID != "dek1" {
+		t.Fatalf("parse = %+v, %v", p, err)
+	}
+	got, err := openRecord(k, "t", "k", p)
+	if err != nil || string(got) != "hello" {
+		t.Fatalf("open = %q, %v", got, err)
+	}
+	for _, c := range [][3]string{{"u", "k", "dek1"}, {"t", "j", "dek1"}} {
+		if _, err := openRecord(k, c[0], c[1], p); !errors.Is(err, ErrIntegrity) {
+			t.Fatalf("opened as %s/%s: %v", c[0], c[1], err)
+		}
+	}
+	if _, err := openRecord(key(8), "t", "k", p); !errors.Is(err, ErrIntegrity) {
+		t.Fatalf("opened with another dek: %v", err)
+	}
+}
+
+// The length prefixes keep ("ab","c") and ("a","bc") apart.
+func TestAdditionalDataUnambiguous(t *testing.T) {
+	if bytes.Equal(additionalData("ab", "c", "d"), additionalData("a", "bc", "d")) {
+		t.Fatal("two tuples encode alike")
+	}
+}
+
+func TestKeyCheckValue(t *testing.T) {
+	kcv := KeyCheckValue(key(1))
+	if len(kcv) != KCVSize || !checkKCV(key(1), kcv) || checkKCV(key(2), kcv) || checkKCV(key(1), kcv[:4]) {
+		t.Fatal("key check value does not tell keys apart")
+	}
+	if bytes.Contains(key(1), kcv) {
+		t.Fatal("kcv is part of the key")
+	}
+}
+
+// Record blobs come from the database: outside input. parseRecord must
+// never panic, and what it accepts must hold the parts a record has.
+func FuzzParseRecord(f *testing.F) {
+	for _, v := range [][]byte{nil, []byte("v"), bytes.Repeat([]byte("x"), 1024)} {
+		blob, err := sealRecord(key(1), "t", "k", "0123456789abcdef0123456789abcdef", v)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(blob)
+	}
+	f.Add([]byte{})
+	f.Add([]byte{1, 0})
+	f.Add([]byte{1, 255, 'a'})
+	f.Add([]byte{2, 1, 'a'})
+	f.Fuzz(func(t *testing.T, blob []byte) {
+		p, err := parseRecord(blob)
+		if err != nil {
+			if !errors.Is(err, errMalformedRecord) {
+				t.Fatalf("error %v is not errMalformedRecord", err)
+			}
+			return
+		}
+		if len(p.dekID) == 0 || len(p.dekID) > maxDEKIDLen || len(p.nonce) != nonceSize || len(p.ciphertext) < tagSize {
+			t.Fatalf("accepted %x as %+v", blob, p)
+		}
+		if _, err := openRecord(key(1), "t", "k", p); err != nil && !errors.Is(err, ErrIntegrity) {
+			t.Fatalf("open failed other than by integrity: %v", err)
+		}
+	})
+}
+
+// Key URLs come from users and events. An accepted URL is normal: parsing
+// it again gives itself.
+func FuzzParseKeyURL(f *testing.F) {
+	for _, s := range []string{
+		"https://v.vault.azure.net/keys/cmk", "HTTPS://V.Vault.Azure.Net/keys/cmk/", "https://v/keys/cmk/abc",
+		"http://v/keys/k", "https://u@v/keys/k", "https://v/keys/k?x=1", "https://v/keys/", "https://v/keys/a_b", "",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		u, err := ParseKeyURL(s)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidKeyURL) {
+				t.Fatalf("error %v is not ErrInvalidKeyURL", err)
+			}
+			return
+		}
+		again, err := ParseKeyURL(u)
+		if err != nil || again != u {
+			t.Fatalf("%q normalised to %q, which parses to %q, %v", s, u, again, err)
+		}
+		if KeyVersion(u) != "" {
+			t.Fatalf("accepted versioned %q", u)
+		}
+	})
+}
+
+// Tenant ids become NATS subject tokens: an accepted id has no byte a
+// subject would read as syntax.
+func FuzzValidateTenantID(f *testing.F) {
+	for _, s := range []string{"a", "A-z_0", "a.b", "a b", "*", ">", "", "é"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if ValidateTenantID(s) != nil {
+			return
+		}
+		if len(s) == 0 || len(s) > 64 || bytes.ContainsAny([]byte(s), ". *>\t\r\n") {
+			t.Fatalf("accepted %q", s)
+		}
+	})
+}

@@ -1,0 +1,15 @@
+package store
+
+// CachedKeys returns the cache's own slices (not copies) of tenant's cached
+// DEKs, so an outside test can watch them being zeroed.
+func CachedKeys(s *Store, tenant string) [][]byte {
+	s.cache.mu.Lock()
+	defer s.cache.mu.Unlock()
+	var out [][]byte
+	for el := s.cache.order.Front(); el != nil; el = el.Next() {
+		if e := el.Value.(*cacheEntry); e.tenant == tenant {
+			out = append(out, e.key)
+		}
+	}
+	return out
+}
