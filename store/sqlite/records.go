@@ -9,15 +9,16 @@ import (
 	"github.com/cmkd-io/cmkd/store"
 )
 
+const getRecordSQL = `SELECT ` + tenantStateCols + `, r.value, r.tenant IS NOT NULL
+	FROM tenants t LEFT JOIN records r ON r.tenant = t.id AND r.key = ? WHERE t.id = ?`
+
 // GetRecord implements store.Backend: the tenant's state and the record are
 // read by one query, so a seal committed before it is always seen.
 func (b *Backend) GetRecord(ctx context.Context, tenant, key string) ([]byte, error) {
 	var st stateRow
 	var value []byte
 	var found bool
-	err := b.db.QueryRowContext(ctx, `SELECT `+tenantStateCols+`, r.value, r.tenant IS NOT NULL
-		FROM tenants t LEFT JOIN records r ON r.tenant = t.id AND r.key = ? WHERE t.id = ?`,
-		key, tenant).Scan(append(st.dest(), &value, &found)...)
+	err := b.getRecord.QueryRowContext(ctx, key, tenant).Scan(append(st.dest(), &value, &found)...)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return nil, fmt.Errorf("tenant %s: %w", tenant, store.ErrNotFound)

@@ -39,6 +39,9 @@ func (c Config) Validate() error {
 // Backend is a store.Backend in one SQLite file.
 type Backend struct {
 	db *sql.DB
+	// getRecord is prepared once: parsing the seal-checking join on every
+	// read cost more than the decryption.
+	getRecord *sql.Stmt
 }
 
 var _ store.Backend = (*Backend)(nil)
@@ -61,6 +64,10 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", cfg.Path, err)
 	}
+	if b.getRecord, err = db.PrepareContext(ctx, getRecordSQL); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s: prepare: %w", cfg.Path, err)
+	}
 	return b, nil
 }
 
@@ -79,7 +86,10 @@ func dsn(cfg Config) string {
 }
 
 // Close closes the database.
-func (b *Backend) Close() error { return b.db.Close() }
+func (b *Backend) Close() error {
+	b.getRecord.Close()
+	return b.db.Close()
+}
 
 // tx runs fn in one IMMEDIATE transaction.
 func (b *Backend) tx(ctx context.Context, fn func(*sql.Tx) error) error {
