@@ -1,149 +1,97 @@
 package status_test
 
 import (
-	"context"
-	"fmt"
-	"net/url"
-	"path/filepath"
-	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cmkd-io/cmkd/events/status"
-	"github.com/cmkd-io/cmkd/kek"
 	"github.com/cmkd-io/cmkd/store"
-	"github.com/cmkd-io/cmkd/store/sqlite"
 )
-
-// openStore opens a SQLite store. The relay never calls Key Vault, so the
-// kek client points nowhere.
-func openStore(t *testing.T, path string) *store.Store {
-	t.Helper()
-	b, err := sqlite.Open(t.Context(), sqlite.Config{Path: path})
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := kek.New(kek.Config{Credential: kek.StaticToken("unused")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.New(store.Config{Backend: b, KEK: k})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
-}
-
-func startNATS(t *testing.T, port int, dir string) *server.Server {
-	t.Helper()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats did not start")
-	}
-	return ns
-}
-
-func jsFor(t *testing.T, url string) jetstream.JetStream {
-	t.Helper()
-	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
-}
-
-func runRelay(t *testing.T, st *store.Store, js jetstream.JetStream, name string) {
-	t.Helper()
-	r, err := status.NewRelay(st, js, status.Config{Instance: name, CreateStream: true, Interval: 20 * time.Millisecond, Backoff: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { r.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-}
-
-func publish(t *testing.T, st *store.Store, from, n int) {
-	t.Helper()
-	for i := from; i < from+n; i++ {
-		ev := store.StatusEvent{ID: fmt.Sprintf("ev-%04d", i), Kind: store.KindSealed, Tenant: "acme",
-			Data: map[string]any{"reason": "disabled", "key": "https://v.vault.azure.net/keys/k"}}
-		if err := st.Publish(t.Context(), ev); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-// collect reads the whole stream, counting each event id.
-func collect(t *testing.T, js jetstream.JetStream) map[string]int {
-	t.Helper()
-	got := map[string]int{}
-	err := status.Tail(t.Context(), js, status.TailOptions{}, func(e status.Event) error {
-		got[e.ID]++
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return got
-}
-
-func waitFor(t *testing.T, js jetstream.JetStream, n int) map[string]int {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		s, err := js.Stream(t.Context(), status.DefaultStream)
-		if err == nil {
-			if info, err := s.Info(t.Context()); err == nil && info.State.Msgs >= uint64(n) {
-				return collect(t, js)
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %d status events", n)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-}
 
 func TestRelayPublishesCloudEvents(t *testing.T) {
 	ns := startNATS(t, -1, t.TempDir())
-	defer ns.Shutdown()
 	js := jsFor(t, ns.ClientURL())
-	st := openStore(t, filepath.Join(t.TempDir(), "db"))
-	sub, err := js.Conn().SubscribeSync("cmkd.status.acme.sealed")
+	st := newStore(t)
+	sub, err := js.Conn().SubscribeSync("cmkd.status.>")
 	if err != nil {
 		t.Fatal(err)
 	}
-	runRelay(t, st, js, "r1")
-	publish(t, st, 0, 1)
+	runRelay(t, st, js, testConfig("r1"))
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	ev := event(0, "acme", store.KindRewrapCompleted)
+	ev.Time = at
+	if err := st.Publish(t.Context(), ev); err != nil {
+		t.Fatal(err)
+	}
 	msg, err := sub.NextMsg(10 * time.Second)
 	if err != nil {
-		t.Fatalf("no status event on cmkd.status.acme.sealed: %v", err)
+		t.Fatalf("no status event published: %v", err)
 	}
-	ev, err := status.Decode(msg.Data)
+	if msg.Subject != "cmkd.status.acme.rewrap.completed" {
+		t.Errorf("subject %q, want cmkd.status.acme.rewrap.completed", msg.Subject)
+	}
+	if h := msg.Header.Get("Nats-Msg-Id"); h != ev.ID {
+		t.Errorf("Nats-Msg-Id %q, want the event id %q", h, ev.ID)
+	}
+	if h := msg.Header.Get("Content-Type"); h != "application/cloudevents+json" {
+		t.Errorf("Content-Type %q", h)
+	}
+	got, err := status.Decode(msg.Data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ev.ID != "ev-0000" || msg.Header.Get("Nats-Msg-Id") != ev.ID || ev.Type != "io.cmkd.sealed" ||
-		ev.Source != "cmkd/r1" || ev.Subject != "acme" || ev.Data["reason"] != "disabled" {
-		t.Fatalf("status event %+v, header %v", ev, msg.Header)
+	if got.SpecVersion != "1.0" || got.ID != ev.ID || got.Source != "cmkd/r1" || got.Type != "io.cmkd.rewrap.completed" ||
+		got.Subject != "acme" || got.Tenant() != "acme" || !got.Time.Equal(at) || got.DataContentType != "application/json" ||
+		got.Data["reason"] != "disabled" || got.Data["tenant"] != "acme" {
+		t.Errorf("published %s", msg.Data)
 	}
+	if !strings.Contains(string(msg.Data), `"time":"2026-03-01T12:00:00Z"`) {
+		t.Errorf("time is not RFC 3339 UTC: %s", msg.Data)
+	}
+}
+
+func TestRelayCountsWhatItPublishes(t *testing.T) {
+	ns := startNATS(t, -1, t.TempDir())
+	js := jsFor(t, ns.ClientURL())
+	st := newStore(t)
+	reg := prometheus.NewRegistry()
+	cfg := testConfig("r1")
+	cfg.Registerer = reg
+	runRelay(t, st, js, cfg)
+	write(t, st, 0, 5)
+	waitStream(t, js, 5)
+	eventually(t, 10*time.Second, "5 publishes are counted", func() bool {
+		return metric(t, reg, "cmkd_status_published_total") == 5
+	})
+	if n := metric(t, reg, "cmkd_status_publish_seconds"); n != 5 {
+		t.Errorf("%v publish durations observed, want 5", n)
+	}
+	if d := metric(t, reg, "cmkd_outbox_depth"); d != 0 {
+		t.Errorf("outbox depth %v after everything was published", d)
+	}
+	if f := metric(t, reg, "cmkd_status_publish_failures_total"); f != 0 {
+		t.Errorf("%v failures with NATS up", f)
+	}
+}
+
+func TestKickPublishesWithoutWaitingForThePoll(t *testing.T) {
+	ns := startNATS(t, -1, t.TempDir())
+	js := jsFor(t, ns.ClientURL())
+	st := newStore(t)
+	cfg := testConfig("r1")
+	cfg.Interval = time.Hour
+	r := runRelay(t, st, js, cfg)
+	write(t, st, 0, 1)
+	r.Kick()
+	waitStream(t, js, 1) // now the relay has gone idle for an hour
+	write(t, st, 1, 1)
+	r.Kick()
+	checkOnceEach(t, waitStream(t, js, 2), 0, 2)
 }
 
 func TestNATSOutageLosesNothingAndDoublesNothing(t *testing.T) {
@@ -151,108 +99,142 @@ func TestNATSOutageLosesNothingAndDoublesNothing(t *testing.T) {
 	ns := startNATS(t, -1, dir)
 	clientURL := ns.ClientURL()
 	js := jsFor(t, clientURL)
-	st := openStore(t, filepath.Join(t.TempDir(), "db"))
-	runRelay(t, st, js, "r1")
-	publish(t, st, 0, 10)
-	waitFor(t, js, 10)
+	st := newStore(t)
+	reg := prometheus.NewRegistry()
+	cfg := testConfig("r1")
+	cfg.Registerer = reg
+	runRelay(t, st, js, cfg)
+	write(t, st, 0, 10)
+	waitStream(t, js, 10)
 
 	ns.Shutdown()
 	ns.WaitForShutdown()
-	publish(t, st, 10, 20) // state changes go on while NATS is down
-	ns = startNATS(t, portOf(t, clientURL), dir)
-	defer ns.Shutdown()
+	write(t, st, 10, 20) // state changes go on while NATS is down
+	eventually(t, 10*time.Second, "the relay notices NATS is down", func() bool {
+		return metric(t, reg, "cmkd_status_publish_failures_total") >= 2
+	})
+	startNATS(t, portOf(t, clientURL), dir)
 
-	got := waitFor(t, js, 30)
-	if len(got) != 30 {
-		t.Fatalf("%d distinct events in the stream, want 30", len(got))
-	}
-	for id, n := range got {
-		if n != 1 {
-			t.Fatalf("event %s is in the stream %d times", id, n)
+	evs := waitStream(t, js, 30)
+	checkOnceEach(t, evs, 0, 30)
+	for i, e := range evs {
+		if want := event(i, "", "").ID; e.ID != want {
+			t.Fatalf("stream position %d holds %s, want %s: the relay reordered the outbox", i, e.ID, want)
 		}
 	}
+}
+
+func TestRelayRecreatesAStreamTheServerLost(t *testing.T) {
+	ns := startNATS(t, -1, t.TempDir())
+	clientURL := ns.ClientURL()
+	js := jsFor(t, clientURL)
+	st := newStore(t)
+	runRelay(t, st, js, testConfig("r1"))
+	write(t, st, 0, 2)
+	waitStream(t, js, 2)
+
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	startNATS(t, portOf(t, clientURL), t.TempDir()) // same address, empty storage
+	write(t, st, 2, 3)
+	checkOnceEach(t, waitStream(t, js, 3), 2, 3)
 }
 
 func TestTwoRelaysPublishEachEventOnce(t *testing.T) {
 	ns := startNATS(t, -1, t.TempDir())
-	defer ns.Shutdown()
 	js := jsFor(t, ns.ClientURL())
-	path := filepath.Join(t.TempDir(), "db")
+	path := t.TempDir() + "/cmkd.db"
 	st1, st2 := openStore(t, path), openStore(t, path)
-	runRelay(t, st1, js, "r1")
-	runRelay(t, st2, js, "r2")
+	for _, name := range []string{"r1", "r2"} {
+		cfg := testConfig(name)
+		cfg.Batch = 7 // many small claims, so the relays interleave
+		runRelay(t, map[string]*store.Store{"r1": st1, "r2": st2}[name], js, cfg)
+	}
 	var wg sync.WaitGroup
 	for i := range 4 {
-		wg.Add(1)
-		go func() { defer wg.Done(); publish(t, st1, i*50, 50) }()
+		wg.Go(func() { write(t, []*store.Store{st1, st2}[i%2], i*50, 50) })
 	}
 	wg.Wait()
-	got := waitFor(t, js, 200)
-	for id, n := range got {
-		if n != 1 {
-			t.Fatalf("event %s published %d times", id, n)
-		}
+	evs := waitStream(t, js, 200)
+	checkOnceEach(t, evs, 0, 200)
+	sources := map[string]bool{}
+	for _, e := range evs {
+		sources[e.Source] = true
 	}
-	if len(got) != 200 {
-		t.Fatalf("%d events, want 200", len(got))
-	}
+	t.Logf("published by %v", sources)
 }
 
 func TestRepublishAfterCrashIsDeduplicated(t *testing.T) {
 	ns := startNATS(t, -1, t.TempDir())
-	defer ns.Shutdown()
 	js := jsFor(t, ns.ClientURL())
-	st := openStore(t, filepath.Join(t.TempDir(), "db"))
+	st := newStore(t)
 	if _, err := status.EnsureStream(t.Context(), js, status.Config{Instance: "x"}); err != nil {
 		t.Fatal(err)
 	}
-	publish(t, st, 0, 3)
-	// A relay published these, then died before marking them sent.
+	write(t, st, 0, 3)
+	// A relay published these, then died before marking them sent; its
+	// claim runs out at once.
 	entries, err := st.ClaimOutbox(t.Context(), "crashed", 10, time.Nanosecond)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, e := range entries {
-		body, _ := status.Encode("crashed", e.Event)
+		body, err := status.Encode("crashed", e.Event)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if _, err := js.Publish(t.Context(), status.Subject(e.Event.Tenant, e.Event.Kind), body, jetstream.WithMsgID(e.Event.ID)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	runRelay(t, st, js, "r2")
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		again, err := st.ClaimOutbox(t.Context(), "probe", 10, time.Nanosecond)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(again) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("relay did not mark the entries sent")
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	got := collect(t, js)
-	if len(got) != 3 {
-		t.Fatalf("%d events in the stream, want 3", len(got))
-	}
-	for id, n := range got {
-		if n != 1 {
-			t.Fatalf("event %s is in the stream %d times", id, n)
-		}
+	runRelay(t, st, js, testConfig("r2"))
+	write(t, st, 3, 1) // published after the others only once they are marked
+	evs := waitStream(t, js, 4)
+	checkOnceEach(t, evs, 0, 4)
+	eventually(t, 10*time.Second, "the relay marks every entry sent", func() bool {
+		left, err := st.ClaimOutbox(t.Context(), "probe", 10, time.Nanosecond)
+		return err == nil && len(left) == 0
+	})
+	if n := streamMsgs(t, js); n != 4 {
+		t.Errorf("the stream holds %d events, want 4", n)
 	}
 }
 
-func portOf(t *testing.T, raw string) int {
-	t.Helper()
-	u, err := url.Parse(raw)
+func TestEnsureStreamIsIdempotent(t *testing.T) {
+	ns := startNATS(t, -1, t.TempDir())
+	js := jsFor(t, ns.ClientURL())
+	cfg := status.Config{Instance: "x", MaxAge: time.Hour}
+	for range 2 {
+		if _, err := status.EnsureStream(t.Context(), js, cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := js.Stream(t.Context(), status.DefaultStream)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := strconv.Atoi(u.Port())
-	if err != nil {
-		t.Fatal(err)
+	c := s.CachedInfo().Config
+	if c.Storage != jetstream.FileStorage || c.MaxAge != time.Hour || c.Duplicates != status.DefaultDuplicates ||
+		len(c.Subjects) != 1 || c.Subjects[0] != "cmkd.status.>" {
+		t.Errorf("stream config %+v", c)
 	}
-	return p
+}
+
+func TestConfigValidateNamesTheField(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  status.Config
+		want string
+	}{
+		{status.Config{}, "Instance"},
+		{status.Config{Instance: "a", Batch: -1}, "Batch"},
+		{status.Config{Instance: "a", Claim: -time.Second}, "Claim"},
+		{status.Config{Instance: "a", Claim: 20 * time.Minute}, "Duplicates"},
+		{status.Config{Instance: "a", Duplicates: time.Second, Claim: time.Second}, "Duplicates"},
+		{status.Config{Instance: "a"}, ""},
+	} {
+		err := tc.cfg.Validate()
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("Validate(%+v) = %v, want an error naming %q", tc.cfg, err, tc.want)
+		}
+	}
 }

@@ -6,13 +6,21 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cmkd-io/cmkd/store"
 )
+
+// followPoll bounds one fetch while following, so a fetch lost to a
+// reconnect is renewed.
+const followPoll = 5 * time.Second
 
 // TailOptions selects the status events Tail reads.
 type TailOptions struct {
 	Stream string // DefaultStream if empty
-	// Since reads events at most this old; zero reads from the start.
+	// Since reads events stored at most this long ago; zero reads from the
+	// start of the stream.
 	Since  time.Duration
 	Tenant string // all tenants if empty
 	// Follow keeps reading new events until ctx ends; otherwise Tail stops
@@ -21,66 +29,90 @@ type TailOptions struct {
 }
 
 // Tail calls fn for each status event in stream order, through an ordered
-// ephemeral consumer (nothing is left behind on the server).
+// ephemeral consumer (nothing is left behind on the server). It returns nil
+// when done or when ctx ends, fn's error if fn fails, and an error wrapping
+// ErrInvalidEvent if the stream holds something that is not a status event.
 func Tail(ctx context.Context, js jetstream.JetStream, opts TailOptions, fn func(Event) error) error {
-	if opts.Stream == "" {
-		opts.Stream = DefaultStream
-	}
-	subject := "cmkd.status.>"
+	stream := or(opts.Stream, DefaultStream)
+	subject := SubjectsAll
 	if opts.Tenant != "" {
+		if err := store.ValidateTenantID(opts.Tenant); err != nil {
+			return fmt.Errorf("tail: %w", err)
+		}
 		subject = Subject(opts.Tenant, ">")
 	}
 	occ := jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverAllPolicy}
+	var start time.Time
 	if opts.Since > 0 {
-		t := time.Now().Add(-opts.Since)
-		occ.DeliverPolicy, occ.OptStartTime = jetstream.DeliverByStartTimePolicy, &t
+		start = time.Now().Add(-opts.Since)
+		occ.DeliverPolicy, occ.OptStartTime = jetstream.DeliverByStartTimePolicy, &start
 	}
-	s, err := js.Stream(ctx, opts.Stream)
+	s, err := js.Stream(ctx, stream)
 	if err != nil {
-		return fmt.Errorf("status stream %s: %w (is cmkd running against this NATS?)", opts.Stream, err)
+		return fmt.Errorf("tail stream %s: %w", stream, err)
 	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return err
-	}
-	last := info.State.LastSeq
-	if !opts.Follow && info.State.Msgs == 0 {
-		return nil
+	var last uint64
+	if !opts.Follow {
+		if last, err = lastSeq(ctx, s, subject, start); err != nil || last == 0 {
+			return err
+		}
 	}
 	c, err := s.OrderedConsumer(ctx, occ)
 	if err != nil {
-		return err
+		return fmt.Errorf("tail stream %s: %w", stream, err)
 	}
+	return tailLoop(ctx, c, stream, last, fn)
+}
+
+// lastSeq is the sequence of the newest event matching subject stored at or
+// after start, or 0 if there is none: where a tail without Follow stops.
+func lastSeq(ctx context.Context, s jetstream.Stream, subject string, start time.Time) (uint64, error) {
+	m, err := s.GetLastMsgForSubject(ctx, subject)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("tail: last event on %s: %w", subject, err)
+	}
+	if m.Time.Before(start) {
+		return 0, nil
+	}
+	return m.Sequence, nil
+}
+
+// tailLoop reads c until ctx ends or, when last is not 0, past sequence last.
+func tailLoop(ctx context.Context, c jetstream.Consumer, stream string, last uint64, fn func(Event) error) error {
 	for {
-		msg, err := c.Next(jetstream.FetchMaxWait(time.Second))
-		if errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, context.DeadlineExceeded) {
-			if ctx.Err() != nil {
-				return nil
-			}
-			if !opts.Follow {
-				return nil
+		msg, err := next(ctx, c)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, nats.ErrTimeout), errors.Is(err, context.DeadlineExceeded), errors.Is(err, jetstream.ErrNoMessages):
+			if last != 0 {
+				return nil // the rest aged out of the stream meanwhile
 			}
 			continue
+		case err != nil:
+			return fmt.Errorf("tail stream %s: %w", stream, err)
 		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
-		}
-		meta, _ := msg.Metadata()
 		ev, err := Decode(msg.Data())
-		if err != nil {
-			return fmt.Errorf("stream %s: %w", opts.Stream, err)
-		}
-		if meta != nil {
+		if meta, merr := msg.Metadata(); merr == nil {
 			ev.Seq = meta.Sequence.Stream
+		}
+		if err != nil {
+			return fmt.Errorf("tail stream %s at %d: %w", stream, ev.Seq, err)
 		}
 		if err := fn(ev); err != nil {
 			return err
 		}
-		if !opts.Follow && ev.Seq >= last {
+		if last != 0 && ev.Seq >= last {
 			return nil
 		}
 	}
+}
+
+func next(ctx context.Context, c jetstream.Consumer) (jetstream.Msg, error) {
+	fctx, cancel := context.WithTimeout(ctx, followPoll)
+	defer cancel()
+	return c.Next(jetstream.FetchContext(fctx))
 }
