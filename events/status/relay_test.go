@@ -238,3 +238,34 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 		}
 	}
 }
+
+func TestRelayHoldsEventsUntilTheStreamExists(t *testing.T) {
+	ns := startNATS(t, -1, t.TempDir())
+	js := jsFor(t, ns.ClientURL())
+	st := newStore(t)
+	reg := prometheus.NewRegistry()
+	cfg := testConfig("r1")
+	cfg.CreateStream = false    // the stream is an operator's to create
+	cfg.Claim = 4 * time.Second // so the relay's claims run out while it waits
+	cfg.Registerer = reg
+	runRelay(t, st, js, cfg)
+	start := time.Now()
+	write(t, st, 0, 3)
+	eventually(t, 10*time.Second, "publishes fail for want of a stream", func() bool {
+		return metric(t, reg, "cmkd_status_publish_failures_total") >= 1
+	})
+	// Written while the first batch is still claimed: they must not
+	// overtake it when its claim runs out and it is taken again.
+	write(t, st, 3, 2)
+	eventually(t, 10*time.Second, "the first claim has run out", func() bool { return time.Since(start) > cfg.Claim+cfg.Claim/8 })
+	if _, err := status.EnsureStream(t.Context(), js, status.Config{Instance: "operator"}); err != nil {
+		t.Fatal(err)
+	}
+	evs := waitStream(t, js, 5)
+	checkOnceEach(t, evs, 0, 5)
+	for i, e := range evs {
+		if want := event(i, "", "").ID; e.ID != want {
+			t.Errorf("stream position %d holds %s, want %s", i, e.ID, want)
+		}
+	}
+}
