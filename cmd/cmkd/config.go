@@ -74,6 +74,9 @@ type KVConfig struct {
 	// Vaults is the allow-list of vault URLs whose events are acted on;
 	// empty allows all.
 	Vaults []string `yaml:"vaults,omitempty"`
+	// InitialRate is the calls per second per vault the adaptive limiter
+	// starts at (it then grows while Key Vault keeps up, and halves on 429).
+	InitialRate float64 `yaml:"initial_rate,omitempty"`
 }
 
 // Sources are where events come from; any combination may be enabled.

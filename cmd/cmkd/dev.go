@@ -26,6 +26,8 @@ type devFlags struct {
 	natsURL  string
 	interval time.Duration
 	logFmt   string
+	throttle int
+	rate     float64
 }
 
 // runDev runs the whole system on loopback: embedded NATS, Key Vault and
@@ -41,6 +43,8 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.StringVar(&f.natsURL, "nats", "", "use this NATS server instead of an embedded one")
 	fs.DurationVar(&f.interval, "probe-interval", 2*time.Second, "how often every key in use is probed")
 	fs.StringVar(&f.logFmt, "log", "text", "log format: text or json")
+	fs.IntVar(&f.throttle, "kv-throttle", keyvault.DefaultThrottleLimit, "Key Vault operations the emulated vault allows per 10 s, as Azure does (negative: no limit)")
+	fs.Float64Var(&f.rate, "kv-rate", 0, "Key Vault calls per second cmkd starts at per vault (0: kek's default)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -107,7 +111,7 @@ func startDevEnv(f devFlags, prev *Config, log *slog.Logger) (*devEnv, error) {
 			Addr:      addrOf(prev, func(c *Config) string { return nth(c.Dev.Vaults, i) }),
 			CAFile:    filepath.Join(f.dir, "keyvault-ca.pem"),
 			StateFile: filepath.Join(f.dir, fmt.Sprintf("keyvault-%d.json", i)),
-			Token:     devToken, VaultName: fmt.Sprintf("dev%d", i),
+			Token:     devToken, VaultName: fmt.Sprintf("dev%d", i), ThrottleLimit: f.throttle,
 			Sink:   forwardTo(eg, devTopic, log),
 			Logger: log.With("emulator", "keyvault", "vault", i),
 		})
@@ -167,7 +171,7 @@ func (e *devEnv) config(f devFlags) *Config {
 		NATS:     NATSConfig{URL: e.natsURL, CreateStreams: true, StatusMaxAge: 90 * 24 * time.Hour},
 		KeyVault: KVConfig{
 			Credential: "static", Token: devToken, CAFile: filepath.Join(f.dir, "keyvault-ca.pem"),
-			Emulator: true, Vaults: vaults,
+			Emulator: true, Vaults: vaults, InitialRate: f.rate,
 		},
 		Sources: Sources{EventGrid: EventGridSource{
 			Endpoint: e.eg.URL(), Topic: devTopic, Subscription: devSubscription, Key: devEGKey,

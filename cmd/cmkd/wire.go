@@ -61,7 +61,10 @@ func (d *deps) openKEK() error {
 		return fmt.Errorf("keyvault.ca_file: %w", err)
 	}
 	d.cred = cred
-	kc := kek.Config{Credential: cred, RootCAs: pool, DisableChallengeResourceVerification: kv.Emulator, Logger: d.log}
+	kc := kek.Config{
+		Credential: cred, RootCAs: pool, DisableChallengeResourceVerification: kv.Emulator, Logger: d.log,
+		Limiter: kek.LimiterConfig{InitialRate: kv.InitialRate},
+	}
 	if d.reg != nil {
 		kc.Registerer = d.reg
 	}
