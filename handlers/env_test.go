@@ -2,15 +2,11 @@ package handlers_test
 
 import (
 	"context"
-	"crypto/tls"
-	"net/http"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 
@@ -19,6 +15,7 @@ import (
 	"github.com/cmkd-io/cmkd/kek"
 	"github.com/cmkd-io/cmkd/store"
 	"github.com/cmkd-io/cmkd/store/sqlite"
+	"github.com/cmkd-io/cmkd/store/storetest"
 )
 
 // env is a Key Vault emulator, the real kek client, a SQLite store and a
@@ -50,41 +47,15 @@ func (e *env) kid(version string) string { return e.keyURL + "/" + version }
 
 func newEnv(t *testing.T, tune func(*handlers.Config)) *env {
 	t.Helper()
-	kv, err := keyvault.Start(keyvault.Config{ThrottleLimit: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { kv.Close() })
-	cred := kek.StaticToken("t")
-	k, err := kek.New(kek.Config{
-		Credential: cred, RootCAs: kv.CAPool(), DisableChallengeResourceVerification: true,
-		MaxRetries: -1, TryTimeout: 2 * time.Second,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	az, err := azkeys.NewClient(kv.URL(), cred, &azkeys.ClientOptions{
-		ClientOptions: azcore.ClientOptions{
-			Transport: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: kv.CAPool()}}},
-			Retry:     policy.RetryOptions{MaxRetries: -1},
-		},
-		DisableChallengeResourceVerification: true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := storetest.NewHarness(t)
 	b, err := sqlite.Open(t.Context(), sqlite.Config{Path: filepath.Join(t.TempDir(), "cmkd.db")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.New(store.Config{Backend: b, KEK: k})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	e := &env{t: t, kv: kv, az: az, kek: k, store: st, clock: newClock()}
+	st := h.NewStore(t, b, func(c *store.Config) { c.Now = time.Now })
+	e := &env{t: t, kv: h.KV, az: h.AZ, kek: h.KEK, store: st, clock: newClock(), keyURL: h.KeyURL}
 	cfg := handlers.Config{
-		Store: st, KEK: k, Now: e.clock.Now, SampleRate: 1,
+		Store: st, KEK: h.KEK, Now: e.clock.Now, SampleRate: 1,
 		Broadcast: func(tenant string) { e.mu.Lock(); e.broadcast = append(e.broadcast, tenant); e.mu.Unlock() },
 	}
 	if tune != nil {
@@ -93,22 +64,7 @@ func newEnv(t *testing.T, tune func(*handlers.Config)) *env {
 	if e.rec, err = handlers.New(cfg); err != nil {
 		t.Fatal(err)
 	}
-	e.keyURL = e.createKey("cmk")
 	return e
-}
-
-// createKey makes an RSA-2048 key and returns its versionless URL.
-func (e *env) createKey(name string) string {
-	e.t.Helper()
-	resp, err := e.az.CreateKey(e.ctx(), name, azkeys.CreateKeyParameters{Kty: to.Ptr(azkeys.KeyTypeRSA), KeySize: to.Ptr[int32](2048)}, nil)
-	if err != nil {
-		e.t.Fatalf("create key: %v", err)
-	}
-	id, err := kek.ParseKeyID(string(*resp.Key.KID))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return id.KeyURL()
 }
 
 func (e *env) rotate() string {

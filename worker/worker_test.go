@@ -2,7 +2,6 @@ package worker_test
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"io"
 	"net/http"
@@ -12,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 	"github.com/nats-io/nats-server/v2/server"
@@ -25,6 +22,7 @@ import (
 	"github.com/cmkd-io/cmkd/kek"
 	"github.com/cmkd-io/cmkd/store"
 	"github.com/cmkd-io/cmkd/store/sqlite"
+	"github.com/cmkd-io/cmkd/store/storetest"
 	"github.com/cmkd-io/cmkd/worker"
 )
 
@@ -39,32 +37,8 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	kv, err := keyvault.Start(keyvault.Config{ThrottleLimit: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { kv.Close() })
-	cred := kek.StaticToken("t")
-	k, err := kek.New(kek.Config{Credential: cred, RootCAs: kv.CAPool(), DisableChallengeResourceVerification: true, MaxRetries: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	az, err := azkeys.NewClient(kv.URL(), cred, &azkeys.ClientOptions{
-		ClientOptions: azcore.ClientOptions{
-			Transport: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: kv.CAPool()}}},
-			Retry:     policy.RetryOptions{MaxRetries: -1},
-		},
-		DisableChallengeResourceVerification: true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := az.CreateKey(t.Context(), "cmk", azkeys.CreateKeyParameters{Kty: to.Ptr(azkeys.KeyTypeRSA), KeySize: to.Ptr[int32](2048)}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, _ := kek.ParseKeyID(string(*resp.Key.KID))
-	return &env{t: t, kv: kv, az: az, kek: k, dbPath: filepath.Join(t.TempDir(), "cmkd.db"), keyURL: id.KeyURL()}
+	h := storetest.NewHarness(t)
+	return &env{t: t, kv: h.KV, az: h.AZ, kek: h.KEK, dbPath: filepath.Join(t.TempDir(), "cmkd.db"), keyURL: h.KeyURL}
 }
 
 // openStore opens the shared SQLite file, as one more process would.
