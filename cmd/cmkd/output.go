@@ -90,3 +90,21 @@ func flagSet(fs *flag.FlagSet, name string) bool {
 	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
 	return set
 }
+
+// storeCommand finishes the usual command: parse argv, check for n
+// arguments, open the store, run fn, close.
+func storeCommand(ctx context.Context, c *common, fs *flag.FlagSet, argv []string, n int, names string,
+	stderr io.Writer, fn func(d *deps) error) error {
+	if err := parse(fs, argv); err != nil {
+		return err
+	}
+	if err := args(fs, n, names); err != nil {
+		return err
+	}
+	d, err := c.open(ctx, stderr, false)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return fn(d)
+}

@@ -45,81 +45,54 @@ func runGet(ctx context.Context, argv []string, stdout, stderr io.Writer) error 
 	var c common
 	fs := newFlags("get", "get TENANT KEY   (the value to stdout)", stderr)
 	c.register(fs)
-	if err := parse(fs, argv); err != nil {
+	return storeCommand(ctx, &c, fs, argv, 2, "TENANT KEY", stderr, func(d *deps) error {
+		v, err := d.store.Get(ctx, fs.Arg(0), fs.Arg(1))
+		if err != nil {
+			return err
+		}
+		if c.json {
+			return c.emit(stdout, map[string]any{"tenant": fs.Arg(0), "key": fs.Arg(1), "value": v}, nil)
+		}
+		_, err = stdout.Write(v)
 		return err
-	}
-	if err := args(fs, 2, "TENANT KEY"); err != nil {
-		return err
-	}
-	d, err := c.open(ctx, stderr, false)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	v, err := d.store.Get(ctx, fs.Arg(0), fs.Arg(1))
-	if err != nil {
-		return err
-	}
-	if c.json {
-		return c.emit(stdout, map[string]any{"tenant": fs.Arg(0), "key": fs.Arg(1), "value": v}, nil)
-	}
-	_, err = stdout.Write(v)
-	return err
+	})
 }
 
 func runDel(ctx context.Context, argv []string, stdout, stderr io.Writer) error {
 	var c common
 	fs := newFlags("del", "del TENANT KEY", stderr)
 	c.register(fs)
-	if err := parse(fs, argv); err != nil {
-		return err
-	}
-	if err := args(fs, 2, "TENANT KEY"); err != nil {
-		return err
-	}
-	d, err := c.open(ctx, stderr, false)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.store.Delete(ctx, fs.Arg(0), fs.Arg(1)); err != nil {
-		return err
-	}
-	return c.emit(stdout, map[string]string{"deleted": fs.Arg(1)}, func() string { return "" })
+	return storeCommand(ctx, &c, fs, argv, 2, "TENANT KEY", stderr, func(d *deps) error {
+		if err := d.store.Delete(ctx, fs.Arg(0), fs.Arg(1)); err != nil {
+			return err
+		}
+		return c.emit(stdout, map[string]string{"deleted": fs.Arg(1)}, func() string { return "" })
+	})
 }
 
 func runLs(ctx context.Context, argv []string, stdout, stderr io.Writer) error {
 	var c common
 	fs := newFlags("ls", "ls TENANT", stderr)
 	c.register(fs)
-	if err := parse(fs, argv); err != nil {
-		return err
-	}
-	if err := args(fs, 1, "TENANT"); err != nil {
-		return err
-	}
-	d, err := c.open(ctx, stderr, false)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	var keys []string
-	after := ""
-	for {
-		page, err := d.store.List(ctx, fs.Arg(0), after, 1000)
-		if err != nil {
-			return err
+	return storeCommand(ctx, &c, fs, argv, 1, "TENANT", stderr, func(d *deps) error {
+		var keys []string
+		after := ""
+		for {
+			page, err := d.store.List(ctx, fs.Arg(0), after, 1000)
+			if err != nil {
+				return err
+			}
+			keys = append(keys, page...)
+			if len(page) < 1000 {
+				break
+			}
+			after = page[len(page)-1]
 		}
-		keys = append(keys, page...)
-		if len(page) < 1000 {
-			break
-		}
-		after = page[len(page)-1]
-	}
-	return c.emit(stdout, keys, func() string {
-		if len(keys) == 0 {
-			return ""
-		}
-		return strings.Join(keys, "\n") + "\n"
+		return c.emit(stdout, keys, func() string {
+			if len(keys) == 0 {
+				return ""
+			}
+			return strings.Join(keys, "\n") + "\n"
+		})
 	})
 }

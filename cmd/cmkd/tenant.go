@@ -90,34 +90,25 @@ func tenantList(ctx context.Context, argv []string, stdout, stderr io.Writer) er
 	var c common
 	fs := newFlags("tenant list", "tenant list", stderr)
 	c.register(fs)
-	if err := parse(fs, argv); err != nil {
-		return err
-	}
-	if err := args(fs, 0, "no arguments"); err != nil {
-		return err
-	}
-	d, err := c.open(ctx, stderr, false)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	ts, err := d.store.Tenants(ctx)
-	if err != nil {
-		return err
-	}
-	views := make([]tenantView, 0, len(ts))
-	for _, t := range ts {
-		views = append(views, viewOf(t))
-	}
-	return c.emit(stdout, views, func() string {
-		var b strings.Builder
-		tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "TENANT\tSTATE\tREASON\tKEY\tVERSION")
-		for _, v := range views {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", v.ID, v.State, dash(v.Reason), v.KeyURL, dash(v.Version))
+	return storeCommand(ctx, &c, fs, argv, 0, "no arguments", stderr, func(d *deps) error {
+		ts, err := d.store.Tenants(ctx)
+		if err != nil {
+			return err
 		}
-		tw.Flush()
-		return b.String()
+		views := make([]tenantView, 0, len(ts))
+		for _, t := range ts {
+			views = append(views, viewOf(t))
+		}
+		return c.emit(stdout, views, func() string {
+			var b strings.Builder
+			tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "TENANT\tSTATE\tREASON\tKEY\tVERSION")
+			for _, v := range views {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", v.ID, v.State, dash(v.Reason), v.KeyURL, dash(v.Version))
+			}
+			tw.Flush()
+			return b.String()
+		})
 	})
 }
 
@@ -125,38 +116,29 @@ func tenantShow(ctx context.Context, argv []string, stdout, stderr io.Writer) er
 	var c common
 	fs := newFlags("tenant show", "tenant show ID", stderr)
 	c.register(fs)
-	if err := parse(fs, argv); err != nil {
-		return err
-	}
-	if err := args(fs, 1, "ID"); err != nil {
-		return err
-	}
-	d, err := c.open(ctx, stderr, false)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	t, err := d.store.Tenant(ctx, fs.Arg(0))
-	if err != nil {
-		return err
-	}
-	v := viewOf(t)
-	if v.DEKs, err = tenantDEKCounts(ctx, d.store, t.ID); err != nil {
-		return err
-	}
-	if v.KeyDEKs, err = d.store.VersionCounts(ctx, t.KeyURL); err != nil {
-		return err
-	}
-	return c.emit(stdout, v, func() string {
-		var b strings.Builder
-		fmt.Fprintf(&b, "tenant   %s\nstate    %s", v.ID, v.State)
-		if v.Since != nil {
-			fmt.Fprintf(&b, " (%s since %s)", v.Reason, v.Since.Format(time.RFC3339))
+	return storeCommand(ctx, &c, fs, argv, 1, "ID", stderr, func(d *deps) error {
+		t, err := d.store.Tenant(ctx, fs.Arg(0))
+		if err != nil {
+			return err
 		}
-		fmt.Fprintf(&b, "\nkey      %s\nversion  %s\n", v.KeyURL, dash(v.Version))
-		writeCounts(&b, "DEKs of this tenant, by key version:", v.DEKs)
-		writeCounts(&b, "DEKs of all tenants on this key, by version:", v.KeyDEKs)
-		return b.String()
+		v := viewOf(t)
+		if v.DEKs, err = tenantDEKCounts(ctx, d.store, t.ID); err != nil {
+			return err
+		}
+		if v.KeyDEKs, err = d.store.VersionCounts(ctx, t.KeyURL); err != nil {
+			return err
+		}
+		return c.emit(stdout, v, func() string {
+			var b strings.Builder
+			fmt.Fprintf(&b, "tenant   %s\nstate    %s", v.ID, v.State)
+			if v.Since != nil {
+				fmt.Fprintf(&b, " (%s since %s)", v.Reason, v.Since.Format(time.RFC3339))
+			}
+			fmt.Fprintf(&b, "\nkey      %s\nversion  %s\n", v.KeyURL, dash(v.Version))
+			writeCounts(&b, "DEKs of this tenant, by key version:", v.DEKs)
+			writeCounts(&b, "DEKs of all tenants on this key, by version:", v.KeyDEKs)
+			return b.String()
+		})
 	})
 }
 
@@ -198,26 +180,17 @@ func tenantRemove(ctx context.Context, argv []string, stdout, stderr io.Writer) 
 	fs := newFlags("tenant remove", "tenant remove ID [--force]", stderr)
 	c.register(fs)
 	force := fs.Bool("force", false, "remove even while the tenant has records (they are deleted)")
-	if err := parse(fs, argv); err != nil {
-		return err
-	}
-	if err := args(fs, 1, "ID"); err != nil {
-		return err
-	}
-	d, err := c.open(ctx, stderr, false)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	err = d.store.RemoveTenant(ctx, fs.Arg(0), *force)
-	if errors.Is(err, store.ErrNotEmpty) {
-		return fmt.Errorf("%w (cmkd ls %s shows them; --force deletes them with the tenant)", err, fs.Arg(0))
-	}
-	if err != nil {
-		return err
-	}
-	return c.emit(stdout, map[string]string{"removed": fs.Arg(0)}, func() string {
-		return "tenant " + fs.Arg(0) + " removed\n"
+	return storeCommand(ctx, &c, fs, argv, 1, "ID", stderr, func(d *deps) error {
+		err := d.store.RemoveTenant(ctx, fs.Arg(0), *force)
+		if errors.Is(err, store.ErrNotEmpty) {
+			return fmt.Errorf("%w (cmkd ls %s shows them; --force deletes them with the tenant)", err, fs.Arg(0))
+		}
+		if err != nil {
+			return err
+		}
+		return c.emit(stdout, map[string]string{"removed": fs.Arg(0)}, func() string {
+			return "tenant " + fs.Arg(0) + " removed\n"
+		})
 	})
 }
 
