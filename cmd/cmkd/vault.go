@@ -272,7 +272,7 @@ func vaultAccess(revoke bool) func(context.Context, []string, io.Writer, io.Writ
 			return fmt.Errorf("%s: emulator answered %s: %s", verb, resp.Status, msg)
 		}
 		return v.emit(stdout, map[string]bool{"revoked": revoke}, func() string {
-			return "access " + verb + "ed at " + v.vault + "\n"
+			return "access " + map[bool]string{true: "revoked", false: "granted"}[revoke] + " at " + v.vault + "\n"
 		})
 	}
 }
