@@ -41,5 +41,10 @@ func (w *Worker) subscribeSeals() (func(), error) {
 	if err != nil {
 		return nil, err
 	}
+	// Subscriptions register asynchronously; flush so that a seal
+	// broadcast right after start is not missed.
+	if err := w.cfg.NATS.Flush(); err != nil {
+		w.log.Warn("seal broadcast subscription not confirmed", slog.Any("err", err))
+	}
 	return func() { _ = sub.Unsubscribe() }, nil
 }

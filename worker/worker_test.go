@@ -196,7 +196,15 @@ func TestSealBroadcastDropsOtherProcessesCaches(t *testing.T) {
 		t.Fatal(err)
 	}
 	start(t, e.worker(reader, "reader", func(c *worker.Config) { c.NATS = nc1 }))
-	sub, _ := nc1.SubscribeSync(worker.SealSubject("acme"))
+	sub, err := nc1.SubscribeSync(worker.SealSubject("acme"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Subscriptions register asynchronously: make sure the server has it
+	// before the other connection publishes.
+	if err := nc1.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	broadcast := worker.Broadcaster(nc2, nil)
 
 	if err := sealer.Seal(t.Context(), "acme", "disabled", store.StatusEvent{}); err != nil {
@@ -206,7 +214,7 @@ func TestSealBroadcastDropsOtherProcessesCaches(t *testing.T) {
 	if _, err := sub.NextMsg(5 * time.Second); err != nil {
 		t.Fatalf("seal broadcast not seen: %v", err)
 	}
-	_, err := reader.Get(t.Context(), "acme", "k")
+	_, err = reader.Get(t.Context(), "acme", "k")
 	var se *store.SealedError
 	if !errors.As(err, &se) || se.Reason != "disabled" {
 		t.Fatalf("read in another process after seal: %v, want SealedError(disabled)", err)
