@@ -19,6 +19,7 @@ import (
 	"github.com/cmkd-io/cmkd/emulator/keyvault"
 	"github.com/cmkd-io/cmkd/events"
 	"github.com/cmkd-io/cmkd/handlers"
+	"github.com/cmkd-io/cmkd/internal/natstest"
 	"github.com/cmkd-io/cmkd/kek"
 	"github.com/cmkd-io/cmkd/store"
 	"github.com/cmkd-io/cmkd/store/sqlite"
@@ -250,16 +251,7 @@ func TestHealthReadyMetrics(t *testing.T) {
 
 func startNATS(t *testing.T) *server.Server {
 	t.Helper()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(5 * time.Second) {
-		t.Fatal("nats did not start")
-	}
-	t.Cleanup(ns.Shutdown)
-	return ns
+	return natstest.Start(t, -1, "")
 }
 
 func connect(t *testing.T, ns *server.Server) *nats.Conn {

@@ -10,11 +10,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/cmkd-io/cmkd/emulator/keyvault"
+	"github.com/cmkd-io/cmkd/internal/natstest"
 )
 
 // cliEnv is what the data commands run against in process: a config file
@@ -63,17 +63,7 @@ func (e *cliEnv) writeConfig() {
 // cliNATS is an embedded nats-server with JetStream on a random port.
 func cliNATS(t *testing.T) *server.Server {
 	t.Helper()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
-		StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats did not start")
-	}
-	t.Cleanup(ns.Shutdown)
-	return ns
+	return natstest.Start(t, -1, "")
 }
 
 // run runs cmkd with args and --config, as a user would.

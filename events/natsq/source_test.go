@@ -10,39 +10,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cmkd-io/cmkd/events"
 	"github.com/cmkd-io/cmkd/events/natsq"
+	"github.com/cmkd-io/cmkd/internal/natstest"
 )
 
-// startJetStream runs an embedded nats-server with JetStream on a random
-// port and returns a JetStream client for it.
+// startJetStream runs an embedded nats-server with JetStream and returns a
+// JetStream client for it.
 func startJetStream(t *testing.T) jetstream.JetStream {
 	t.Helper()
-	ns, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	t.Cleanup(ns.Shutdown)
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
+	return natstest.JetStream(t, natstest.Start(t, -1, "").ClientURL())
 }
 
 func probe(id string) []byte {

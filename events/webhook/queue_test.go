@@ -6,37 +6,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/cmkd-io/cmkd/events"
 	"github.com/cmkd-io/cmkd/events/natsq"
 	"github.com/cmkd-io/cmkd/events/webhook"
+	"github.com/cmkd-io/cmkd/internal/natstest"
 )
 
 // TestQueueModeThroughJetStream runs the queue-based deployment: the
 // webhook enqueues to an embedded JetStream, and a natsq Source hands the
 // event to the handler.
 func TestQueueModeThroughJetStream(t *testing.T) {
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	t.Cleanup(ns.Shutdown)
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := natstest.JetStream(t, natstest.Start(t, -1, "").ClientURL())
 
 	got := make(chan events.Event, 4)
 	src, err := natsq.New(js, natsq.Config{
