@@ -60,7 +60,8 @@ type Backend interface {
 	// DEK under keyURL is wrapped by another version (ErrRewrapIncomplete).
 	CompleteRewrap(ctx context.Context, keyURL, version string, evs []StatusEvent) error
 
-	// GetRecord returns a record's blob.
+	// GetRecord returns a record's blob, which the caller owns: it is
+	// decrypted in place.
 	GetRecord(ctx context.Context, tenant, key string) ([]byte, error)
 	// PutRecord writes a record's blob, encrypted by dekID, and counts one
 	// use of that DEK, in one transaction; it returns the DEK's use count.

@@ -2,14 +2,20 @@ package store
 
 import (
 	"container/list"
+	"crypto/cipher"
 	"sync"
 	"time"
 )
 
 // dekCache holds plaintext DEKs in memory only, bounded by age, by number of
-// uses and by total bytes. Evicted keys are zeroed. Callers get a copy that
-// they zero when done, so eviction never pulls a key out from under an
-// encryption in flight.
+// uses and by total bytes. Evicted keys are zeroed. Callers get the entry's
+// AES-GCM instance, never the key bytes, so eviction never pulls a key out
+// from under an encryption in flight.
+//
+// Each entry builds its AEAD once. Go's AES key schedule cannot be zeroed,
+// so the alternative — a fresh AEAD per record — would leave one unzeroed
+// schedule in the garbage heap per read; one per cached DEK is fewer, and
+// reads skip the key expansion (see docs/benchmarks.md).
 type dekCache struct {
 	ttl      time.Duration
 	maxUses  int64
@@ -24,6 +30,7 @@ type dekCache struct {
 type cacheEntry struct {
 	id, tenant string
 	key        []byte
+	aead       cipher.AEAD
 	loaded     time.Time
 	uses       int64
 }
@@ -32,11 +39,22 @@ func newDEKCache(ttl time.Duration, maxUses int64, maxBytes int) *dekCache {
 	return &dekCache{ttl: ttl, maxUses: maxUses, maxBytes: maxBytes, byID: map[string]*list.Element{}, order: list.New()}
 }
 
-// get returns a copy of the tenant's DEK id, counting one use. A DEK cached
-// for another tenant is not returned.
-func (c *dekCache) get(id, tenant string, now time.Time) ([]byte, bool) {
+// get returns the AEAD of the tenant's DEK id, counting one use. A DEK
+// cached for another tenant is not returned.
+func (c *dekCache) get(id, tenant string, now time.Time) (cipher.AEAD, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	e, ok := c.use(id, tenant, now)
+	if !ok {
+		return nil, false
+	}
+	defer c.spent(e)
+	return e.aead, true
+}
+
+// use finds the tenant's entry id and counts one use; the caller calls
+// spent once it has taken what it needs from the entry.
+func (c *dekCache) use(id, tenant string, now time.Time) (*cacheEntry, bool) {
 	c.expire(now)
 	el, ok := c.byID[id]
 	if !ok {
@@ -46,30 +64,50 @@ func (c *dekCache) get(id, tenant string, now time.Time) ([]byte, bool) {
 	if e.tenant != tenant {
 		return nil, false
 	}
-	out := append([]byte(nil), e.key...)
 	e.uses++
-	if c.maxUses > 0 && e.uses >= c.maxUses {
-		c.remove(el)
-	}
-	return out, true
+	return e, true
 }
 
-// put caches a copy of key; the caller keeps (and zeroes) its own.
-func (c *dekCache) put(id, tenant string, key []byte, now time.Time) {
-	if c.maxBytes > 0 && len(key) > c.maxBytes {
-		return
+// spent removes (and zeroes) e once it has been used up.
+func (c *dekCache) spent(e *cacheEntry) {
+	if c.maxUses > 0 && e.uses >= c.maxUses {
+		c.remove(c.byID[e.id])
+	}
+}
+
+// key returns a copy of the tenant's DEK id for re-wrapping, counting one
+// use; the caller zeroes it.
+func (c *dekCache) key(id, tenant string, now time.Time) ([]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.use(id, tenant, now)
+	if !ok {
+		return nil, false
+	}
+	defer c.spent(e)
+	return append([]byte(nil), e.key...), true
+}
+
+// put caches a copy of key and returns its AEAD; the caller keeps (and
+// zeroes) its own key. A key over the byte budget is not cached, but its
+// AEAD is still returned.
+func (c *dekCache) put(id, tenant string, key []byte, now time.Time) (cipher.AEAD, error) {
+	aead, err := newAEAD(key)
+	if err != nil || c.maxBytes > 0 && len(key) > c.maxBytes {
+		return aead, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el, ok := c.byID[id]; ok {
 		c.remove(el)
 	}
-	e := &cacheEntry{id: id, tenant: tenant, key: append([]byte(nil), key...), loaded: now}
+	e := &cacheEntry{id: id, tenant: tenant, key: append([]byte(nil), key...), aead: aead, loaded: now}
 	c.byID[id] = c.order.PushBack(e)
 	c.bytes += len(e.key)
 	for c.maxBytes > 0 && c.bytes > c.maxBytes {
 		c.remove(c.order.Front())
 	}
+	return aead, nil
 }
 
 // expire drops entries loaded more than ttl ago; they are at the front.
@@ -85,6 +123,7 @@ func (c *dekCache) expire(now time.Time) {
 func (c *dekCache) remove(el *list.Element) {
 	e := el.Value.(*cacheEntry)
 	clear(e.key)
+	e.aead = nil
 	c.bytes -= len(e.key)
 	delete(c.byID, e.id)
 	c.order.Remove(el)

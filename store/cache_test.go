@@ -2,11 +2,30 @@ package store
 
 import (
 	"bytes"
+	"crypto/cipher"
 	"testing"
 	"time"
 )
 
 func key(b byte) []byte { return bytes.Repeat([]byte{b}, DEKSize) }
+
+func aeadOf(tb testing.TB, k []byte) cipher.AEAD {
+	tb.Helper()
+	a, err := newAEAD(k)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return a
+}
+
+// isKey reports whether a is AES-GCM under k: it opens what k sealed.
+func isKey(t *testing.T, a cipher.AEAD, k []byte) bool {
+	t.Helper()
+	nonce := make([]byte, nonceSize)
+	sealed := aeadOf(t, k).Seal(nil, nonce, []byte("probe"), nil)
+	_, err := a.Open(nil, nonce, sealed, nil)
+	return err == nil
+}
 
 // held returns the cache's own slice for id.
 func (c *dekCache) held(t *testing.T, id string) []byte {
@@ -43,7 +62,7 @@ func TestCacheZeroesOnEviction(t *testing.T) {
 		held := c.cache.held(t, "d")
 		c.evict(c.cache)
 		wantZeroed(t, c.name, held)
-		if k, ok := c.cache.get("d", "t", now); ok && bytes.Equal(k, key(1)) {
+		if a, ok := c.cache.get("d", "t", now); ok && isKey(t, a, key(1)) {
 			t.Fatalf("%s: key still served after eviction", c.name)
 		}
 	}
@@ -59,7 +78,7 @@ func TestCacheWipeTenantKeepsOthers(t *testing.T) {
 	c.wipeTenant("a")
 	wantZeroed(t, "a1", a1)
 	wantZeroed(t, "a2", a2)
-	if k, ok := c.get("b1", "b", now); !ok || !bytes.Equal(k, key(2)) || c.len() != 1 {
+	if a, ok := c.get("b1", "b", now); !ok || !isKey(t, a, key(2)) || c.len() != 1 {
 		t.Fatal("wiping tenant a touched tenant b")
 	}
 }
@@ -70,18 +89,45 @@ func TestCacheCopiesAndTenantBinding(t *testing.T) {
 	now := time.Unix(1000, 0)
 	c := newDEKCache(time.Hour, 0, 0)
 	mine := key(7)
-	c.put("d", "t", mine, now)
+	if _, err := c.put("d", "t", mine, now); err != nil {
+		t.Fatal(err)
+	}
 	clear(mine)
-	got, ok := c.get("d", "t", now)
-	if !ok || !bytes.Equal(got, key(7)) {
+	a, ok := c.get("d", "t", now)
+	if !ok || !isKey(t, a, key(7)) {
 		t.Fatal("zeroing the caller's key changed the cached one")
 	}
+	got, ok := c.key("d", "t", now)
+	if !ok || !bytes.Equal(got, key(7)) {
+		t.Fatal("key copy differs from the cached key")
+	}
 	clear(got)
-	if again, _ := c.get("d", "t", now); !bytes.Equal(again, key(7)) {
+	if again, _ := c.key("d", "t", now); !bytes.Equal(again, key(7)) {
 		t.Fatal("zeroing a returned copy changed the cached key")
 	}
 	if _, ok := c.get("d", "other", now); ok {
 		t.Fatal("dek served to another tenant")
+	}
+	if _, ok := c.key("d", "other", now); ok {
+		t.Fatal("dek bytes served to another tenant")
+	}
+}
+
+// The last permitted use still gets a whole key and a working AEAD; the
+// entry is zeroed after it is handed out, not before.
+func TestCacheLastUseIsWhole(t *testing.T) {
+	now := time.Unix(1000, 0)
+	c := newDEKCache(time.Hour, 1, 0)
+	c.put("d", "t", key(5), now)
+	if got, ok := c.key("d", "t", now); !ok || !bytes.Equal(got, key(5)) {
+		t.Fatalf("last use got %x", got)
+	}
+	c.put("d", "t", key(5), now)
+	if a, ok := c.get("d", "t", now); !ok || !isKey(t, a, key(5)) {
+		t.Fatal("last use got a broken aead")
+	}
+	if c.len() != 0 {
+		t.Fatal("used-up entry still cached")
 	}
 }
 

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"crypto/cipher"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -45,24 +46,41 @@ func (s *Store) verify(ctx context.Context, w Wrapped, kcv []byte, what string) 
 	return nil
 }
 
-// plaintext returns a copy of d's plaintext, from the cache or unwrapped
-// through Key Vault (and then cached). The caller zeroes it.
+// aead returns d's AES-GCM instance, from the cache or unwrapped through
+// Key Vault (and then cached).
+func (s *Store) aead(ctx context.Context, d DEK) (cipher.AEAD, error) {
+	if a, ok := s.cache.get(d.ID, d.Tenant, s.now()); ok {
+		return a, nil
+	}
+	k, err := s.unwrap(ctx, d, d.Current)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(k)
+	return s.cache.put(d.ID, d.Tenant, k, s.now())
+}
+
+// plaintext returns a copy of d's key for re-wrapping, from the cache or
+// unwrapped through Key Vault (and then cached). The caller zeroes it.
 func (s *Store) plaintext(ctx context.Context, d DEK) ([]byte, error) {
-	if k, ok := s.cache.get(d.ID, d.Tenant, s.now()); ok {
+	if k, ok := s.cache.key(d.ID, d.Tenant, s.now()); ok {
 		return k, nil
 	}
 	k, err := s.unwrap(ctx, d, d.Current)
 	if err != nil {
 		return nil, err
 	}
-	s.cache.put(d.ID, d.Tenant, k, s.now())
+	if _, err := s.cache.put(d.ID, d.Tenant, k, s.now()); err != nil {
+		clear(k)
+		return nil, err
+	}
 	return k, nil
 }
 
-// readDEK returns the plaintext of the tenant's DEK id for decryption.
-func (s *Store) readDEK(ctx context.Context, tenant, id string) ([]byte, error) {
-	if k, ok := s.cache.get(id, tenant, s.now()); ok {
-		return k, nil
+// readDEK returns the AEAD of the tenant's DEK id for decryption.
+func (s *Store) readDEK(ctx context.Context, tenant, id string) (cipher.AEAD, error) {
+	if a, ok := s.cache.get(id, tenant, s.now()); ok {
+		return a, nil
 	}
 	d, err := s.b.GetDEK(ctx, tenant, id)
 	if errors.Is(err, ErrNotFound) {
@@ -71,7 +89,7 @@ func (s *Store) readDEK(ctx context.Context, tenant, id string) ([]byte, error) 
 	if err != nil {
 		return nil, err
 	}
-	return s.plaintext(ctx, d)
+	return s.aead(ctx, d)
 }
 
 // usable reports whether the rotation policy still allows writes under a.
@@ -79,9 +97,9 @@ func (s *Store) usable(a activeDEK) bool {
 	return a.uses < s.cfg.DEKMaxEncryptions && s.now().Sub(a.created) < s.cfg.DEKMaxAge
 }
 
-// writeDEK returns the id and plaintext of the DEK for the tenant's next
-// write, making a new DEK when there is none or the policy retired it.
-func (s *Store) writeDEK(ctx context.Context, tenant string) (string, []byte, error) {
+// writeDEK returns the id and AEAD of the DEK for the tenant's next write,
+// making a new DEK when there is none or the policy retired it.
+func (s *Store) writeDEK(ctx context.Context, tenant string) (string, cipher.AEAD, error) {
 	s.mu.Lock()
 	a, ok := s.active[tenant]
 	s.mu.Unlock()
@@ -95,7 +113,7 @@ func (s *Store) writeDEK(ctx context.Context, tenant string) (string, []byte, er
 	d, err := s.b.ActiveDEK(ctx, tenant)
 	switch {
 	case err == nil && s.usable(activeDEK{d.ID, d.CreatedAt, d.Uses}):
-		k, err := s.plaintext(ctx, d)
+		k, err := s.aead(ctx, d)
 		if err != nil {
 			return "", nil, err
 		}
@@ -115,7 +133,7 @@ func (s *Store) setActive(tenant string, a activeDEK) {
 
 // createDEK makes, wraps, verifies and stores a new active DEK. The wrapping
 // is unwrapped once remotely before any data depends on it.
-func (s *Store) createDEK(ctx context.Context, tenant string) (string, []byte, error) {
+func (s *Store) createDEK(ctx context.Context, tenant string) (string, cipher.AEAD, error) {
 	t, err := s.b.GetTenant(ctx, tenant)
 	if err != nil {
 		return "", nil, err
@@ -127,23 +145,24 @@ func (s *Store) createDEK(ctx context.Context, tenant string) (string, []byte, e
 	if err != nil {
 		return "", nil, err
 	}
+	defer clear(k)
 	d := DEK{ID: newID(), Tenant: tenant, KeyURL: t.KeyURL, KCV: KeyCheckValue(k), Active: true, CreatedAt: s.now().UTC()}
 	if d.Current, err = s.kek.Wrap(ctx, t.KeyURL, k); err != nil {
-		clear(k)
 		return "", nil, fmt.Errorf("wrap new dek: %w", err)
 	}
 	if err := s.verify(ctx, d.Current, d.KCV, "new dek"); err != nil {
-		clear(k)
 		return "", nil, err
 	}
 	if err := s.b.InsertDEK(ctx, d); err != nil {
-		clear(k)
 		return "", nil, err
 	}
-	s.cache.put(d.ID, tenant, k, s.now())
+	a, err := s.cache.put(d.ID, tenant, k, s.now())
+	if err != nil {
+		return "", nil, err
+	}
 	s.setActive(tenant, activeDEK{d.ID, d.CreatedAt, 0})
 	s.log.Info("dek created", slog.String("tenant", tenant), slog.String("dek", d.ID), slog.String("kid", d.Current.KID))
-	return d.ID, k, nil
+	return d.ID, a, nil
 }
 
 // counted records the use count the database returned after a write.

@@ -55,13 +55,9 @@ func additionalData(tenant, key, dekID string) []byte {
 	return ad
 }
 
-// sealRecord encrypts value under dek with a fresh random nonce:
+// sealRecord encrypts value under aead (a DEK) with a fresh random nonce:
 // version | len(dekID) | dekID | nonce | ciphertext+tag.
-func sealRecord(dek []byte, tenant, key, dekID string, value []byte) ([]byte, error) {
-	aead, err := newAEAD(dek)
-	if err != nil {
-		return nil, err
-	}
+func sealRecord(aead cipher.AEAD, tenant, key, dekID string, value []byte) ([]byte, error) {
 	hdr := 2 + len(dekID)
 	out := make([]byte, hdr+nonceSize, hdr+nonceSize+len(value)+tagSize)
 	out[0] = recordVersion
@@ -97,13 +93,11 @@ func parseRecord(blob []byte) (parsedRecord, error) {
 	}, nil
 }
 
-// openRecord decrypts p with dek; any failure is an integrity error.
-func openRecord(dek []byte, tenant, key string, p parsedRecord) ([]byte, error) {
-	aead, err := newAEAD(dek)
-	if err != nil {
-		return nil, err
-	}
-	out, err := aead.Open(nil, p.nonce, p.ciphertext, additionalData(tenant, key, p.dekID))
+// openRecord decrypts p with aead (a DEK) in place: the plaintext
+// overwrites p's ciphertext, so the caller must own the blob p was parsed
+// from. Any failure is an integrity error.
+func openRecord(aead cipher.AEAD, tenant, key string, p parsedRecord) ([]byte, error) {
+	out, err := aead.Open(p.ciphertext[:0], p.nonce, p.ciphertext, additionalData(tenant, key, p.dekID))
 	if err != nil {
 		return nil, fmt.Errorf("record %s/%s: %w: ciphertext does not authenticate for this tenant and key", tenant, key, ErrIntegrity)
 	}

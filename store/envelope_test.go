@@ -7,25 +7,29 @@ import (
 )
 
 func TestSealOpenRecord(t *testing.T) {
-	k := key(9)
+	k := aeadOf(t, key(9))
 	blob, err := sealRecord(k, "t", "k", "dek1", []byte("hello"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := parseRecord(blob)
-	if err != nil || p.dekID != "dek1" {
-		t.Fatalf("parse = %+v, %v", p, err)
+	// openRecord decrypts in place, so every attempt gets its own copy.
+	parsed := func() parsedRecord {
+		p, err := parseRecord(bytes.Clone(blob))
+		if err != nil || p.dekID != "dek1" {
+			t.Fatalf("parse = %+v, %v", p, err)
+		}
+		return p
 	}
-	got, err := openRecord(k, "t", "k", p)
+	got, err := openRecord(k, "t", "k", parsed())
 	if err != nil || string(got) != "hello" {
 		t.Fatalf("open = %q, %v", got, err)
 	}
 	for _, c := range [][3]string{{"u", "k", "dek1"}, {"t", "j", "dek1"}} {
-		if _, err := openRecord(k, c[0], c[1], p); !errors.Is(err, ErrIntegrity) {
+		if _, err := openRecord(k, c[0], c[1], parsed()); !errors.Is(err, ErrIntegrity) {
 			t.Fatalf("opened as %s/%s: %v", c[0], c[1], err)
 		}
 	}
-	if _, err := openRecord(key(8), "t", "k", p); !errors.Is(err, ErrIntegrity) {
+	if _, err := openRecord(aeadOf(t, key(8)), "t", "k", parsed()); !errors.Is(err, ErrIntegrity) {
 		t.Fatalf("opened with another dek: %v", err)
 	}
 }
@@ -51,7 +55,7 @@ func TestKeyCheckValue(t *testing.T) {
 // never panic, and what it accepts must hold the parts a record has.
 func FuzzParseRecord(f *testing.F) {
 	for _, v := range [][]byte{nil, []byte("v"), bytes.Repeat([]byte("x"), 1024)} {
-		blob, err := sealRecord(key(1), "t", "k", "0123456789abcdef0123456789abcdef", v)
+		blob, err := sealRecord(aeadOf(f, key(1)), "t", "k", "0123456789abcdef0123456789abcdef", v)
 		if err != nil {
 			f.Fatal(err)
 		}
@@ -72,7 +76,7 @@ func FuzzParseRecord(f *testing.F) {
 		if len(p.dekID) == 0 || len(p.dekID) > maxDEKIDLen || len(p.nonce) != nonceSize || len(p.ciphertext) < tagSize {
 			t.Fatalf("accepted %x as %+v", blob, p)
 		}
-		if _, err := openRecord(key(1), "t", "k", p); err != nil && !errors.Is(err, ErrIntegrity) {
+		if _, err := openRecord(aeadOf(t, key(1)), "t", "k", p); err != nil && !errors.Is(err, ErrIntegrity) {
 			t.Fatalf("open failed other than by integrity: %v", err)
 		}
 	})

@@ -20,7 +20,6 @@ func (s *Store) Put(ctx context.Context, tenant, key string, value []byte) error
 		return fmt.Errorf("put %s/%s: %w", tenant, key, err)
 	}
 	blob, err := sealRecord(k, tenant, key, id, value)
-	clear(k)
 	if err != nil {
 		return fmt.Errorf("put %s/%s: %w", tenant, key, err)
 	}
@@ -54,8 +53,7 @@ func (s *Store) Get(ctx context.Context, tenant, key string) ([]byte, error) {
 		s.forget(tenant, err)
 		return nil, fmt.Errorf("get %s/%s: %w", tenant, key, err)
 	}
-	defer clear(k)
-	return openRecord(k, tenant, key, p)
+	return openRecord(k, tenant, key, p) // blob is ours: GetRecord's contract
 }
 
 // Delete removes the record under key; ErrNotFound if there was none.

@@ -25,8 +25,7 @@ func (s *Store) AddTenant(ctx context.Context, id, keyURL string) (Tenant, error
 	if err := s.b.AddTenant(ctx, t); err != nil {
 		return Tenant{}, wrapErr("add tenant", id, err)
 	}
-	_, k, err := s.writeDEK(ctx, id)
-	clear(k)
+	_, _, err = s.writeDEK(ctx, id)
 	if err != nil {
 		if rerr := s.b.RemoveTenant(context.WithoutCancel(ctx), id, true); rerr != nil {
 			err = fmt.Errorf("%w (and removing it again: %v)", err, rerr)
