@@ -9,16 +9,43 @@ import (
 	"github.com/cmkd-io/cmkd/store"
 )
 
-const getRecordSQL = `SELECT ` + tenantStateCols + `, r.value, r.tenant IS NOT NULL
+// getRecordSQL reads a record only if its tenant is active, in one
+// statement, so a seal committed before it is always seen. It returns one
+// column, as a plain read would: when the tenant is sealed or missing there
+// is no row, and getRecordDetailSQL says why.
+//
+// INDEXED BY names the covering index on (id, state): the planner prefers
+// the primary key's index, which needs a second search for state.
+const getRecordSQL = `SELECT r.value FROM tenants t INDEXED BY tenants_state
+	LEFT JOIN records r ON r.tenant = t.id AND r.key = ? WHERE t.id = ? AND t.state = 'active'`
+
+// getRecordDetailSQL is getRecordSQL with the tenant's state and seal
+// details, for the slow path.
+const getRecordDetailSQL = `SELECT ` + tenantStateCols + `, r.value, r.tenant IS NOT NULL
 	FROM tenants t LEFT JOIN records r ON r.tenant = t.id AND r.key = ? WHERE t.id = ?`
 
-// GetRecord implements store.Backend: the tenant's state and the record are
-// read by one query, so a seal committed before it is always seen.
+// GetRecord implements store.Backend. When the fast statement finds no
+// active tenant, getRecordDetailSQL reads tenant and record again and its
+// answer alone decides, so every result comes from one consistent statement.
 func (b *Backend) GetRecord(ctx context.Context, tenant, key string) ([]byte, error) {
+	var value []byte
+	err := b.getRecord.QueryRowContext(ctx, key, tenant).Scan(&value)
+	switch {
+	case err != nil && !errors.Is(err, sql.ErrNoRows):
+		return nil, fmt.Errorf("read record: %w", err)
+	case err != nil || len(value) == 0:
+		// No active tenant, or no record (NULL), or an empty blob, which
+		// the driver also scans as nil: the slow path tells them apart.
+		return b.getRecordDetail(ctx, tenant, key)
+	}
+	return value, nil
+}
+
+func (b *Backend) getRecordDetail(ctx context.Context, tenant, key string) ([]byte, error) {
 	var st stateRow
 	var value []byte
 	var found bool
-	err := b.getRecord.QueryRowContext(ctx, key, tenant).Scan(append(st.dest(), &value, &found)...)
+	err := b.db.QueryRowContext(ctx, getRecordDetailSQL, key, tenant).Scan(append(st.dest(), &value, &found)...)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return nil, fmt.Errorf("tenant %s: %w", tenant, store.ErrNotFound)
