@@ -19,9 +19,11 @@ const (
 	DefaultProbeFreshness = 30 * time.Second
 	DefaultTryTimeout     = 30 * time.Second
 
-	DefaultInitialRate    = 100.0
-	DefaultMinRate        = 1.0
-	DefaultMaxRate        = 2000.0
+	DefaultInitialRate = 100.0
+	DefaultMinRate     = 1.0
+	// DefaultMaxRate is above every Key Vault and Managed HSM per-vault
+	// limit, so the vault's 429s, not this cap, find the rate.
+	DefaultMaxRate        = 10000.0
 	DefaultIncrease       = 0.05
 	DefaultMaxConcurrency = 64
 	DefaultMaxPause       = 30 * time.Second
@@ -58,9 +60,9 @@ type Config struct {
 }
 
 // LimiterConfig shapes the adaptive per-vault limiter: a token bucket whose
-// rate starts at InitialRate, grows by Increase (a fraction of the current
-// rate) per second of successful calls up to MaxRate, and halves on a 429 down
-// to MinRate; at most MaxConcurrency calls are in flight per vault. A 429
+// rate starts at InitialRate, doubles per second of successful calls until
+// the first 429 (slow start), then grows by Increase (a fraction of the
+// current rate) per second up to MaxRate, and halves on a 429 down to MinRate; at most MaxConcurrency calls are in flight per vault. A 429
 // pauses the whole vault for Retry-After, or 1, 2, 4, 8, 16 s without one,
 // never longer than MaxPause.
 type LimiterConfig struct {

@@ -23,6 +23,10 @@ type limiter struct {
 	pausedUntil time.Time
 	strikes     int    // 429 pauses since the last success
 	epoch       uint64 // bumped on every decrease; see done
+	// slowStart doubles the rate per second of success until the first
+	// 429, as TCP does: a big rewrap should find the vault's limit in
+	// seconds, not creep up to it by Increase per second.
+	slowStart bool
 	onRate      func(float64)
 }
 
@@ -32,7 +36,7 @@ func newLimiter(cfg LimiterConfig, now func() time.Time, onRate func(float64)) *
 		cfg: cfg, now: now, rand: uniform,
 		sem:  make(chan struct{}, cfg.MaxConcurrency),
 		rate: cfg.InitialRate, tokens: 1, refilled: t, grown: t,
-		onRate: onRate,
+		slowStart: true, onRate: onRate,
 	}
 	l.onRate(l.rate)
 	return l
@@ -118,20 +122,26 @@ func (l *limiter) done(epoch uint64, r result, retryAfter time.Duration) {
 	}
 }
 
-// grow adds Increase·rate per second of success; a long idle gap counts as
-// one second, so rate only grows while it is being used.
+// grow adds Increase·rate per second of success (the whole rate in slow
+// start); a long idle gap counts as one second, so rate only grows while it
+// is being used.
 func (l *limiter) grow(now time.Time) {
 	dt := min(now.Sub(l.grown).Seconds(), 1)
 	l.grown = now
 	if dt <= 0 || l.rate >= l.cfg.MaxRate {
 		return
 	}
-	l.setRate(min(l.cfg.MaxRate, l.rate*(1+l.cfg.Increase*dt)))
+	inc := l.cfg.Increase
+	if l.slowStart {
+		inc = 1
+	}
+	l.setRate(min(l.cfg.MaxRate, l.rate*(1+inc*dt)))
 }
 
 func (l *limiter) decrease(retryAfter time.Duration) {
 	now := l.now()
 	l.epoch++
+	l.slowStart = false
 	l.setRate(max(l.cfg.MinRate, l.rate/2))
 	pause := retryAfter
 	if pause <= 0 {

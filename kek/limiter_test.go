@@ -92,6 +92,30 @@ func TestLimiterHonoursRetryAfterAndMaxPause(t *testing.T) {
 	}
 }
 
+// Until the first 429 the rate doubles per second of success; after it, it
+// grows by Increase.
+func TestLimiterSlowStart(t *testing.T) {
+	c := &fakeClock{t: time.Unix(1000, 0)}
+	l := testLimiter(c, LimiterConfig{InitialRate: 100, MaxRate: 10000, Increase: 0.05})
+	for range 3 {
+		c.add(time.Second)
+		l.sem <- struct{}{}
+		l.done(0, resultOK, 0)
+	}
+	if l.Rate() != 800 {
+		t.Fatalf("rate after 3 s of slow start = %v, want 800", l.Rate())
+	}
+	_, e := l.take()
+	l.sem <- struct{}{}
+	l.done(e, resultThrottled, time.Second)
+	c.add(2 * time.Second)
+	l.sem <- struct{}{}
+	l.done(0, resultOK, 0)
+	if want := 400 * 1.05; l.Rate() != want {
+		t.Fatalf("rate a second after the 429 = %v, want %v (halved, then +5 %%)", l.Rate(), want)
+	}
+}
+
 func TestLimiterFloorAndGrowth(t *testing.T) {
 	c := &fakeClock{t: time.Unix(1000, 0)}
 	l := testLimiter(c, LimiterConfig{InitialRate: 4, MinRate: 2, MaxRate: 5, Increase: 0.5})
