@@ -22,18 +22,23 @@ func (b *Backend) DEKsAt(ctx context.Context, keyURL, version string, limit int)
 }
 
 // CompareAndSwapWrapping implements store.Backend.
+//
+// The swap is one UPDATE, atomic on its own: a bulk rewrap makes one per DEK,
+// so it runs prepared and in autocommit, not in a transaction of its own.
+// When no row changed, the DEK is read to tell a lost race from a missing
+// DEK; a writer that changes it in between can only make it a lost race.
 func (b *Backend) CompareAndSwapWrapping(ctx context.Context, id, expectKID string, w store.Wrapped) error {
-	return b.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE deks SET
-			prev_kid = kid, prev_alg = alg, prev_wrapped = wrapped,
-			kid = ?, version = ?, alg = ?, wrapped = ?
-			WHERE id = ? AND kid = ?`, w.KID, store.KeyVersion(w.KID), w.Alg, w.Value, id, expectKID)
-		if err != nil {
-			return fmt.Errorf("swap wrapping: %w", err)
-		}
-		return b.casResult(ctx, tx, res, id)
-	})
+	res, err := b.cas.ExecContext(ctx, w.KID, store.KeyVersion(w.KID), w.Alg, w.Value, id, expectKID)
+	if err != nil {
+		return fmt.Errorf("swap wrapping: %w", err)
+	}
+	return b.casResult(ctx, b.db, res, id)
 }
+
+const casSQL = `UPDATE deks SET
+	prev_kid = kid, prev_alg = alg, prev_wrapped = wrapped,
+	kid = ?, version = ?, alg = ?, wrapped = ?
+	WHERE id = ? AND kid = ?`
 
 // RollbackWrapping implements store.Backend.
 func (b *Backend) RollbackWrapping(ctx context.Context, id, expectKID string) error {
@@ -63,14 +68,14 @@ func (b *Backend) RollbackWrapping(ctx context.Context, id, expectKID string) er
 }
 
 // casResult turns "no row updated" into ErrNotFound or ErrCASConflict.
-func (b *Backend) casResult(ctx context.Context, tx *sql.Tx, res sql.Result, id string) error {
+func (b *Backend) casResult(ctx context.Context, q querier, res sql.Result, id string) error {
 	if res != nil {
 		if n, _ := res.RowsAffected(); n == 1 {
 			return nil
 		}
 	}
 	var one int
-	err := tx.QueryRowContext(ctx, `SELECT 1 FROM deks WHERE id = ?`, id).Scan(&one)
+	err := q.QueryRowContext(ctx, `SELECT 1 FROM deks WHERE id = ?`, id).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("dek: %w", store.ErrNotFound)
 	}

@@ -42,6 +42,8 @@ type Backend struct {
 	// getRecord is prepared once: parsing the seal-checking join on every
 	// read cost more than the decryption.
 	getRecord *sql.Stmt
+	// cas is prepared for the same reason: a bulk rewrap runs it per DEK.
+	cas *sql.Stmt
 }
 
 var _ store.Backend = (*Backend)(nil)
@@ -64,7 +66,7 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", cfg.Path, err)
 	}
-	if b.getRecord, err = db.PrepareContext(ctx, getRecordSQL); err != nil {
+	if err := b.prepare(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open %s: prepare: %w", cfg.Path, err)
 	}
@@ -85,9 +87,21 @@ func dsn(cfg Config) string {
 	return "file:" + cfg.Path + "?" + q.Encode()
 }
 
+func (b *Backend) prepare(ctx context.Context) (err error) {
+	if b.getRecord, err = b.db.PrepareContext(ctx, getRecordSQL); err != nil {
+		return err
+	}
+	b.cas, err = b.db.PrepareContext(ctx, casSQL)
+	return err
+}
+
 // Close closes the database.
 func (b *Backend) Close() error {
-	b.getRecord.Close()
+	for _, s := range []*sql.Stmt{b.getRecord, b.cas} {
+		if s != nil {
+			s.Close()
+		}
+	}
 	return b.db.Close()
 }
 
