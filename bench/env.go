@@ -173,7 +173,11 @@ func (e *Env) Seed(ctx context.Context, tenants, deksPerTenant int, progress fun
 		if _, err := e.Store.AddTenant(ctx, id, e.KeyURL); err != nil {
 			return s, err
 		}
-		s.Tenants = append(s.Tenants, id)
+		first, err := e.Store.Backend().ActiveDEK(ctx, id)
+		if err != nil {
+			return s, err
+		}
+		s.Tenants, s.DEKs = append(s.Tenants, id), append(s.DEKs, first)
 		for range deksPerTenant - 1 {
 			d, err := e.newDEK(ctx, id)
 			if err != nil {
