@@ -226,4 +226,3 @@ func (e *Env) Calls() int64 {
 	}
 	return n
 }
-

@@ -27,7 +27,7 @@ type limiter struct {
 	// 429, as TCP does: a big rewrap should find the vault's limit in
 	// seconds, not creep up to it by Increase per second.
 	slowStart bool
-	onRate      func(float64)
+	onRate    func(float64)
 }
 
 func newLimiter(cfg LimiterConfig, now func() time.Time, onRate func(float64)) *limiter {
