@@ -3,15 +3,15 @@ GO      ?= go
 BIN     := bin/cmkd
 PKGS    := ./...
 
-.PHONY: build run test lint bench fuzz clean
+.PHONY: build run test lint bench bench-micro fuzz clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/cmkd
 
-# Starts the local system on loopback, no cloud. Today that is the Key Vault
-# and Event Grid emulators; `cmkd dev` (the whole worker) replaces it when it lands.
+# Starts the whole system on loopback, no cloud: embedded NATS, the Key Vault
+# and Event Grid emulators, SQLite and the worker (`cmkd dev`).
 run: build
-	./$(BIN) emulator
+	./$(BIN) dev
 
 test:
 	$(GO) test -race -count=1 $(PKGS)
@@ -20,7 +20,14 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
-bench:
+# Every scenario of docs/benchmarks.md against in-process emulators, embedded
+# NATS and SQLite: prints the table, rewrites docs/benchmarks.md and .json.
+# `make test` runs each scenario at smoke size, so this cannot rot.
+bench: build
+	./$(BIN) bench --out docs/benchmarks.md --json docs/benchmarks.json
+
+# The packages' go test benchmarks (store overhead in detail, with ratios).
+bench-micro:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 $(PKGS)
 
 # Runs every fuzz target for FUZZTIME each (seed corpora run in `make test`).
