@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/cmkd-io/cmkd/bench"
+	"github.com/cmkd-io/cmkd/bench/rewrap"
+	"github.com/cmkd-io/cmkd/bench/storecost"
+)
+
+// scenarios are the benchmark issue's six, in its order.
+func scenarios() []bench.Scenario {
+	return []bench.Scenario{rewrap.Throttle, rewrap.HSM, storecost.Scenario, rewrap.Scaling}
+}
+
+type benchFlags struct {
+	smoke          bool
+	only, md, json string
+}
+
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var f benchFlags
+	fs := newFlags("bench", "bench [flags]", stderr)
+	fs.BoolVar(&f.smoke, "smoke", false, "tiny sizes: checks the harness works, measures nothing")
+	fs.StringVar(&f.only, "only", "", "comma-separated scenarios to run (default all): "+names())
+	fs.StringVar(&f.md, "out", "", "write the Markdown report here (e.g. docs/benchmarks.md)")
+	fs.StringVar(&f.json, "json", "", "write the JSON report here (e.g. docs/benchmarks.json)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("bench takes no arguments, got %q", fs.Args())
+	}
+	run, err := selectScenarios(f.only)
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "cmkd-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	results, err := bench.RunAll(ctx, run, bench.Options{Smoke: f.smoke, Dir: dir, Progress: stderr})
+	if err != nil {
+		return err
+	}
+	rep := bench.Report{Machine: bench.ThisMachine("cmkd bench "+strings.Join(args, " "), f.smoke), Results: results}
+	rep.WriteText(stdout)
+	return writeReports(rep, f)
+}
+
+func names() string {
+	var n []string
+	for _, s := range scenarios() {
+		n = append(n, s.Name)
+	}
+	return strings.Join(n, ", ")
+}
+
+func selectScenarios(only string) ([]bench.Scenario, error) {
+	all := scenarios()
+	if only == "" {
+		return all, nil
+	}
+	var out []bench.Scenario
+	for _, name := range strings.Split(only, ",") {
+		i := slices.IndexFunc(all, func(s bench.Scenario) bool { return s.Name == strings.TrimSpace(name) })
+		if i < 0 {
+			return nil, usagef("no scenario %q; there are: %s", name, names())
+		}
+		out = append(out, all[i])
+	}
+	return out, nil
+}
+
+func writeReports(rep bench.Report, f benchFlags) error {
+	if f.md != "" {
+		if err := writeFile(f.md, func(w io.Writer) error { rep.WriteMarkdown(w); return nil }); err != nil {
+			return err
+		}
+	}
+	if f.json != "" {
+		return writeFile(f.json, rep.WriteJSON)
+	}
+	return nil
+}
+
+// writeFile writes through a temporary file, so an interrupted run leaves
+// the previous report whole.
+func writeFile(path string, write func(io.Writer) error) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".bench-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := write(tmp); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
