@@ -35,6 +35,12 @@ type cacheEntry struct {
 	uses       int64
 }
 
+// CacheEntrySize is what one cached DEK costs against Config.CacheMaxBytes:
+// the key, its AES-GCM state (768 bytes measured with go1.26 on amd64) and
+// the bookkeeping around them. Counting only the 32 key bytes let a
+// 1 MiB budget hold 40 MiB.
+const CacheEntrySize = DEKSize + 1024
+
 func newDEKCache(ttl time.Duration, maxUses int64, maxBytes int) *dekCache {
 	return &dekCache{ttl: ttl, maxUses: maxUses, maxBytes: maxBytes, byID: map[string]*list.Element{}, order: list.New()}
 }
@@ -93,7 +99,7 @@ func (c *dekCache) key(id, tenant string, now time.Time) ([]byte, bool) {
 // AEAD is still returned.
 func (c *dekCache) put(id, tenant string, key []byte, now time.Time) (cipher.AEAD, error) {
 	aead, err := newAEAD(key)
-	if err != nil || c.maxBytes > 0 && len(key) > c.maxBytes {
+	if err != nil || c.maxBytes > 0 && CacheEntrySize > c.maxBytes {
 		return aead, err
 	}
 	c.mu.Lock()
@@ -103,7 +109,7 @@ func (c *dekCache) put(id, tenant string, key []byte, now time.Time) (cipher.AEA
 	}
 	e := &cacheEntry{id: id, tenant: tenant, key: append([]byte(nil), key...), aead: aead, loaded: now}
 	c.byID[id] = c.order.PushBack(e)
-	c.bytes += len(e.key)
+	c.bytes += CacheEntrySize
 	for c.maxBytes > 0 && c.bytes > c.maxBytes {
 		c.remove(c.order.Front())
 	}
@@ -124,7 +130,7 @@ func (c *dekCache) remove(el *list.Element) {
 	e := el.Value.(*cacheEntry)
 	clear(e.key)
 	e.aead = nil
-	c.bytes -= len(e.key)
+	c.bytes -= CacheEntrySize
 	delete(c.byID, e.id)
 	c.order.Remove(el)
 }

@@ -53,7 +53,7 @@ func TestCacheZeroesOnEviction(t *testing.T) {
 	}{
 		{"ttl", newDEKCache(time.Minute, 0, 0), func(c *dekCache) { c.get("x", "t", now.Add(time.Minute)) }},
 		{"uses", newDEKCache(time.Hour, 2, 0), func(c *dekCache) { c.get("d", "t", now); c.get("d", "t", now) }},
-		{"bytes", newDEKCache(time.Hour, 0, DEKSize), func(c *dekCache) { c.put("e", "t", key(2), now) }},
+		{"bytes", newDEKCache(time.Hour, 0, CacheEntrySize), func(c *dekCache) { c.put("e", "t", key(2), now) }},
 		{"replace", newDEKCache(time.Hour, 0, 0), func(c *dekCache) { c.put("d", "t", key(3), now) }},
 		{"wipe tenant", newDEKCache(time.Hour, 0, 0), func(c *dekCache) { c.wipeTenant("t") }},
 		{"wipe", newDEKCache(time.Hour, 0, 0), func(c *dekCache) { c.wipe() }},
@@ -132,7 +132,7 @@ func TestCacheLastUseIsWhole(t *testing.T) {
 }
 
 func TestCacheRefusesKeyLargerThanBudget(t *testing.T) {
-	c := newDEKCache(time.Hour, 0, DEKSize-1)
+	c := newDEKCache(time.Hour, 0, CacheEntrySize-1)
 	c.put("d", "t", key(1), time.Unix(0, 0))
 	if c.len() != 0 {
 		t.Fatal("cached a key larger than the byte budget")
@@ -141,7 +141,7 @@ func TestCacheRefusesKeyLargerThanBudget(t *testing.T) {
 
 func TestCacheEvictsOldestFirst(t *testing.T) {
 	now := time.Unix(1000, 0)
-	c := newDEKCache(time.Hour, 0, 2*DEKSize)
+	c := newDEKCache(time.Hour, 0, 2*CacheEntrySize)
 	c.put("1", "t", key(1), now)
 	c.put("2", "t", key(2), now)
 	one := c.held(t, "1")

@@ -17,7 +17,7 @@ const (
 	DefaultDEKMaxAge         = 30 * 24 * time.Hour
 	DefaultCacheTTL          = 5 * time.Minute
 	DefaultCacheMaxUses      = 1 << 20
-	DefaultCacheMaxBytes     = 1 << 20
+	DefaultCacheMaxBytes     = 16 << 20 // about 15,000 DEKs (CacheEntrySize)
 )
 
 // Config configures a Store. Zero numeric fields take their defaults.
@@ -38,7 +38,8 @@ type Config struct {
 	// long a process cut off from seal broadcasts can keep serving.
 	CacheTTL time.Duration
 	// CacheMaxUses is how often a cached DEK is used before it is unwrapped
-	// again; CacheMaxBytes bounds the cached plaintext in total.
+	// again; CacheMaxBytes bounds the cache's memory in total, each DEK
+	// counted as CacheEntrySize.
 	CacheMaxUses  int64
 	CacheMaxBytes int
 	// Now is the clock; time.Now when nil.
@@ -89,7 +90,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("store config: CacheTTL %s is negative", c.CacheTTL)
 	case c.CacheMaxUses < 0:
 		return fmt.Errorf("store config: CacheMaxUses %d is negative", c.CacheMaxUses)
-	case c.CacheMaxBytes < 0 || (c.CacheMaxBytes > 0 && c.CacheMaxBytes < DEKSize):
+	case c.CacheMaxBytes < 0 || (c.CacheMaxBytes > 0 && c.CacheMaxBytes < CacheEntrySize):
 		return fmt.Errorf("store config: CacheMaxBytes %d holds no DEK", c.CacheMaxBytes)
 	}
 	return nil

@@ -61,20 +61,14 @@ func (s *Store) aead(ctx context.Context, d DEK) (cipher.AEAD, error) {
 }
 
 // plaintext returns a copy of d's key for re-wrapping, from the cache or
-// unwrapped through Key Vault (and then cached). The caller zeroes it.
+// unwrapped through Key Vault. The caller zeroes it. A key unwrapped here is
+// not cached: a bulk rewrap touches every DEK once, and caching them would
+// fill memory with plaintext keys nobody reads (and evict those that are).
 func (s *Store) plaintext(ctx context.Context, d DEK) ([]byte, error) {
 	if k, ok := s.cache.key(d.ID, d.Tenant, s.now()); ok {
 		return k, nil
 	}
-	k, err := s.unwrap(ctx, d, d.Current)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := s.cache.put(d.ID, d.Tenant, k, s.now()); err != nil {
-		clear(k)
-		return nil, err
-	}
-	return k, nil
+	return s.unwrap(ctx, d, d.Current)
 }
 
 // readDEK returns the AEAD of the tenant's DEK id for decryption.

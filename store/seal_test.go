@@ -83,7 +83,7 @@ func TestConfigValidateNamesField(t *testing.T) {
 		"DEKMaxAge":         func(c *store.Config) { c.DEKMaxAge = -1 },
 		"CacheTTL":          func(c *store.Config) { c.CacheTTL = -1 },
 		"CacheMaxUses":      func(c *store.Config) { c.CacheMaxUses = -1 },
-		"CacheMaxBytes":     func(c *store.Config) { c.CacheMaxBytes = store.DEKSize - 1 },
+		"CacheMaxBytes":     func(c *store.Config) { c.CacheMaxBytes = store.CacheEntrySize - 1 },
 	} {
 		c := ok
 		tune(&c)

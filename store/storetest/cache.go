@@ -72,13 +72,13 @@ func testCacheMaxUses(t *testing.T, f *fixture) {
 	}
 }
 
-// CacheMaxBytes bounds the plaintext held: with room for one DEK, two
-// tenants read in turn evict each other.
+// CacheMaxBytes bounds the memory held (CacheEntrySize per DEK): with room
+// for one DEK, two tenants read in turn evict each other.
 func testCacheMaxBytes(t *testing.T, f *fixture) {
 	for _, c := range []struct {
 		bytes int
 		want  int64
-	}{{store.DEKSize, 6}, {2 * store.DEKSize, 0}} {
+	}{{store.CacheEntrySize, 6}, {2 * store.CacheEntrySize, 0}} {
 		s := f.store(func(cfg *store.Config) { cfg.CacheMaxBytes = c.bytes })
 		for _, id := range []string{"a", "b"} {
 			if _, err := s.Tenant(t.Context(), id); err != nil {
