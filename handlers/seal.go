@@ -2,39 +2,56 @@ package handlers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 
 	"github.com/cmkd-io/cmkd/store"
 )
 
-// sealAll seals every tenant on the key at once. Sealing is persisted per
-// tenant before its cache is wiped and before the broadcast, so a crash
-// half-way leaves some tenants sealed and the next reconcile seals the rest.
+// sealAll seals every tenant on the key at once, in one transaction per
+// sealBatch tenants: reads of all of them stop together, at the commit. Caches
+// are wiped and the broadcast sent after the seal is persisted. A crash
+// half-way leaves whole batches sealed and the next reconcile seals the rest.
 func (r *Reconciler) sealAll(ctx context.Context, req Request, tenants []store.Tenant, reason string, why error) (Result, error) {
 	r.kek.Invalidate(req.KeyURL)
-	var errs []error
+	var evs []store.StatusEvent
 	for _, t := range tenants {
-		if t.Sealed() {
-			continue
-		}
-		ev := r.statusEvent(store.KindSealed, t.ID, req.KeyURL, t.KeyVersion, req, "")
-		ev.Data["reason"] = reason
-		if err := r.store.Seal(ctx, t.ID, reason, ev); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		r.log.Warn("tenant sealed", slog.String("tenant", t.ID), slog.String("key", req.KeyURL),
-			slog.String("reason", reason), slog.Any("why", why))
-		if r.cfg.Broadcast != nil {
-			r.cfg.Broadcast(t.ID)
+		if !t.Sealed() {
+			ev := r.statusEvent(store.KindSealed, t.ID, req.KeyURL, t.KeyVersion, req, "")
+			ev.Data["reason"] = reason
+			evs = append(evs, ev)
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return Result{}, fmt.Errorf("seal tenants of %s: %w", req.KeyURL, err)
+	for len(evs) > 0 {
+		n := min(len(evs), sealBatch)
+		changed, err := r.store.SealTenants(ctx, reason, evs[:n])
+		if err != nil {
+			return Result{}, fmt.Errorf("seal tenants of %s: %w", req.KeyURL, err)
+		}
+		r.sealed(req, evs[:n], changed, reason, why)
+		evs = evs[n:]
 	}
 	return Result{Outcome: Sealed, Reason: reason}, nil
+}
+
+// sealBatch bounds one seal transaction, so a key with very many tenants
+// does not hold the database's write lock for long.
+const sealBatch = 1000
+
+// sealed logs the tenants this call changed and broadcasts every tenant of
+// the batch: a tenant another writer sealed first is dropped from caches all
+// the same, which costs nothing and covers a writer that died before its
+// broadcast.
+func (r *Reconciler) sealed(req Request, batch []store.StatusEvent, changed []string, reason string, why error) {
+	for _, t := range changed {
+		r.log.Warn("tenant sealed", slog.String("tenant", t), slog.String("key", req.KeyURL),
+			slog.String("reason", reason), slog.Any("why", why))
+	}
+	if r.cfg.Broadcast != nil {
+		for _, ev := range batch {
+			r.cfg.Broadcast(ev.Tenant)
+		}
+	}
 }
 
 // whileUnreachable keeps serving from caches while Key Vault cannot be

@@ -29,6 +29,11 @@ type Backend interface {
 	// transaction. It changes nothing and reports false when the tenant is
 	// already in that state.
 	SetTenantState(ctx context.Context, id, state, reason string, since time.Time, ev StatusEvent) (bool, error)
+	// SealTenants seals every tenant an event of evs names (ev.Tenant) with
+	// reason and since, appending the events of those it changed to the
+	// outbox, all in one transaction; it returns the tenants it changed.
+	// Tenants already sealed, or gone, are left alone.
+	SealTenants(ctx context.Context, reason string, since time.Time, evs []StatusEvent) ([]string, error)
 
 	// InsertDEK stores d and makes it its tenant's active DEK.
 	InsertDEK(ctx context.Context, d DEK) error

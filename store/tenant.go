@@ -100,6 +100,35 @@ func (s *Store) Seal(ctx context.Context, tenant, reason string, ev StatusEvent)
 	return nil
 }
 
+// SealTenants seals many tenants with one reason in one transaction — a
+// disabled key seals all its tenants at once, and one commit per tenant
+// kept the last of a thousand tenants readable for seconds. evs holds one
+// event per tenant (ev.Tenant names it). Caches are wiped for every tenant
+// named, changed or not, and even on error. It returns the tenants it
+// sealed; those already sealed are not.
+func (s *Store) SealTenants(ctx context.Context, reason string, evs []StatusEvent) ([]string, error) {
+	for i := range evs {
+		if err := ValidateTenantID(evs[i].Tenant); err != nil {
+			return nil, err
+		}
+		evs[i] = s.event(evs[i], KindSealed, evs[i].Tenant)
+		if _, ok := evs[i].Data["reason"]; !ok {
+			evs[i].Data["reason"] = reason
+		}
+	}
+	changed, err := s.b.SealTenants(ctx, reason, s.now().UTC(), evs)
+	for _, ev := range evs {
+		s.wipe(ev.Tenant)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("seal %d tenants: %w", len(evs), err)
+	}
+	for _, t := range changed {
+		s.log.Warn("tenant sealed", slog.String("tenant", t), slog.String("reason", reason))
+	}
+	return changed, nil
+}
+
 // Unseal makes a sealed tenant active again, only after one of its DEKs
 // unwraps in Key Vault and matches its key check value (or, with no DEK yet,
 // after a fresh key wraps and unwraps). ev (kind "unsealed") goes to the

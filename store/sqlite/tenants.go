@@ -120,6 +120,35 @@ func (b *Backend) SetTenantState(ctx context.Context, id, state, reason string, 
 	return changed, err
 }
 
+// SealTenants implements store.Backend.
+func (b *Backend) SealTenants(ctx context.Context, reason string, since time.Time, evs []store.StatusEvent) ([]string, error) {
+	var changed []string
+	err := b.tx(ctx, func(tx *sql.Tx) error {
+		changed = changed[:0]
+		seal, err := tx.PrepareContext(ctx, `UPDATE tenants SET state = 'sealed', seal_reason = ?, sealed_at = ?
+			WHERE id = ? AND state <> 'sealed'`)
+		if err != nil {
+			return fmt.Errorf("seal: %w", err)
+		}
+		defer seal.Close()
+		var out []store.StatusEvent
+		for _, ev := range evs {
+			res, err := seal.ExecContext(ctx, reason, unixNano(since), ev.Tenant)
+			if err != nil {
+				return fmt.Errorf("seal %s: %w", ev.Tenant, err)
+			}
+			if n, _ := res.RowsAffected(); n == 1 {
+				changed, out = append(changed, ev.Tenant), append(out, ev)
+			}
+		}
+		return appendOutbox(ctx, tx, out)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return changed, nil
+}
+
 // tenantState reads a tenant's state inside a transaction: ErrNotFound, a
 // *store.SealedError, or nil for an active tenant.
 func tenantState(ctx context.Context, q querier, id string) (store.Tenant, error) {

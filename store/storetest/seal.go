@@ -13,6 +13,7 @@ var sealCases = []testCase{
 	{"SealSurvivesRestart", testSealRestart},
 	{"UnsealOnlyAfterDEKUnwraps", testUnsealNeedsUnwrap},
 	{"SealAndUnsealKeepData", testSealKeepsData},
+	{"SealManyTenantsAtOnce", testSealTenants},
 }
 
 const reason = "key disabled"
@@ -173,5 +174,47 @@ func testSealKeepsData(t *testing.T, f *fixture) {
 	readsBack(t, s, "a", want)
 	if es := claimAll(t, s); len(es) != 2 {
 		t.Fatalf("sealing twice and unsealing wrote %v, want sealed, unsealed", kinds(es))
+	}
+}
+
+// SealTenants seals several tenants in one call: each fails every
+// operation afterwards without Key Vault calls, one sealed event per tenant it
+// changed reaches the outbox, and a tenant already sealed keeps its reason,
+// its time and sends no second event.
+func testSealTenants(t *testing.T, f *fixture) {
+	s := f.store(nil)
+	for _, id := range []string{"a", "b", "c", "d"} {
+		f.addTenant(s, id)
+		put(t, s, id, "k00", []byte(id))
+	}
+	if err := s.Seal(t.Context(), "c", "earlier", store.StatusEvent{}); err != nil {
+		t.Fatal(err)
+	}
+	claimAll(t, s)
+	f.Clock.Add(time.Minute)
+	evs := []store.StatusEvent{{Tenant: "a"}, {Tenant: "b"}, {Tenant: "c"}}
+	changed, err := s.SealTenants(t.Context(), reason, evs)
+	if err != nil || len(changed) != 2 || changed[0] != "a" || changed[1] != "b" {
+		t.Fatalf("sealed %v, %v; want [a b]", changed, err)
+	}
+	f.ResetCalls()
+	for _, id := range []string{"a", "b"} {
+		if se := everyOp(t, s, id); !se.Since.Equal(f.Clock.Now()) {
+			t.Fatalf("%s sealed since %s, want %s", id, se.Since, f.Clock.Now())
+		}
+	}
+	if n := f.Calls(); n != 0 {
+		t.Fatalf("sealed tenants' operations made %d Key Vault calls", n)
+	}
+	if tn, _ := s.Tenant(t.Context(), "c"); tn.SealReason != "earlier" {
+		t.Fatalf("already sealed tenant's reason changed to %q", tn.SealReason)
+	}
+	if got := get(t, s, "d", "k00"); string(got) != "d" {
+		t.Fatal("sealing others changed tenant d")
+	}
+	es := claimAll(t, s)
+	if k := kinds(es); len(k) != 2 || k[0] != store.KindSealed || es[0].Event.Tenant != "a" || es[1].Event.Tenant != "b" ||
+		es[0].Event.Data["reason"] != reason {
+		t.Fatalf("outbox after sealing a, b (c already sealed): %+v", es)
 	}
 }
