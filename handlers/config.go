@@ -27,6 +27,11 @@ type Config struct {
 	// sealed tenant's cached DEKs at once (cmkd.control.seal.<tenant>). The
 	// seal itself is already persisted when it is called.
 	Broadcast func(tenant string)
+	// StatusWritten, when set, is called after status events may have been
+	// written to the outbox (after every seal batch and every Reconcile), so
+	// the relay publishes them now instead of at its next poll
+	// (status.Relay.Kick). It must not block.
+	StatusWritten func()
 	// UnreachableGrace is how long a key that Key Vault cannot be asked about
 	// (timeouts, 5xx, throttling) keeps serving before its tenants are sealed.
 	UnreachableGrace time.Duration

@@ -90,6 +90,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req Request) (Result, error)
 	if len(tenants) == 0 {
 		return Result{Outcome: NothingToDo}, nil
 	}
+	defer r.statusWritten()
 	a, err := r.assess(ctx, keyURL)
 	if err != nil {
 		return Result{}, fmt.Errorf("reconcile %s: %w", keyURL, err)

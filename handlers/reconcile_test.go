@@ -2,6 +2,7 @@ package handlers_test
 
 import (
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -85,7 +86,8 @@ func TestRewrapResumesFromWhatTheStoreHolds(t *testing.T) {
 }
 
 func TestDisableSealsAndEnableUnseals(t *testing.T) {
-	e := newEnv(t, nil)
+	var kicks atomic.Int64
+	e := newEnv(t, func(c *handlers.Config) { c.StatusWritten = func() { kicks.Add(1) } })
 	want := e.tenants(2, 2)
 	counts, _ := e.store.VersionCounts(e.ctx(), e.keyURL)
 	var v1 string
@@ -96,6 +98,9 @@ func TestDisableSealsAndEnableUnseals(t *testing.T) {
 	res := e.reconcile()
 	if res.Outcome != handlers.Sealed || res.Reason != handlers.ReasonDisabled {
 		t.Fatalf("outcome %s reason %q, want sealed/disabled", res.Outcome, res.Reason)
+	}
+	if kicks.Load() == 0 {
+		t.Fatal("sealed events written but the relay was not told (StatusWritten)")
 	}
 	e.kv.ResetCalls()
 	_, err := e.store.Get(e.ctx(), "ta", "r0")

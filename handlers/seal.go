@@ -28,6 +28,7 @@ func (r *Reconciler) sealAll(ctx context.Context, req Request, tenants []store.T
 		if err != nil {
 			return Result{}, fmt.Errorf("seal tenants of %s: %w", req.KeyURL, err)
 		}
+		r.statusWritten()
 		r.sealed(req, evs[:n], changed, reason, why)
 		evs = evs[n:]
 	}

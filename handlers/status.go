@@ -37,3 +37,9 @@ func vaultOf(keyURL string) string {
 }
 
 func millis(d time.Duration) int64 { return d.Milliseconds() }
+
+func (r *Reconciler) statusWritten() {
+	if r.cfg.StatusWritten != nil {
+		r.cfg.StatusWritten()
+	}
+}

@@ -57,8 +57,16 @@ func serveWorker(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		return err
 	}
 	defer d.Close()
+	// kick is set once the relay exists, before the worker starts; the
+	// Reconciler calls it after writing status events.
+	var kick func()
 	rec, err := handlers.New(handlers.Config{
 		Store: d.store, KEK: d.kek, Broadcast: worker.Broadcaster(d.nc, log),
+		StatusWritten: func() {
+			if kick != nil {
+				kick()
+			}
+		},
 		UnreachableGrace: cfg.Worker.UnreachableGrace, SealOnExpiry: cfg.Worker.SealOnExpiry,
 		RewrapConcurrency: cfg.Worker.RewrapConcurrency, SampleRate: cfg.Worker.SampleRate,
 		Instance: cfg.Instance, Logger: log,
@@ -71,6 +79,11 @@ func serveWorker(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	runners, err := buildRunners(ctx, d, handle)
 	if err != nil {
 		return err
+	}
+	for _, r := range runners {
+		if relay, ok := r.(*status.Relay); ok {
+			kick = relay.Kick
+		}
 	}
 	w, err = worker.New(worker.Config{
 		Store: d.store, Reconciler: rec, Instance: cfg.Instance,

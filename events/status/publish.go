@@ -66,24 +66,31 @@ func (r *Relay) claim(ctx context.Context) error {
 	return nil
 }
 
-// publishPending publishes the held entries in order and marks the
-// acknowledged ones sent. It stops at the first failure and keeps the rest
-// for the next try, while the claim lasts.
+// publishPending publishes the held entries and marks the acknowledged
+// ones sent. They go out pipelined — all sent, then the acks awaited in
+// order — because one round trip per event made a key with a thousand
+// tenants take seconds to announce its seals. It stops at the first failure
+// and keeps that entry and the rest for the next try, while the claim lasts.
+// Order: the stream receives the events in outbox order; only when a publish
+// fails can a retried event land after later ones (the message id keeps it
+// from landing twice).
 func (r *Relay) publishPending(ctx context.Context) error {
+	futures := r.sendPending()
 	var acked []string
 	var err error
-	for len(r.pending) > 0 {
-		ev := r.pending[0].Event
-		if err = r.publish(ctx, ev); errors.Is(err, ErrInvalidEvent) {
-			// It can never be published; it comes back when its claim
-			// expires, so an operator sees it in the log until it is fixed.
-			r.cfg.Logger.Error("status relay: skipping an event that cannot be published", slog.String("id", ev.ID), slog.Any("err", err))
-		} else if err != nil {
+	deadline := time.NewTimer(publishTimeout)
+	defer deadline.Stop()
+	for i, f := range futures {
+		if err = r.awaitAck(ctx, f, deadline.C); err != nil {
+			r.pending = r.pending[i:]
 			break
-		} else {
-			acked = append(acked, ev.ID)
 		}
-		r.pending = r.pending[1:]
+		if f.future != nil {
+			acked = append(acked, f.id)
+		}
+	}
+	if err == nil {
+		r.pending = nil
 	}
 	r.metrics.depth.Set(float64(len(r.pending)))
 	if merr := r.store.MarkSent(context.WithoutCancel(ctx), acked...); merr != nil {
@@ -91,30 +98,72 @@ func (r *Relay) publishPending(ctx context.Context) error {
 		// message id makes JetStream drop the copy.
 		return errors.Join(err, fmt.Errorf("mark sent: %w", merr))
 	}
-	if errors.Is(err, ErrInvalidEvent) {
-		return nil
-	}
 	return err
 }
 
-func (r *Relay) publish(ctx context.Context, ev store.StatusEvent) error {
+// sent is one pending entry on its way: a future to await, or nil for an
+// entry that can never be published (skipped), or an error to report.
+type sent struct {
+	id     string
+	future jetstream.PubAckFuture
+	err    error
+	start  time.Time
+}
+
+func (r *Relay) sendPending() []sent {
+	out := make([]sent, 0, len(r.pending))
+	for _, e := range r.pending {
+		s := r.send(e.Event)
+		out = append(out, s)
+		if s.err != nil {
+			break // the rest go after it, on the next try
+		}
+	}
+	return out
+}
+
+func (r *Relay) send(ev store.StatusEvent) sent {
+	s := sent{id: ev.ID, start: time.Now()}
 	body, err := Encode(r.cfg.Instance, ev)
 	if err != nil {
+		// It can never be published; it comes back when its claim expires,
+		// so an operator sees it in the log until it is fixed.
 		r.metrics.failures.Inc()
-		return err
+		r.cfg.Logger.Error("status relay: skipping an event that cannot be published", slog.String("id", ev.ID), slog.Any("err", err))
+		return s
 	}
 	msg := nats.NewMsg(Subject(ev.Tenant, ev.Kind))
 	msg.Data = body
 	msg.Header.Set("Content-Type", ContentType)
-	start := time.Now()
-	pctx, cancel := context.WithTimeout(ctx, publishTimeout)
-	defer cancel()
-	// A PubAck with Duplicate set also means the stream holds the event.
-	if _, err := r.js.PublishMsg(pctx, msg, jetstream.WithMsgID(ev.ID)); err != nil {
-		r.metrics.failures.Inc()
-		return fmt.Errorf("publish %s: %w", ev.ID, err)
+	// No retries inside the client: they run on timers of their own and
+	// would reorder events; the relay's loop retries, in order.
+	if s.future, err = r.js.PublishMsgAsync(msg, jetstream.WithMsgID(ev.ID), jetstream.WithRetryAttempts(0)); err != nil {
+		s.err = fmt.Errorf("publish %s: %w", ev.ID, err)
 	}
-	r.metrics.published.Inc()
-	r.metrics.latency.Observe(time.Since(start).Seconds())
-	return nil
+	return s
+}
+
+// awaitAck waits for s's PubAck. A PubAck with Duplicate set also means
+// the stream holds the event.
+func (r *Relay) awaitAck(ctx context.Context, s sent, deadline <-chan time.Time) error {
+	if s.err != nil || s.future == nil {
+		if s.err != nil {
+			r.metrics.failures.Inc()
+		}
+		return s.err
+	}
+	select {
+	case <-s.future.Ok():
+		r.metrics.published.Inc()
+		r.metrics.latency.Observe(time.Since(s.start).Seconds())
+		return nil
+	case err := <-s.future.Err():
+		r.metrics.failures.Inc()
+		return fmt.Errorf("publish %s: %w", s.id, err)
+	case <-deadline:
+		r.metrics.failures.Inc()
+		return fmt.Errorf("publish %s: no ack within %s", s.id, publishTimeout)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

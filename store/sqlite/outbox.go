@@ -14,13 +14,23 @@ import (
 // appendOutbox writes events in the caller's transaction. An event id seen
 // before is ignored: writing the same event twice publishes it once.
 func appendOutbox(ctx context.Context, tx *sql.Tx, evs []store.StatusEvent) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	// Prepared once: sealing a key's tenants appends a thousand events in
+	// one transaction, and every reader waits for its commit.
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO outbox (id, tenant, kind, time, data) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO NOTHING`)
+	if err != nil {
+		return fmt.Errorf("write events: %w", err)
+	}
+	defer ins.Close()
 	for _, ev := range evs {
 		data, err := json.Marshal(ev.Data)
 		if err != nil {
 			return fmt.Errorf("encode event %s: %w", ev.ID, err)
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO outbox (id, tenant, kind, time, data) VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT (id) DO NOTHING`, ev.ID, ev.Tenant, ev.Kind, unixNano(ev.Time), string(data))
+		_, err = ins.ExecContext(ctx, ev.ID, ev.Tenant, ev.Kind, unixNano(ev.Time), string(data))
 		if err != nil {
 			return fmt.Errorf("write event %s: %w", ev.ID, err)
 		}
