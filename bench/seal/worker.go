@@ -55,7 +55,8 @@ func startWorker(ctx context.Context, env *bench.Env, nc *nats.Conn, probe time.
 		return nil, err
 	}
 	rec, err := handlers.New(handlers.Config{
-		Store: env.Store, KEK: env.KEK, Broadcast: worker.Broadcaster(nc, log), Instance: instance, Logger: log,
+		Store: env.Store, KEK: env.KEK, Broadcast: worker.Broadcaster(nc, log), StatusWritten: relay.Kick,
+		Instance: instance, Logger: log,
 	})
 	if err != nil {
 		return nil, err

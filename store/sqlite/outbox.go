@@ -17,25 +17,37 @@ func appendOutbox(ctx context.Context, tx *sql.Tx, evs []store.StatusEvent) erro
 	if len(evs) == 0 {
 		return nil
 	}
-	// Prepared once: sealing a key's tenants appends a thousand events in
-	// one transaction, and every reader waits for its commit.
-	ins, err := tx.PrepareContext(ctx, `INSERT INTO outbox (id, tenant, kind, time, data) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (id) DO NOTHING`)
-	if err != nil {
-		return fmt.Errorf("write events: %w", err)
-	}
-	defer ins.Close()
-	for _, ev := range evs {
+	// One statement for all of them: sealing a key's tenants appends a
+	// thousand events in one transaction, and their readers wait for its
+	// commit.
+	rows := make([]outboxRow, len(evs))
+	for i, ev := range evs {
 		data, err := json.Marshal(ev.Data)
 		if err != nil {
 			return fmt.Errorf("encode event %s: %w", ev.ID, err)
 		}
-		_, err = ins.ExecContext(ctx, ev.ID, ev.Tenant, ev.Kind, unixNano(ev.Time), string(data))
-		if err != nil {
-			return fmt.Errorf("write event %s: %w", ev.ID, err)
-		}
+		rows[i] = outboxRow{ev.ID, ev.Tenant, ev.Kind, unixNano(ev.Time), string(data)}
+	}
+	doc, err := json.Marshal(rows)
+	if err != nil {
+		return fmt.Errorf("encode events: %w", err)
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO outbox (id, tenant, kind, time, data)
+		SELECT value ->> '$.id', value ->> '$.tenant', value ->> '$.kind', value ->> '$.time', value ->> '$.data'
+		FROM json_each(?) WHERE true ON CONFLICT (id) DO NOTHING`, string(doc))
+	if err != nil {
+		return fmt.Errorf("write %d events: %w", len(evs), err)
 	}
 	return nil
+}
+
+// outboxRow is one outbox row as appendOutbox's JSON array carries it.
+type outboxRow struct {
+	ID     string `json:"id"`
+	Tenant string `json:"tenant"`
+	Kind   string `json:"kind"`
+	Time   int64  `json:"time"`
+	Data   string `json:"data"`
 }
 
 // AppendOutbox implements store.Backend.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"runtime"
 	"time"
 
 	"github.com/cmkd-io/cmkd/store"
@@ -23,6 +24,12 @@ type Config struct {
 	Path string
 	// BusyTimeout bounds the wait for the write lock; DefaultBusyTimeout if zero.
 	BusyTimeout time.Duration
+	// MaxConns bounds the open connections, all kept open; zero means
+	// twice GOMAXPROCS (at least 4). SQLite work is CPU in this process, so
+	// more connections than CPUs buy nothing, and database/sql's default
+	// (unbounded, two kept idle) opened and closed a connection — file,
+	// schema, page cache — on most reads under concurrency.
+	MaxConns int
 }
 
 // Validate reports the first invalid field.
@@ -32,6 +39,8 @@ func (c Config) Validate() error {
 		return errors.New("sqlite config: Path is required")
 	case c.BusyTimeout < 0:
 		return fmt.Errorf("sqlite config: BusyTimeout %s is negative", c.BusyTimeout)
+	case c.MaxConns < 0:
+		return fmt.Errorf("sqlite config: MaxConns %d is negative", c.MaxConns)
 	}
 	return nil
 }
@@ -61,6 +70,11 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", cfg.Path, err)
 	}
+	if cfg.MaxConns == 0 {
+		cfg.MaxConns = max(4, 2*runtime.GOMAXPROCS(0))
+	}
+	db.SetMaxOpenConns(cfg.MaxConns)
+	db.SetMaxIdleConns(cfg.MaxConns)
 	b := &Backend{db: db}
 	if err := b.migrate(ctx); err != nil {
 		db.Close()

@@ -3,8 +3,10 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/cmkd-io/cmkd/store"
@@ -120,33 +122,57 @@ func (b *Backend) SetTenantState(ctx context.Context, id, state, reason string, 
 	return changed, err
 }
 
-// SealTenants implements store.Backend.
+// SealTenants implements store.Backend. However many tenants, it is two
+// statements — the state change and the outbox rows, each driven by a JSON
+// array — because every reader of those tenants keeps reading until the
+// commit, and on a busy machine each statement's overhead is multiplied by
+// the goroutines competing for the CPU.
 func (b *Backend) SealTenants(ctx context.Context, reason string, since time.Time, evs []store.StatusEvent) ([]string, error) {
+	ids := make([]string, len(evs))
+	byID := make(map[string]store.StatusEvent, len(evs))
+	for i, ev := range evs {
+		ids[i], byID[ev.Tenant] = ev.Tenant, ev
+	}
+	idsJSON, err := json.Marshal(ids)
+	if err != nil {
+		return nil, err
+	}
 	var changed []string
-	err := b.tx(ctx, func(tx *sql.Tx) error {
+	err = b.tx(ctx, func(tx *sql.Tx) error {
 		changed = changed[:0]
-		seal, err := tx.PrepareContext(ctx, `UPDATE tenants SET state = 'sealed', seal_reason = ?, sealed_at = ?
-			WHERE id = ? AND state <> 'sealed'`)
+		rows, err := tx.QueryContext(ctx, `UPDATE tenants SET state = 'sealed', seal_reason = ?, sealed_at = ?
+			WHERE state <> 'sealed' AND id IN (SELECT value FROM json_each(?)) RETURNING id`,
+			reason, unixNano(since), string(idsJSON))
 		if err != nil {
 			return fmt.Errorf("seal: %w", err)
 		}
-		defer seal.Close()
-		var out []store.StatusEvent
-		for _, ev := range evs {
-			res, err := seal.ExecContext(ctx, reason, unixNano(since), ev.Tenant)
-			if err != nil {
-				return fmt.Errorf("seal %s: %w", ev.Tenant, err)
-			}
-			if n, _ := res.RowsAffected(); n == 1 {
-				changed, out = append(changed, ev.Tenant), append(out, ev)
-			}
+		if changed, err = scanStrings(rows); err != nil {
+			return fmt.Errorf("seal: %w", err)
+		}
+		out := make([]store.StatusEvent, 0, len(changed))
+		for _, id := range changed {
+			out = append(out, byID[id])
 		}
 		return appendOutbox(ctx, tx, out)
 	})
 	if err != nil {
 		return nil, err
 	}
+	slices.Sort(changed)
 	return changed, nil
+}
+
+func scanStrings(rows *sql.Rows) ([]string, error) {
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
 }
 
 // tenantState reads a tenant's state inside a transaction: ErrNotFound, a
