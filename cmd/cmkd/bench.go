@@ -11,12 +11,13 @@ import (
 
 	"github.com/cmkd-io/cmkd/bench"
 	"github.com/cmkd-io/cmkd/bench/rewrap"
+	"github.com/cmkd-io/cmkd/bench/seal"
 	"github.com/cmkd-io/cmkd/bench/storecost"
 )
 
 // scenarios are the benchmark issue's six, in its order.
 func scenarios() []bench.Scenario {
-	return []bench.Scenario{rewrap.Throttle, rewrap.HSM, storecost.Scenario, rewrap.Scaling}
+	return []bench.Scenario{rewrap.Throttle, rewrap.HSM, seal.Scenario, storecost.Scenario, rewrap.Scaling}
 }
 
 type benchFlags struct {
