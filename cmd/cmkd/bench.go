@@ -13,11 +13,13 @@ import (
 	"github.com/cmkd-io/cmkd/bench/rewrap"
 	"github.com/cmkd-io/cmkd/bench/seal"
 	"github.com/cmkd-io/cmkd/bench/storecost"
+	"github.com/cmkd-io/cmkd/bench/throughput"
 )
 
 // scenarios are the benchmark issue's six, in its order.
 func scenarios() []bench.Scenario {
-	return []bench.Scenario{rewrap.Throttle, rewrap.HSM, seal.Scenario, storecost.Scenario, rewrap.Scaling}
+	return []bench.Scenario{rewrap.Throttle, rewrap.HSM, seal.Scenario, storecost.Scenario,
+		throughput.Scenario, rewrap.Scaling}
 }
 
 type benchFlags struct {
