@@ -22,7 +22,7 @@ func TestConfigValidateNamesField(t *testing.T) {
 		{Config{Credential: cred, RetryDelay: time.Minute}, "MaxRetryDelay"},
 		{Config{Credential: cred, Limiter: LimiterConfig{MinRate: -1}}, "MinRate"},
 		{Config{Credential: cred, Limiter: LimiterConfig{MaxRate: 0.5}}, "MaxRate"},
-		{Config{Credential: cred, Limiter: LimiterConfig{InitialRate: 5000}}, "InitialRate"},
+		{Config{Credential: cred, Limiter: LimiterConfig{InitialRate: 20000}}, "InitialRate"},
 		{Config{Credential: cred, Limiter: LimiterConfig{MaxConcurrency: -1}}, "MaxConcurrency"},
 		{Config{Credential: cred, Limiter: LimiterConfig{MaxPause: time.Millisecond}}, "MaxPause"},
 	}

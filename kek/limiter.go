@@ -2,6 +2,7 @@ package kek
 
 import (
 	"context"
+	"math"
 	"sync"
 	"time"
 )
@@ -23,9 +24,10 @@ type limiter struct {
 	pausedUntil time.Time
 	strikes     int    // 429 pauses since the last success
 	epoch       uint64 // bumped on every decrease; see done
-	// slowStart doubles the rate per second of success until the first
-	// 429, as TCP does: a big rewrap should find the vault's limit in
-	// seconds, not creep up to it by Increase per second.
+	// slowStart multiplies the rate by slowStartGrowth per second of
+	// success until the first 429, as TCP's slow start does: a rewrap
+	// should find the vault's limit in seconds, not creep up to it by
+	// Increase per second.
 	slowStart bool
 	onRate    func(float64)
 }
@@ -122,20 +124,25 @@ func (l *limiter) done(epoch uint64, r result, retryAfter time.Duration) {
 	}
 }
 
-// grow adds Increase·rate per second of success (the whole rate in slow
-// start); a long idle gap counts as one second, so rate only grows while it
-// is being used.
+// slowStartGrowth is the factor the rate grows by per second in slow
+// start: from the default 100 calls/s to Managed HSM's thousands in about
+// two seconds. Overshooting costs one 429, a halving and a pause.
+const slowStartGrowth = 8
+
+// grow adds Increase·rate per second of success (multiplies the rate by
+// slowStartGrowth per second in slow start); a long idle gap counts as one
+// second, so rate only grows while it is being used.
 func (l *limiter) grow(now time.Time) {
 	dt := min(now.Sub(l.grown).Seconds(), 1)
 	l.grown = now
 	if dt <= 0 || l.rate >= l.cfg.MaxRate {
 		return
 	}
-	inc := l.cfg.Increase
+	r := l.rate * (1 + l.cfg.Increase*dt)
 	if l.slowStart {
-		inc = 1
+		r = l.rate * math.Pow(slowStartGrowth, dt)
 	}
-	l.setRate(min(l.cfg.MaxRate, l.rate*(1+inc*dt)))
+	l.setRate(min(l.cfg.MaxRate, r))
 }
 
 func (l *limiter) decrease(retryAfter time.Duration) {

@@ -2,6 +2,7 @@ package kek
 
 import (
 	"context"
+	"math"
 	"testing"
 	"time"
 )
@@ -92,18 +93,18 @@ func TestLimiterHonoursRetryAfterAndMaxPause(t *testing.T) {
 	}
 }
 
-// Until the first 429 the rate doubles per second of success; after it, it
-// grows by Increase.
+// Until the first 429 the rate grows eightfold per second of success,
+// however the successes are spread; after it, it grows by Increase.
 func TestLimiterSlowStart(t *testing.T) {
 	c := &fakeClock{t: time.Unix(1000, 0)}
-	l := testLimiter(c, LimiterConfig{InitialRate: 100, MaxRate: 10000, Increase: 0.05})
-	for range 3 {
-		c.add(time.Second)
+	l := testLimiter(c, LimiterConfig{InitialRate: 12.5, MaxRate: 10000, Increase: 0.05})
+	for range 20 { // 2 s in 100 ms steps
+		c.add(100 * time.Millisecond)
 		l.sem <- struct{}{}
 		l.done(0, resultOK, 0)
 	}
-	if l.Rate() != 800 {
-		t.Fatalf("rate after 3 s of slow start = %v, want 800", l.Rate())
+	if r := l.Rate(); math.Abs(r-800) > 1e-6 {
+		t.Fatalf("rate after 2 s of slow start = %v, want 800", r)
 	}
 	_, e := l.take()
 	l.sem <- struct{}{}
@@ -111,7 +112,7 @@ func TestLimiterSlowStart(t *testing.T) {
 	c.add(2 * time.Second)
 	l.sem <- struct{}{}
 	l.done(0, resultOK, 0)
-	if want := 400 * 1.05; l.Rate() != want {
+	if want := 400 * 1.05; math.Abs(l.Rate()-want) > 1e-9 {
 		t.Fatalf("rate a second after the 429 = %v, want %v (halved, then +5 %%)", l.Rate(), want)
 	}
 }
