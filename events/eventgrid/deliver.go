@@ -103,19 +103,21 @@ const (
 	opReject  = "reject"
 )
 
-// settle settles one delivery. A failure is logged and counted; the event
-// then comes back after its lock expires, which handlers tolerate.
+// settle settles one delivery; acknowledgements go to the batching acker.
+// A failure is logged and counted; the event then comes back after its lock
+// expires, which handlers tolerate.
 func (s *Source) settle(ctx context.Context, op string, d delivery, delay time.Duration, outcome string) {
+	if op == opAck {
+		s.metrics.deliveries.WithLabelValues(outcome).Inc()
+		s.acks.add(d.token)
+		return
+	}
 	ctx, cancel := context.WithTimeout(ctx, settleTimeout)
 	defer cancel()
 	tokens := []string{d.token}
 	var failed []aznamespaces.FailedLockToken
 	var err error
 	switch op {
-	case opAck:
-		var r aznamespaces.AcknowledgeEventsResponse
-		r, err = s.client.AcknowledgeEvents(ctx, tokens, nil)
-		failed = r.FailedLockTokens
 	case opReject:
 		var r aznamespaces.RejectEventsResponse
 		r, err = s.client.RejectEvents(ctx, tokens, nil)

@@ -20,6 +20,7 @@ type Source struct {
 	client  *aznamespaces.ReceiverClient
 	metrics *metrics
 	log     *slog.Logger
+	acks    *acker
 }
 
 // New checks cfg and builds the receiver client; it does not connect.
@@ -37,7 +38,9 @@ func New(cfg Config) (*Source, error) {
 		return nil, err
 	}
 	log := cfg.Logger.With(slog.String("topic", cfg.Topic), slog.String("subscription", cfg.Subscription))
-	return &Source{cfg: cfg, client: client, metrics: m, log: log}, nil
+	s := &Source{cfg: cfg, client: client, metrics: m, log: log}
+	s.acks = newAcker(s)
+	return s, nil
 }
 
 func newClient(cfg Config) (*aznamespaces.ReceiverClient, error) {
@@ -99,6 +102,7 @@ func (s *Source) Run(ctx context.Context) error {
 	stop := time.AfterFunc(s.cfg.ShutdownTimeout, cancelWork)
 	defer stop.Stop()
 	wg.Wait()
+	s.acks.flush()
 	return nil
 }
 

@@ -203,6 +203,35 @@ func TestSuccessSettlesOnce(t *testing.T) {
 	}
 }
 
+// Acknowledgements go out in batches of at most 100 lock tokens: 250
+// events in flight at once are each handled once and all settled, none
+// redelivered, and the failure counter stays at zero.
+func TestManyEventsAcknowledgedInBatches(t *testing.T) {
+	const n = 250
+	f := run(t, emulator.Config{}, newRecorder(nil), func(c *eventgrid.Config) {
+		c.MaxEvents, c.MaxInFlight = 100, n
+	})
+	for i := range n {
+		f.publish(t, probe(fmt.Sprintf("probe-%03d", i), "https://sample-kv.vault.azure.net/keys/k"))
+	}
+	go func() { // the recorder's channel holds 100 calls
+		for range n {
+			select {
+			case <-f.rec.calls:
+			case <-t.Context().Done():
+				return
+			}
+		}
+	}()
+	eventually(t, 15*time.Second, "all handled", func() bool { return f.deliveries(t, "handled") == n })
+	f.waitSettled(t)
+	for i := range n {
+		if c := f.rec.count(fmt.Sprintf("probe-%03d", i)); c != 1 {
+			t.Fatalf("probe-%03d handled %d times, want once", i, c)
+		}
+	}
+}
+
 func TestHandlerErrorRedelivers(t *testing.T) {
 	rec := newRecorder(func(_ events.Event, call int) error {
 		if call == 1 {
