@@ -60,8 +60,8 @@ type Config struct {
 }
 
 // LimiterConfig shapes the adaptive per-vault limiter: a token bucket whose
-// rate starts at InitialRate, grows eightfold per second of successful calls
-// until the first 429 (slow start), then grows by Increase (a fraction of the
+// rate starts at InitialRate, grows by one call per second per success until
+// the first 429 (slow start: doubling per second while calls flow at the rate), then grows by Increase (a fraction of the
 // current rate) per second up to MaxRate, and halves on a 429 down to MinRate; at most MaxConcurrency calls are in flight per vault. A 429
 // pauses the whole vault for Retry-After, or 1, 2, 4, 8, 16 s without one,
 // never longer than MaxPause.

@@ -2,7 +2,6 @@ package kek
 
 import (
 	"context"
-	"math"
 	"sync"
 	"time"
 )
@@ -24,10 +23,9 @@ type limiter struct {
 	pausedUntil time.Time
 	strikes     int    // 429 pauses since the last success
 	epoch       uint64 // bumped on every decrease; see done
-	// slowStart multiplies the rate by slowStartGrowth per second of
-	// success until the first 429, as TCP's slow start does: a rewrap
-	// should find the vault's limit in seconds, not creep up to it by
-	// Increase per second.
+	// slowStart grows the rate by one call per second per success until
+	// the first 429, as TCP's slow start does: a rewrap should find the
+	// vault's limit in seconds, not creep up to it by Increase per second.
 	slowStart bool
 	onRate    func(float64)
 }
@@ -124,13 +122,11 @@ func (l *limiter) done(epoch uint64, r result, retryAfter time.Duration) {
 	}
 }
 
-// slowStartGrowth is the factor the rate grows by per second in slow
-// start: from the default 100 calls/s to Managed HSM's thousands in about
-// two seconds. Overshooting costs one 429, a halving and a pause.
-const slowStartGrowth = 8
-
-// grow adds Increase·rate per second of success (multiplies the rate by
-// slowStartGrowth per second in slow start); a long idle gap counts as one
+// grow adapts the rate to a success. In slow start each success adds one
+// call per second, as each ACK grows TCP's window: while calls flow at the
+// rate, it doubles per second, and it grows no faster than calls succeed
+// (a cold start's slow first calls do not inflate it). After the first 429 it
+// adds Increase·rate per second of success; a long idle gap counts as one
 // second, so rate only grows while it is being used.
 func (l *limiter) grow(now time.Time) {
 	dt := min(now.Sub(l.grown).Seconds(), 1)
@@ -140,7 +136,7 @@ func (l *limiter) grow(now time.Time) {
 	}
 	r := l.rate * (1 + l.cfg.Increase*dt)
 	if l.slowStart {
-		r = l.rate * math.Pow(slowStartGrowth, dt)
+		r = l.rate + 1
 	}
 	l.setRate(min(l.cfg.MaxRate, r))
 }

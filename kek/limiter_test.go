@@ -93,18 +93,19 @@ func TestLimiterHonoursRetryAfterAndMaxPause(t *testing.T) {
 	}
 }
 
-// Until the first 429 the rate grows eightfold per second of success,
-// however the successes are spread; after it, it grows by Increase.
+// Until the first 429 every success adds one call per second — the rate
+// doubles once as many calls as it allows have succeeded, however long they
+// took; after the 429 it halves and grows by Increase per second.
 func TestLimiterSlowStart(t *testing.T) {
 	c := &fakeClock{t: time.Unix(1000, 0)}
-	l := testLimiter(c, LimiterConfig{InitialRate: 12.5, MaxRate: 10000, Increase: 0.05})
-	for range 20 { // 2 s in 100 ms steps
-		c.add(100 * time.Millisecond)
+	l := testLimiter(c, LimiterConfig{InitialRate: 100, MaxRate: 10000, Increase: 0.05})
+	for range 300 {
+		c.add(time.Millisecond)
 		l.sem <- struct{}{}
 		l.done(0, resultOK, 0)
 	}
-	if r := l.Rate(); math.Abs(r-800) > 1e-6 {
-		t.Fatalf("rate after 2 s of slow start = %v, want 800", r)
+	if r := l.Rate(); r != 400 {
+		t.Fatalf("rate after 300 successes in slow start = %v, want 400", r)
 	}
 	_, e := l.take()
 	l.sem <- struct{}{}
@@ -112,7 +113,7 @@ func TestLimiterSlowStart(t *testing.T) {
 	c.add(2 * time.Second)
 	l.sem <- struct{}{}
 	l.done(0, resultOK, 0)
-	if want := 400 * 1.05; math.Abs(l.Rate()-want) > 1e-9 {
+	if want := 200 * 1.05; math.Abs(l.Rate()-want) > 1e-9 {
 		t.Fatalf("rate a second after the 429 = %v, want %v (halved, then +5 %%)", l.Rate(), want)
 	}
 }

@@ -65,16 +65,34 @@ func TestPermanentFailuresAreNotRetried(t *testing.T) {
 	}
 }
 
+// Concurrent unwraps against a vault throttled to 50 calls/s all succeed,
+// and once the limiter has found the limit, 429s are rare. The first burst
+// finds it: every call in flight when the vault's budget runs out draws a
+// 429, and how many that are depends on the machine's load (latency ×
+// rate), so only its success is asserted; the second burst measures the
+// limiter's pacing.
 func TestThrottledVaultAllUnwrapsSucceed(t *testing.T) {
 	e := newEnv(t, nil)
 	id := e.create(t, "busy", azkeys.KeyTypeRSA)
 	w := roundTrip(t, e, id.String(), dek(1))
 	e.srv.SetThrottle(50, time.Second, false)
+	unwrapAll(t, e, w, 200)
+	first := e.srv.Calls()["throttled"]
 	e.srv.ResetCalls()
+	unwrapAll(t, e, w, 200)
+	c := e.srv.Calls()
+	if total := c["unwrapKey"] + c["throttled"]; c["throttled"]*10 >= total {
+		t.Fatalf("after the limit was found: %d of %d calls throttled, want < 10%%", c["throttled"], total)
+	}
+	t.Logf("429s finding the limit %d; then calls %v, rate now %.1f/s", first, c, e.kek.Rate(e.srv.URL()))
+}
 
+// unwrapAll unwraps w n times at once and fails the test on any error.
+func unwrapAll(t *testing.T, e *env, w Wrapped, n int) {
+	t.Helper()
 	var wg sync.WaitGroup
-	errs := make(chan error, 200)
-	for range 200 {
+	errs := make(chan error, n)
+	for range n {
 		wg.Go(func() {
 			if _, err := e.kek.Unwrap(t.Context(), w); err != nil {
 				errs <- err
@@ -86,11 +104,6 @@ func TestThrottledVaultAllUnwrapsSucceed(t *testing.T) {
 	for err := range errs {
 		t.Fatalf("unwrap under throttling: %v", err)
 	}
-	c := e.srv.Calls()
-	if total := c["unwrapKey"] + c["throttled"]; c["throttled"]*10 >= total {
-		t.Fatalf("%d of %d calls throttled, want < 10%%", c["throttled"], total)
-	}
-	t.Logf("calls %v, rate now %.1f/s", c, e.kek.Rate(e.srv.URL()))
 }
 
 func TestVersionsNewestFirstAcrossPages(t *testing.T) {
