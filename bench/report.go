@@ -151,9 +151,8 @@ func mark(met bool) string {
 // formatValue prints enough digits to compare, not more.
 func formatValue(v float64) string {
 	switch a := max(v, -v); {
-	case a == 0:
-		return "0"
-	case a >= 1000:
+	case a >= 1000 || v == float64(int64(v)): // counts print as counts
+
 		return fmt.Sprintf("%.0f", v)
 	case a >= 10:
 		return fmt.Sprintf("%.1f", v)

@@ -28,7 +28,7 @@ func TestMarkdownListsMissedGoals(t *testing.T) {
 }
 
 func TestFormatValue(t *testing.T) {
-	for v, want := range map[float64]string{0: "0", 0.01234: "0.0123", 1.5: "1.5", 12.34: "12.3", 4096.7: "4097", -2.5: "-2.5"} {
+	for v, want := range map[float64]string{0: "0", 41: "41", 0.01234: "0.0123", 1.5: "1.5", 12.34: "12.3", 4096.7: "4097", -2.5: "-2.5"} {
 		if got := formatValue(v); got != want {
 			t.Errorf("formatValue(%v) = %q, want %q", v, got, want)
 		}
