@@ -1,22 +1,16 @@
 package storecost
 
 import (
-	"io"
-	"os"
 	"testing"
 
-	"github.com/cmkd-io/cmkd/bench"
+	"github.com/cmkd-io/cmkd/bench/benchtest"
 )
 
 // The smoke run proves the harness still reads and writes through both
 // sides and produces every ratio; the numbers themselves come from
 // `make bench`.
 func TestSmoke(t *testing.T) {
-	o := bench.Options{Smoke: os.Getenv("BENCH_FULL") == "", Dir: t.TempDir(), Progress: io.Discard}
-	r, err := Scenario.Run(t.Context(), o)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := benchtest.Run(t, Scenario)
 	for _, m := range []string{"Get encrypted ÷ plain", "Put encrypted ÷ plain", "Get cold ÷ warm"} {
 		if v, ok := r.Metric(m); !ok || v <= 0 {
 			t.Errorf("%s = %v, %v", m, v, ok)
