@@ -21,20 +21,8 @@ func (b *Backend) DEKsAt(ctx context.Context, keyURL, version string, limit int)
 		WHERE d.key_url = ? AND d.version = ? ORDER BY d.id LIMIT ?`, keyURL, version, limit)
 }
 
-// CompareAndSwapWrapping implements store.Backend.
-//
-// The swap is one UPDATE, atomic on its own: a bulk rewrap makes one per DEK,
-// so it runs prepared and in autocommit, not in a transaction of its own.
-// When no row changed, the DEK is read to tell a lost race from a missing
-// DEK; a writer that changes it in between can only make it a lost race.
-func (b *Backend) CompareAndSwapWrapping(ctx context.Context, id, expectKID string, w store.Wrapped) error {
-	res, err := b.cas.ExecContext(ctx, w.KID, store.KeyVersion(w.KID), w.Alg, w.Value, id, expectKID)
-	if err != nil {
-		return fmt.Errorf("swap wrapping: %w", err)
-	}
-	return b.casResult(ctx, b.db, res, id)
-}
-
+// casSQL swaps one DEK's wrapping if it is still wrapped by the expected
+// KID; CompareAndSwapWrapping (swaps.go) runs it group-committed.
 const casSQL = `UPDATE deks SET
 	prev_kid = kid, prev_alg = alg, prev_wrapped = wrapped,
 	kid = ?, version = ?, alg = ?, wrapped = ?

@@ -52,7 +52,8 @@ type Backend struct {
 	// read cost more than the decryption.
 	getRecord *sql.Stmt
 	// cas is prepared for the same reason: a bulk rewrap runs it per DEK.
-	cas *sql.Stmt
+	cas   *sql.Stmt
+	swaps swaps
 }
 
 var _ store.Backend = (*Backend)(nil)
