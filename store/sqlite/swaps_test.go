@@ -24,7 +24,9 @@ func TestConcurrentSwapsEachAnswerForThemselves(t *testing.T) {
 		t.Fatal(err)
 	}
 	const n = 64
-	wrapped := func(v string) store.Wrapped { return store.Wrapped{KID: keyURL + "/" + v, Alg: "RSA-OAEP-256", Value: []byte(v)} }
+	wrapped := func(v string) store.Wrapped {
+		return store.Wrapped{KID: keyURL + "/" + v, Alg: "RSA-OAEP-256", Value: []byte(v)}
+	}
 	for i := range n + 1 {
 		d := store.DEK{ID: fmt.Sprintf("d%02d", i), Tenant: "t", KeyURL: keyURL, Current: wrapped(v1), KCV: []byte("12345678"), CreatedAt: time.Now()}
 		if err := b.InsertDEK(ctx, d); err != nil {
