@@ -84,20 +84,31 @@ func (s *Store) Seal(ctx context.Context, tenant, reason string, ev StatusEvent)
 	if err := ValidateTenantID(tenant); err != nil {
 		return err
 	}
-	ev = s.event(ev, KindSealed, tenant)
-	if _, ok := ev.Data["reason"]; !ok {
-		ev.Data["reason"] = reason
-	}
-	changed, err := s.b.SetTenantState(ctx, tenant, StateSealed, reason, s.now().UTC(), ev)
+	changed, err := s.b.SetTenantState(ctx, tenant, StateSealed, reason, s.now().UTC(), s.sealEvent(ev, tenant, reason))
 	// Wipe even on error: when in doubt, fail closed in this process.
 	s.wipe(tenant)
 	if err != nil {
 		return wrapErr("seal", tenant, err)
 	}
 	if changed {
-		s.log.Warn("tenant sealed", slog.String("tenant", tenant), slog.String("reason", reason))
+		s.logSealed(reason, tenant)
 	}
 	return nil
+}
+
+// sealEvent fills in a sealed event for tenant, its reason included.
+func (s *Store) sealEvent(ev StatusEvent, tenant, reason string) StatusEvent {
+	ev = s.event(ev, KindSealed, tenant)
+	if _, ok := ev.Data["reason"]; !ok {
+		ev.Data["reason"] = reason
+	}
+	return ev
+}
+
+func (s *Store) logSealed(reason string, tenants ...string) {
+	for _, t := range tenants {
+		s.log.Warn("tenant sealed", slog.String("tenant", t), slog.String("reason", reason))
+	}
 }
 
 // SealTenants seals many tenants with one reason in one transaction — a
@@ -111,10 +122,7 @@ func (s *Store) SealTenants(ctx context.Context, reason string, evs []StatusEven
 		if err := ValidateTenantID(evs[i].Tenant); err != nil {
 			return nil, err
 		}
-		evs[i] = s.event(evs[i], KindSealed, evs[i].Tenant)
-		if _, ok := evs[i].Data["reason"]; !ok {
-			evs[i].Data["reason"] = reason
-		}
+		evs[i] = s.sealEvent(evs[i], evs[i].Tenant, reason)
 	}
 	changed, err := s.b.SealTenants(ctx, reason, s.now().UTC(), evs)
 	for _, ev := range evs {
@@ -123,9 +131,7 @@ func (s *Store) SealTenants(ctx context.Context, reason string, evs []StatusEven
 	if err != nil {
 		return nil, fmt.Errorf("seal %d tenants: %w", len(evs), err)
 	}
-	for _, t := range changed {
-		s.log.Warn("tenant sealed", slog.String("tenant", t), slog.String("reason", reason))
-	}
+	s.logSealed(reason, changed...)
 	return changed, nil
 }
 
