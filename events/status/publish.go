@@ -138,6 +138,7 @@ func (r *Relay) send(ev store.StatusEvent) sent {
 	// No retries inside the client: they run on timers of their own and
 	// would reorder events; the relay's loop retries, in order.
 	if s.future, err = r.js.PublishMsgAsync(msg, jetstream.WithMsgID(ev.ID), jetstream.WithRetryAttempts(0)); err != nil {
+		r.metrics.failures.Inc()
 		s.err = fmt.Errorf("publish %s: %w", ev.ID, err)
 	}
 	return s
@@ -146,10 +147,7 @@ func (r *Relay) send(ev store.StatusEvent) sent {
 // awaitAck waits for s's PubAck. A PubAck with Duplicate set also means
 // the stream holds the event.
 func (r *Relay) awaitAck(ctx context.Context, s sent, deadline <-chan time.Time) error {
-	if s.err != nil || s.future == nil {
-		if s.err != nil {
-			r.metrics.failures.Inc()
-		}
+	if s.future == nil { // not sent: failed (s.err) or skipped (nil)
 		return s.err
 	}
 	select {
