@@ -57,16 +57,16 @@ func serveWorker(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		return err
 	}
 	defer d.Close()
-	// kick is set once the relay exists, before the worker starts; the
-	// Reconciler calls it after writing status events.
-	var kick func()
+	relay, err := newRelay(d)
+	if err != nil {
+		return err
+	}
+	var kick func() // the Reconciler tells the relay when it wrote status events
+	if relay != nil {
+		kick = relay.Kick
+	}
 	rec, err := handlers.New(handlers.Config{
-		Store: d.store, KEK: d.kek, Broadcast: worker.Broadcaster(d.nc, log),
-		StatusWritten: func() {
-			if kick != nil {
-				kick()
-			}
-		},
+		Store: d.store, KEK: d.kek, Broadcast: worker.Broadcaster(d.nc, log), StatusWritten: kick,
 		UnreachableGrace: cfg.Worker.UnreachableGrace, SealOnExpiry: cfg.Worker.SealOnExpiry,
 		RewrapConcurrency: cfg.Worker.RewrapConcurrency, SampleRate: cfg.Worker.SampleRate,
 		Instance: cfg.Instance, Logger: log,
@@ -76,14 +76,9 @@ func serveWorker(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	}
 	var w *worker.Worker
 	handle := func(ctx context.Context, ev events.Event) error { return w.Handle(ctx, ev) }
-	runners, err := buildRunners(ctx, d, handle)
+	runners, err := buildRunners(ctx, d, relay, handle)
 	if err != nil {
 		return err
-	}
-	for _, r := range runners {
-		if relay, ok := r.(*status.Relay); ok {
-			kick = relay.Kick
-		}
 	}
 	w, err = worker.New(worker.Config{
 		Store: d.store, Reconciler: rec, Instance: cfg.Instance,
@@ -98,22 +93,31 @@ func serveWorker(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	return w.Run(ctx)
 }
 
-// buildRunners makes the status relay and every configured event source.
-func buildRunners(ctx context.Context, d *deps, handle events.Handler) ([]worker.Runner, error) {
+// newRelay makes the status relay, or nil without NATS.
+func newRelay(d *deps) (*status.Relay, error) {
+	if d.js == nil {
+		d.log.Warn("nats.url not set: status events stay in the outbox until a relay runs")
+		return nil, nil
+	}
+	cfg := d.cfg
+	relay, err := status.NewRelay(d.store, d.js, status.Config{
+		Instance: cfg.Instance, MaxAge: cfg.NATS.StatusMaxAge, CreateStream: cfg.NATS.CreateStreams,
+		Logger: d.log, Registerer: d.reg,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("status relay: %w", err)
+	}
+	return relay, nil
+}
+
+// buildRunners makes the runners: the status relay (if any) and every
+// configured event source.
+func buildRunners(ctx context.Context, d *deps, relay *status.Relay, handle events.Handler) ([]worker.Runner, error) {
 	cfg := d.cfg
 	dec := events.NewDecoder(events.DecoderConfig{AllowedVaults: cfg.KeyVault.Vaults, Registerer: d.reg})
 	var rs []worker.Runner
-	if d.js != nil {
-		relay, err := status.NewRelay(d.store, d.js, status.Config{
-			Instance: cfg.Instance, MaxAge: cfg.NATS.StatusMaxAge, CreateStream: cfg.NATS.CreateStreams,
-			Logger: d.log, Registerer: d.reg,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("status relay: %w", err)
-		}
+	if relay != nil {
 		rs = append(rs, relay)
-	} else {
-		d.log.Warn("nats.url not set: status events stay in the outbox until a relay runs")
 	}
 	if eg := cfg.Sources.EventGrid; eg.Endpoint != "" {
 		pool, err := loadCA(eg.CAFile)
