@@ -3,11 +3,9 @@ package bench
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"path/filepath"
 	"time"
 
@@ -118,15 +116,7 @@ func (e *Env) init(ctx context.Context, cfg EnvConfig) error {
 // NewAzkeys returns an azkeys client for the emulator with the given retry
 // policy: what a user writing it by hand would have.
 func (e *Env) NewAzkeys(retry policy.RetryOptions) (*azkeys.Client, error) {
-	return azkeys.NewClient(e.KV.URL(), e.Cred, &azkeys.ClientOptions{
-		ClientOptions: azcore.ClientOptions{
-			Transport: &http.Client{Transport: &http.Transport{
-				TLSClientConfig: &tls.Config{RootCAs: e.KV.CAPool()}, MaxIdleConnsPerHost: 64,
-			}},
-			Retry: retry,
-		},
-		DisableChallengeResourceVerification: true,
-	})
+	return e.KV.Client(e.Cred, retry)
 }
 
 // Close stops everything.

@@ -45,13 +45,7 @@ func httpClient(srv *Server) *http.Client {
 // answers surface at once.
 func newClient(t *testing.T, srv *Server) *azkeys.Client {
 	t.Helper()
-	c, err := azkeys.NewClient(srv.URL(), staticToken("token"), &azkeys.ClientOptions{
-		ClientOptions: azcore.ClientOptions{
-			Transport: httpClient(srv),
-			Retry:     azpolicy.RetryOptions{MaxRetries: -1},
-		},
-		DisableChallengeResourceVerification: true,
-	})
+	c, err := srv.Client(staticToken("token"), azpolicy.RetryOptions{MaxRetries: -1})
 	if err != nil {
 		t.Fatalf("client: %v", err)
 	}

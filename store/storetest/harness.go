@@ -1,13 +1,10 @@
 package storetest
 
 import (
-	"crypto/tls"
-	"net/http"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
@@ -55,13 +52,7 @@ func NewHarness(tb testing.TB) *Harness {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	az, err := azkeys.NewClient(kv.URL(), cred, &azkeys.ClientOptions{
-		ClientOptions: azcore.ClientOptions{
-			Transport: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: kv.CAPool()}}},
-			Retry:     policy.RetryOptions{MaxRetries: -1},
-		},
-		DisableChallengeResourceVerification: true,
-	})
+	az, err := kv.Client(cred, policy.RetryOptions{MaxRetries: -1})
 	if err != nil {
 		tb.Fatal(err)
 	}
