@@ -23,8 +23,8 @@ lint:
 # Every scenario of docs/benchmarks.md against in-process emulators, embedded
 # NATS and SQLite: prints the table, rewrites docs/benchmarks.md and .json.
 # `make test` runs each scenario at smoke size, so this cannot rot.
-bench: build
-	./$(BIN) bench --out docs/benchmarks.md --json docs/benchmarks.json
+bench:
+	$(GO) run ./bench/cmd/cmkd-bench --out docs/benchmarks.md --json docs/benchmarks.json
 
 # The packages' go test benchmarks (store overhead in detail, with ratios).
 bench-micro:

@@ -166,3 +166,19 @@ func FuzzParseStatusEvent(f *testing.F) {
 		}
 	})
 }
+
+// Tenant ids become NATS subject tokens: an accepted id has no byte a
+// subject would read as syntax.
+func FuzzValidateTenantID(f *testing.F) {
+	for _, s := range []string{"a", "A-z_0", "a.b", "a b", "*", ">", "", "é"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if cmkd.ValidateTenantID(s) != nil {
+			return
+		}
+		if len(s) == 0 || len(s) > 64 || strings.ContainsAny(s, ". *>\t\r\n") {
+			t.Fatalf("accepted %q", s)
+		}
+	})
+}

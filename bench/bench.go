@@ -1,7 +1,7 @@
 // Package bench is cmkd's benchmark harness: scenarios that run the real
 // worker parts against the in-process emulators, embedded NATS and a SQLite
 // file, and report every speed as a ratio against a baseline measured in the
-// same run (`cmkd bench`, `make bench`). The numbers go to
+// same run (`make bench`, `make bench`). The numbers go to
 // docs/benchmarks.md and a JSON file.
 package bench
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -14,6 +15,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 
+	"github.com/cmkd-io/cmkd"
 	"github.com/cmkd-io/cmkd/emulator/keyvault"
 	"github.com/cmkd-io/cmkd/kek"
 	"github.com/cmkd-io/cmkd/store"
@@ -45,12 +47,12 @@ type EnvConfig struct {
 // Env is a Key Vault emulator with one key, the kek client and store cmkd
 // uses over it, and an azkeys client for baselines and for changing the key.
 type Env struct {
-	KV     *keyvault.Server
-	KEK    *kek.Client
-	AZ     *azkeys.Client
-	Store  *store.Store
-	Cred   azcore.TokenCredential
-	KeyURL string
+	KV    *keyvault.Server
+	KEK   *kek.Client
+	AZ    *azkeys.Client
+	Store *store.Store
+	Cred  azcore.TokenCredential
+	Key   cmkd.KeyID
 	// Version is the key's version when the Env was made.
 	Version string
 }
@@ -93,11 +95,11 @@ func (e *Env) init(ctx context.Context, cfg EnvConfig) error {
 	if err != nil {
 		return fmt.Errorf("create key: %w", err)
 	}
-	id, err := kek.ParseKeyID(string(*resp.Key.KID))
+	id, err := cmkd.ParseKeyID(string(*resp.Key.KID))
 	if err != nil {
 		return err
 	}
-	e.KeyURL, e.Version = id.KeyURL(), id.Version
+	e.Key, e.Version = id.Versionless(), id.Version
 	b, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(cfg.Dir, "cmkd.db")})
 	if err != nil {
 		return err
@@ -133,8 +135,8 @@ func (e *Env) Rotate(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("rotate: %w", err)
 	}
-	e.KEK.Invalidate(e.KeyURL)
-	return resp.Key.KID.Version(), nil
+	e.KEK.Invalidate(e.Key)
+	return strings.ToLower(resp.Key.KID.Version()), nil
 }
 
 // SetEnabled enables or disables the key's current version.
@@ -160,7 +162,7 @@ func (e *Env) Seed(ctx context.Context, tenants, deksPerTenant int, progress fun
 	var s Seeded
 	for i := range tenants {
 		id := fmt.Sprintf("t-%05d", i)
-		if _, err := e.Store.AddTenant(ctx, id, e.KeyURL); err != nil {
+		if _, err := e.Store.AddTenant(ctx, id, e.Key); err != nil {
 			return s, err
 		}
 		first, err := e.Store.Backend().ActiveDEK(ctx, id)
@@ -188,10 +190,10 @@ func (e *Env) newDEK(ctx context.Context, tenant string) (store.DEK, error) {
 	defer clear(k)
 	id := make([]byte, 16)
 	rand.Read(id)
-	d := store.DEK{ID: hex.EncodeToString(id), Tenant: tenant, KeyURL: e.KeyURL,
+	d := store.DEK{ID: hex.EncodeToString(id), Tenant: tenant, Key: e.Key,
 		KCV: store.KeyCheckValue(k), CreatedAt: time.Now().UTC()}
 	var err error
-	if d.Current, err = e.KEK.Wrap(ctx, e.KeyURL, k); err != nil {
+	if d.Current, err = e.KEK.Wrap(ctx, e.Key, k); err != nil {
 		return d, err
 	}
 	if err := e.Store.Backend().InsertDEK(ctx, d); err != nil {

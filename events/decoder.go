@@ -4,10 +4,17 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cmkd-io/cmkd"
 )
+
+// vaultNameRE is Key Vault's rule for vault names: 3-24 letters, digits
+// and dashes.
+var vaultNameRE = regexp.MustCompile(`^[0-9A-Za-z-]{3,24}$`)
 
 // Limits on what one delivery may hold. Event Grid itself delivers at most
 // 1 MiB per request; larger bodies are not from Event Grid.
@@ -189,12 +196,13 @@ func keyEvent(ev *Event, env envelope) error {
 	if d.ID == "" {
 		return fmt.Errorf("data: field \"id\": missing")
 	}
-	if ev.KeyURL, ev.Vault, ev.Version, err = NormalizeKeyURL(d.ID); err != nil {
+	if ev.Key, err = cmkd.ParseKeyID(d.ID); err != nil {
 		return fmt.Errorf("data: field \"id\": %v", err)
 	}
-	if ev.Version == "" {
-		ev.Version = d.Version
+	if ev.Key.Version == "" && d.Version != "" {
+		ev.Key = ev.Key.At(d.Version)
 	}
+	ev.Vault = ev.Key.Vault
 	ev.Expires, ev.NotBefore = d.Expires, d.NotBefore
 	return nil
 }
@@ -211,10 +219,10 @@ func vaultEvent(ev *Event, env envelope) error {
 	}
 	switch {
 	case d.ID != "":
-		if ev.Vault, err = normalizeVaultURL(d.ID); err != nil {
+		if ev.Vault, err = cmkd.ParseVault(d.ID); err != nil {
 			return fmt.Errorf("data: field \"id\": %v", err)
 		}
-	case keyNameRE.MatchString(d.VaultName):
+	case vaultNameRE.MatchString(d.VaultName):
 		ev.Vault = "https://" + strings.ToLower(d.VaultName) + ".vault.azure.net"
 	default:
 		return fmt.Errorf("data: neither \"id\" nor a valid \"vaultName\"")
@@ -243,8 +251,9 @@ func probeEvent(ev *Event, env envelope) error {
 		return fmt.Errorf("no key URL in data \"key\" or \"subject\"")
 	}
 	var err error
-	if ev.KeyURL, ev.Vault, ev.Version, err = NormalizeKeyURL(key); err != nil {
+	if ev.Key, err = cmkd.ParseKeyID(key); err != nil {
 		return err
 	}
+	ev.Vault = ev.Key.Vault
 	return nil
 }

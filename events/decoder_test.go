@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/cmkd-io/cmkd"
 	"github.com/cmkd-io/cmkd/events"
 )
 
@@ -36,25 +37,25 @@ func TestDecodeSamples(t *testing.T) {
 		{file: "eg-key-new-version.json", want: []events.Event{{
 			ID: "7a3e4b1c-95a7-4e7c-8299-2eb17ee9ad64", Type: events.TypeKeyNewVersionCreated,
 			Time:  time.Date(2019, 7, 25, 1, 8, 33, 103673600, time.UTC),
-			Vault: vault, KeyURL: key, Version: "ee059b2bb5bc48398a53b168c6cdcb10",
+			Vault: vault, Key: cmkd.MustParseKeyID(key).At("ee059b2bb5bc48398a53b168c6cdcb10"),
 			NotBefore: time.Unix(1559081980, 0).UTC(), Expires: time.Unix(1559082102, 0).UTC(),
 		}}},
 		{file: "ce-key-new-version.json", want: []events.Event{{
 			ID: "7a3e4b1c-95a7-4e7c-8299-2eb17ee9ad64", Type: events.TypeKeyNewVersionCreated,
 			Time:  time.Date(2019, 7, 25, 1, 8, 33, 103673600, time.UTC),
-			Vault: vault, KeyURL: key, Version: "ee059b2bb5bc48398a53b168c6cdcb10",
+			Vault: vault, Key: cmkd.MustParseKeyID(key).At("ee059b2bb5bc48398a53b168c6cdcb10"),
 			NotBefore: time.Unix(1559081980, 0).UTC(), Expires: time.Unix(1559082102, 0).UTC(),
 		}}},
 		{file: "ce-key-near-expiry-camel.json", want: []events.Event{{
 			ID: "b2f1c0de-0000-4000-8000-000000000001", Type: events.TypeKeyNearExpiry,
 			Time:  time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC),
-			Vault: vault, KeyURL: key, Version: "0123456789abcdef0123456789abcdef",
+			Vault: vault, Key: cmkd.MustParseKeyID(key).At("0123456789abcdef0123456789abcdef"),
 			NotBefore: time.Unix(1706745600, 0).UTC(), Expires: time.Unix(1711929600, 0).UTC(),
 		}}},
 		{file: "eg-key-expired.json", want: []events.Event{{
 			ID: "c3a2d1e0-0000-4000-8000-000000000002", Type: events.TypeKeyExpired,
 			Time:  time.Date(2024, 3, 31, 0, 0, 0, 0, time.UTC),
-			Vault: vault, KeyURL: key, Version: "0123456789abcdef0123456789abcdef",
+			Vault: vault, Key: cmkd.MustParseKeyID(key).At("0123456789abcdef0123456789abcdef"),
 			Expires: time.Unix(1711843200, 0).UTC(),
 		}}},
 		{file: "eg-vault-access-policy-changed.json", want: []events.Event{{
@@ -63,11 +64,11 @@ func TestDecodeSamples(t *testing.T) {
 		}}},
 		{file: "ce-probe.json", want: []events.Event{{
 			ID: "probe-0001", Type: events.TypeProbe, Time: time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC),
-			Vault: vault, KeyURL: key,
+			Vault: vault, Key: cmkd.MustParseKeyID(key),
 		}}},
 		{file: "ce-batch-mixed.json", ignored: 3, dropped: 1, want: []events.Event{{
 			ID: "m-1", Type: events.TypeKeyNewVersionCreated, Time: time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC),
-			Vault: vault, KeyURL: key, Version: "11111111111111111111111111111111",
+			Vault: vault, Key: cmkd.MustParseKeyID(key).At("11111111111111111111111111111111"),
 		}}},
 	}
 	d := events.NewDecoder(events.DecoderConfig{AllowedVaults: []string{"Sample-KV.vault.azure.net"}})
@@ -98,7 +99,7 @@ func TestDecodeSamples(t *testing.T) {
 
 func eventEqual(a, b events.Event) bool {
 	return a.ID == b.ID && a.Type == b.Type && a.Time.Equal(b.Time) && a.Vault == b.Vault &&
-		a.KeyURL == b.KeyURL && a.Version == b.Version && a.Expires.Equal(b.Expires) && a.NotBefore.Equal(b.NotBefore)
+		a.Key == b.Key && a.Expires.Equal(b.Expires) && a.NotBefore.Equal(b.NotBefore)
 }
 
 func TestDecodeKeepsRawEventForAudit(t *testing.T) {
@@ -137,10 +138,10 @@ func TestDecodeMalformed(t *testing.T) {
 		{"no data", ce(`null`), `"data": missing`},
 		{"data not object", ce(`"text"`), "data: not a JSON object"},
 		{"no key id", ce(`{"VaultName":"v"}`), `"id": missing`},
-		{"http key", ce(`{"Id":"http://v.vault.azure.net/keys/k/1"}`), "scheme is not https"},
+		{"http key", ce(`{"Id":"http://v.vault.azure.net/keys/k/1"}`), "scheme must be https"},
 		{"secret id in key event", ce(`{"Id":"https://v.vault.azure.net/secrets/k/1"}`), "/keys/"},
 		{"bad exp", ce(`{"Id":"https://v.vault.azure.net/keys/k/1","EXP":"soon"}`), `"exp"`},
-		{"bad probe", `{"specversion":"1.0","id":"x","source":"s","type":"io.cmkd.probe","data":{"key":"https://v/keys/a b"}}`, "bad key name"},
+		{"bad probe", `{"specversion":"1.0","id":"x","source":"s","type":"io.cmkd.probe","data":{"key":"https://v/keys/a b"}}`, "key name must be"},
 		{"probe without key", `{"specversion":"1.0","id":"x","source":"s","type":"io.cmkd.probe"}`, "no key URL"},
 		{"second of batch", `[` + ce(`{"Id":"https://v.vault.azure.net/keys/k"}`) + `,` + ce(`{}`) + `]`, "event 1:"},
 	}
@@ -182,7 +183,7 @@ func TestDecodeLimits(t *testing.T) {
 func TestDecodeCloudEvent(t *testing.T) {
 	d := events.NewDecoder(events.DecoderConfig{AllowedVaults: []string{"https://sample-kv.vault.azure.net/"}})
 	ev, relevant, err := d.DecodeCloudEvent(readSample(t, "ce-key-near-expiry-camel.json"))
-	if err != nil || !relevant || ev.KeyURL != "https://sample-kv.vault.azure.net/keys/tenant-key" {
+	if err != nil || !relevant || ev.Key.URL() != "https://sample-kv.vault.azure.net/keys/tenant-key" {
 		t.Fatalf("got %+v, %v, %v", ev, relevant, err)
 	}
 	// A pull delivery re-encoded by the SDK may carry its JSON data in base64.

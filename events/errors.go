@@ -60,3 +60,42 @@ func RetryDelay(err error) (time.Duration, bool) {
 	}
 	return 0, false
 }
+
+// Verdict is what a source does with a delivery once its handler returned.
+type Verdict int
+
+// Verdicts.
+const (
+	// Ack settles the delivery: it was handled, or there was nothing to do.
+	Ack Verdict = iota
+	// Retry has the delivery come again later.
+	Retry
+	// DeadLetter gives up on it: retrying cannot help.
+	DeadLetter
+)
+
+func (v Verdict) String() string {
+	switch v {
+	case Ack:
+		return "ack"
+	case Retry:
+		return "retry"
+	default:
+		return "dead_letter"
+	}
+}
+
+// Settle maps a handler's error to what the source does: the one mapping
+// every source uses. nil acknowledges; a permanent error (PermanentError,
+// ErrMalformed) dead-letters; anything else retries, after delay when a
+// TransientError asks for one (0: the source's own back-off).
+func Settle(err error) (v Verdict, delay time.Duration) {
+	switch {
+	case err == nil:
+		return Ack, 0
+	case IsPermanent(err):
+		return DeadLetter, 0
+	}
+	delay, _ = RetryDelay(err)
+	return Retry, max(delay, 0)
+}

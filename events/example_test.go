@@ -21,7 +21,7 @@ func ExampleDecoder_Decode() {
 		return
 	}
 	for _, ev := range res.Events {
-		fmt.Println(ev.Type, ev.KeyURL, ev.Version)
+		fmt.Println(ev.Type, ev.Key.URL(), ev.Key.Version)
 	}
 	fmt.Println("ignored:", res.Ignored)
 	// Output:

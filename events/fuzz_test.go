@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cmkd-io/cmkd"
 	"github.com/cmkd-io/cmkd/events"
 )
 
@@ -63,37 +64,6 @@ func FuzzDecodeCloudEvent(f *testing.F) {
 	})
 }
 
-func FuzzNormalizeKeyURL(f *testing.F) {
-	for _, s := range []string{
-		"https://sample-kv.vault.azure.net/keys/tenant-key/ee059b2bb5bc48398a53b168c6cdcb10",
-		"HTTPS://Sample-KV.vault.azure.net:443/keys/tenant-key/",
-		"https://myhsm.managedhsm.azure.net/keys/k",
-		"https://127.0.0.1:8443/keys/k/v",
-		"https://sample-kv.vault.azure.net/secrets/newsecret/ee059b2bb5bc48398a53b168c6cdcb10",
-	} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, id string) {
-		key, vault, version, err := events.NormalizeKeyURL(id)
-		if err != nil {
-			if !errors.Is(err, events.ErrBadKeyURL) {
-				t.Fatalf("error is not ErrBadKeyURL: %v", err)
-			}
-			return
-		}
-		// Normalising is idempotent: the result parses to itself.
-		k2, v2, _, err := events.NormalizeKeyURL(key)
-		if err != nil || k2 != key || v2 != vault {
-			t.Fatalf("NormalizeKeyURL(%q) = %q, %q; again = %q, %q, %v", id, key, vault, k2, v2, err)
-		}
-		if version != "" {
-			if k3, _, v3, err := events.NormalizeKeyURL(key + "/" + version); err != nil || k3 != key || v3 != version {
-				t.Fatalf("key %q with version %q does not round-trip: %q %q %v", key, version, k3, v3, err)
-			}
-		}
-	})
-}
-
 func checkEvent(t *testing.T, ev events.Event) {
 	t.Helper()
 	if ev.ID == "" || ev.Type == "" || len(ev.Raw) == 0 {
@@ -103,8 +73,8 @@ func checkEvent(t *testing.T, ev events.Event) {
 		t.Fatalf("accepted event has vault %q", ev.Vault)
 	}
 	if ev.Type != events.TypeVaultAccessPolicyChanged {
-		if key, vault, _, err := events.NormalizeKeyURL(ev.KeyURL); err != nil || key != ev.KeyURL || vault != ev.Vault {
-			t.Fatalf("accepted event has key URL %q (vault %q): %v", ev.KeyURL, ev.Vault, err)
+		if again, err := cmkd.ParseKeyID(ev.Key.String()); err != nil || again != ev.Key || ev.Key.Vault != ev.Vault {
+			t.Fatalf("accepted event has key %q (vault %q): %v", ev.Key, ev.Vault, err)
 		}
 	}
 }

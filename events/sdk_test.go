@@ -25,8 +25,8 @@ func TestDecodeCloudEventFromSDK(t *testing.T) {
 	if err != nil || !relevant {
 		t.Fatalf("DecodeCloudEvent(%s) = %v, %v", body, relevant, err)
 	}
-	if ev.Type != events.TypeKeyNearExpiry || ev.KeyURL != "https://sample-kv.vault.azure.net/keys/tenant-key" ||
-		ev.Version != "0123456789abcdef0123456789abcdef" || ev.Expires.Unix() != 1711929600 {
+	if ev.Type != events.TypeKeyNearExpiry || ev.Key.URL() != "https://sample-kv.vault.azure.net/keys/tenant-key" ||
+		ev.Key.Version != "0123456789abcdef0123456789abcdef" || ev.Expires.Unix() != 1711929600 {
 		t.Errorf("got %+v", ev)
 	}
 }

@@ -6,21 +6,9 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/cmkd-io/cmkd"
 	"github.com/cmkd-io/cmkd/kek"
 	"github.com/cmkd-io/cmkd/store"
-)
-
-// Seal reasons, as status events and SealedError carry them.
-const (
-	ReasonDisabled     = "disabled"
-	ReasonDeleted      = "deleted"
-	ReasonPurged       = "purged"
-	ReasonAccessDenied = "access_denied"
-	ReasonUnreachable  = "unreachable"
-	ReasonExpired      = "expired"
-	// ReasonIntegrity: Key Vault unwrapped a DEK to bytes that do not match
-	// its key check value. Nothing should ever produce it; fail closed.
-	ReasonIntegrity = "integrity"
 )
 
 // assessment is what a probe found out about a key.
@@ -35,9 +23,9 @@ type assessment struct {
 // assess reads the key's latest version and proves, for every version DEKs
 // are wrapped under, that Key Vault still unwraps with it: a key can be
 // readable while unwrap is denied, and only unwrap matters.
-func (r *Reconciler) assess(ctx context.Context, keyURL string) (assessment, error) {
+func (r *Reconciler) assess(ctx context.Context, key cmkd.KeyID) (assessment, error) {
 	var a assessment
-	latest, err := r.kek.Probe(ctx, keyURL)
+	latest, err := r.kek.Probe(ctx, key)
 	if err != nil {
 		return a, err
 	}
@@ -45,27 +33,27 @@ func (r *Reconciler) assess(ctx context.Context, keyURL string) (assessment, err
 	if a.judgeOutcome(latest.Outcome, latest.Err) {
 		return a, nil
 	}
-	if a.inUse, err = r.store.VersionCounts(ctx, keyURL); err != nil {
+	if a.inUse, err = r.store.VersionCounts(ctx, key); err != nil {
 		return a, err
 	}
 	versions := inUseVersions(a.inUse)
 	if len(versions) == 0 {
 		// No DEK yet: the latest version is the one that matters.
 		if latest.Outcome == kek.Disabled {
-			a.sealReason, a.detail = ReasonDisabled, latest.Err
+			a.sealReason, a.detail = cmkd.ReasonDisabled, latest.Err
 		}
 		return a, nil
 	}
 	for _, v := range versions {
-		err := r.store.VerifyVersion(ctx, keyURL, v)
+		err := r.store.VerifyVersion(ctx, key.At(v))
 		if err == nil {
 			continue
 		}
 		if errors.Is(err, store.ErrIntegrity) {
-			a.sealReason, a.detail = ReasonIntegrity, err
+			a.sealReason, a.detail = cmkd.ReasonIntegrity, err
 			return a, nil
 		}
-		if a.judgeOutcome(outcomeOfError(err), err) {
+		if a.judgeOutcome(kek.OutcomeOf(err), err) {
 			return a, nil
 		}
 		return a, fmt.Errorf("verify version %s: %w", v, err)
@@ -77,44 +65,27 @@ func (r *Reconciler) assess(ctx context.Context, keyURL string) (assessment, err
 func (a *assessment) judgeOutcome(o kek.Outcome, err error) bool {
 	switch o {
 	case kek.AccessDenied:
-		a.sealReason = ReasonAccessDenied
+		a.sealReason = cmkd.ReasonAccessDenied
 	case kek.Deleted:
-		a.sealReason = ReasonDeleted
+		a.sealReason = cmkd.ReasonDeleted
 	case kek.Purged:
-		a.sealReason = ReasonPurged
+		a.sealReason = cmkd.ReasonPurged
 	case kek.Unreachable, kek.Throttled:
 		a.transient = err
 		return true
 	case kek.Disabled:
 		// The latest version being disabled seals only if DEKs need it;
 		// verifying the versions in use decides. Versioned unwraps that
-		// fail with KeyDisabled come back here from outcomeOfError.
+		// fail with KeyDisabled come back here through kek.OutcomeOf.
 		if a.inUse == nil {
 			return false
 		}
-		a.sealReason = ReasonDisabled
+		a.sealReason = cmkd.ReasonDisabled
 	default:
 		return false
 	}
 	a.detail = err
 	return true
-}
-
-// outcomeOfError classifies an unwrap error like a probe outcome.
-func outcomeOfError(err error) kek.Outcome {
-	switch {
-	case errors.Is(err, kek.ErrDisabled):
-		return kek.Disabled
-	case errors.Is(err, kek.ErrAccessDenied), errors.Is(err, kek.ErrOperationForbidden):
-		return kek.AccessDenied
-	case errors.Is(err, kek.ErrNotFound):
-		return kek.Purged
-	case errors.Is(err, kek.ErrThrottled):
-		return kek.Throttled
-	case errors.Is(err, kek.ErrUnavailable):
-		return kek.Unreachable
-	}
-	return ""
 }
 
 func inUseVersions(counts map[string]int) []string {

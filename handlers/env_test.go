@@ -10,6 +10,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 
+	"github.com/cmkd-io/cmkd"
 	"github.com/cmkd-io/cmkd/emulator/keyvault"
 	"github.com/cmkd-io/cmkd/handlers"
 	"github.com/cmkd-io/cmkd/kek"
@@ -21,14 +22,14 @@ import (
 // env is a Key Vault emulator, the real kek client, a SQLite store and a
 // Reconciler, with a clock the test moves.
 type env struct {
-	t      *testing.T
-	kv     *keyvault.Server
-	az     *azkeys.Client
-	kek    *kek.Client
-	store  *store.Store
-	rec    *handlers.Reconciler
-	clock  *clock
-	keyURL string
+	t     *testing.T
+	kv    *keyvault.Server
+	az    *azkeys.Client
+	kek   *kek.Client
+	store *store.Store
+	rec   *handlers.Reconciler
+	clock *clock
+	key   cmkd.KeyID
 
 	mu        sync.Mutex
 	broadcast []string
@@ -39,11 +40,11 @@ type clock struct {
 	now time.Time
 }
 
-func (c *clock) Now() time.Time          { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Add(d time.Duration)     { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
-func newClock() *clock                   { return &clock{now: time.Now()} }
-func (e *env) ctx() context.Context      { return e.t.Context() }
-func (e *env) kid(version string) string { return e.keyURL + "/" + version }
+func (c *clock) Now() time.Time              { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Add(d time.Duration)         { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
+func newClock() *clock                       { return &clock{now: time.Now()} }
+func (e *env) ctx() context.Context          { return e.t.Context() }
+func (e *env) kid(version string) cmkd.KeyID { return e.key.At(version) }
 
 func newEnv(t *testing.T, tune func(*handlers.Config)) *env {
 	t.Helper()
@@ -53,7 +54,7 @@ func newEnv(t *testing.T, tune func(*handlers.Config)) *env {
 		t.Fatal(err)
 	}
 	st := h.NewStore(t, b, func(c *store.Config) { c.Now = time.Now })
-	e := &env{t: t, kv: h.KV, az: h.AZ, kek: h.KEK, store: st, clock: newClock(), keyURL: h.KeyURL}
+	e := &env{t: t, kv: h.KV, az: h.AZ, kek: h.KEK, store: st, clock: newClock(), key: h.Key}
 	cfg := handlers.Config{
 		Store: st, KEK: h.KEK, Now: e.clock.Now, SampleRate: 1,
 		Broadcast: func(tenant string) { e.mu.Lock(); e.broadcast = append(e.broadcast, tenant); e.mu.Unlock() },
@@ -91,7 +92,7 @@ func (e *env) tenants(n, records int) map[[2]string][]byte {
 	want := map[[2]string][]byte{}
 	for i := range n {
 		id := "t" + string(rune('a'+i))
-		if _, err := e.store.AddTenant(e.ctx(), id, e.keyURL); err != nil {
+		if _, err := e.store.AddTenant(e.ctx(), id, e.key); err != nil {
 			e.t.Fatalf("add tenant: %v", err)
 		}
 		for j := range records {
@@ -108,7 +109,7 @@ func (e *env) tenants(n, records int) map[[2]string][]byte {
 
 func (e *env) reconcile() handlers.Result {
 	e.t.Helper()
-	res, err := e.rec.Reconcile(e.ctx(), handlers.Request{KeyURL: e.keyURL, Cause: "test"})
+	res, err := e.rec.Reconcile(e.ctx(), handlers.Request{Key: e.key, Cause: "test"})
 	if err != nil {
 		e.t.Fatalf("reconcile: %v", err)
 	}
@@ -116,13 +117,13 @@ func (e *env) reconcile() handlers.Result {
 }
 
 // outbox returns every status event written so far, by kind.
-func (e *env) outbox() map[string][]store.StatusEvent {
+func (e *env) outbox() map[cmkd.Kind][]cmkd.StatusEvent {
 	e.t.Helper()
 	entries, err := e.store.ClaimOutbox(e.ctx(), "test-"+time.Now().String(), 100000, time.Nanosecond)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	got := map[string][]store.StatusEvent{}
+	got := map[cmkd.Kind][]cmkd.StatusEvent{}
 	for _, en := range entries {
 		got[en.Event.Kind] = append(got[en.Event.Kind], en.Event)
 	}

@@ -3,8 +3,8 @@ package handlers
 import (
 	"context"
 	"fmt"
-	"time"
 
+	"github.com/cmkd-io/cmkd"
 	"github.com/cmkd-io/cmkd/events"
 	"github.com/cmkd-io/cmkd/kek"
 	"github.com/cmkd-io/cmkd/store"
@@ -19,24 +19,21 @@ func (r *Reconciler) warnExpiry(ctx context.Context, req Request, tenants []stor
 		return nil
 	}
 	now := r.cfg.Now()
-	var kind string
+	var kind cmkd.Kind
 	switch {
 	case latest.Outcome == kek.Expired || !now.Before(exp):
-		kind = store.KindKeyExpired
+		kind = cmkd.KindKeyExpired
 	case exp.Sub(now) <= r.cfg.NearExpiry || req.EventType == events.TypeKeyNearExpiry:
-		kind = store.KindKeyNearExpiry
+		kind = cmkd.KindKeyNearExpiry
 	default:
 		return nil
 	}
 	version := latest.Key.Version
-	evs := make([]store.StatusEvent, 0, len(tenants))
-	for _, t := range tenants {
-		ev := r.statusEvent(kind, t.ID, req.KeyURL, version, req, version)
-		ev.Data["expires"] = exp.UTC().Format(time.RFC3339)
-		evs = append(evs, ev)
-	}
-	if err := r.store.Publish(ctx, evs...); err != nil {
-		return fmt.Errorf("warn of expiry of %s: %w", req.KeyURL, err)
+	evs := r.eventsFor(tenants, kind, req, version, version, func(ev *cmkd.StatusEvent, _ store.Tenant) {
+		ev.Expires = exp.UTC()
+	})
+	if err := r.store.AppendOutbox(ctx, evs...); err != nil {
+		return fmt.Errorf("warn of expiry of %s: %w", req.Key, err)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cmkd-io/cmkd"
 	"github.com/cmkd-io/cmkd/kek"
 	"github.com/cmkd-io/cmkd/store"
 )
@@ -21,7 +22,7 @@ type Reconciler struct {
 	log   *slog.Logger
 
 	mu          sync.Mutex
-	unreachable map[string]time.Time // key URL → first failed probe in a row
+	unreachable map[cmkd.KeyID]time.Time // key → first failed probe in a row
 }
 
 // New returns a Reconciler.
@@ -32,14 +33,14 @@ func New(cfg Config) (*Reconciler, error) {
 	cfg.setDefaults()
 	return &Reconciler{
 		cfg: cfg, store: cfg.Store, kek: cfg.KEK, log: cfg.Logger,
-		unreachable: map[string]time.Time{},
+		unreachable: map[cmkd.KeyID]time.Time{},
 	}, nil
 }
 
 // Request asks for one key to be reconciled.
 type Request struct {
-	// KeyURL is the versionless key URL.
-	KeyURL string
+	// Key is the key to reconcile; any version it names is ignored.
+	Key cmkd.KeyID
 	// Cause is the id of the event that asked, for status events' "cause".
 	Cause string
 	// EventType is the type of that event, if any. Only KeyNearExpiry uses
@@ -74,46 +75,43 @@ type Result struct {
 	Rewrap  *RewrapStats
 }
 
-// Reconcile probes req.KeyURL and converges every tenant on it. The error is
+// Reconcile probes req.Key and converges every tenant on it. The error is
 // non-nil only when the work could not be done and should be tried again
 // (the store failed, a rewrap stopped); what Key Vault said is in Result.
 func (r *Reconciler) Reconcile(ctx context.Context, req Request) (Result, error) {
-	keyURL, err := store.ParseKeyURL(req.KeyURL)
-	if err != nil {
-		return Result{}, err
+	if req.Key.IsZero() {
+		return Result{}, fmt.Errorf("reconcile: %w: no key given", cmkd.ErrInvalidKeyID)
 	}
-	req.KeyURL = keyURL
-	tenants, err := r.store.TenantsByKey(ctx, keyURL)
+	req.Key = req.Key.Versionless()
+	key := req.Key
+	tenants, err := r.store.TenantsByKey(ctx, key)
 	if err != nil {
-		return Result{}, fmt.Errorf("reconcile %s: %w", keyURL, err)
+		return Result{}, fmt.Errorf("reconcile %s: %w", key, err)
 	}
 	if len(tenants) == 0 {
 		return Result{Outcome: NothingToDo}, nil
 	}
 	defer r.statusWritten()
-	a, err := r.assess(ctx, keyURL)
+	a, err := r.assess(ctx, key)
 	if err != nil {
-		return Result{}, fmt.Errorf("reconcile %s: %w", keyURL, err)
+		return Result{}, fmt.Errorf("reconcile %s: %w", key, err)
 	}
 	switch {
 	case a.sealReason != "":
-		r.clearUnreachable(keyURL)
+		r.clearUnreachable(key)
 		return r.sealAll(ctx, req, tenants, a.sealReason, a.detail)
 	case a.transient != nil:
 		return r.whileUnreachable(ctx, req, tenants, a.transient)
 	}
-	r.clearUnreachable(keyURL)
+	r.clearUnreachable(key)
 	if err := r.warnExpiry(ctx, req, tenants, a.latest); err != nil {
 		return Result{}, err
 	}
 	if a.latest.Outcome == kek.Expired && r.cfg.SealOnExpiry {
-		return r.sealAll(ctx, req, tenants, ReasonExpired, a.latest.Err)
+		return r.sealAll(ctx, req, tenants, cmkd.ReasonExpired, a.latest.Err)
 	}
 	if err := r.unsealAll(ctx, req, tenants); err != nil {
 		return Result{}, err
 	}
 	return r.rotate(ctx, req, tenants, a)
 }
-
-// keyVersion joins a key URL and a version into a key id.
-func keyVersion(keyURL, version string) string { return keyURL + "/" + version }

@@ -9,6 +9,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 
+	"github.com/cmkd-io/cmkd"
 	"github.com/cmkd-io/cmkd/emulator/keyvault"
 	"github.com/cmkd-io/cmkd/handlers"
 	"github.com/cmkd-io/cmkd/store"
@@ -20,7 +21,7 @@ func TestRotateRewrapsEveryDEK(t *testing.T) {
 	if res := e.reconcile(); res.Outcome != handlers.InStep {
 		t.Fatalf("before rotation: outcome %s, want %s", res.Outcome, handlers.InStep)
 	}
-	counts, _ := e.store.VersionCounts(e.ctx(), e.keyURL)
+	counts, _ := e.store.VersionCounts(e.ctx(), e.key)
 	var old string
 	for v := range counts {
 		old = v
@@ -34,22 +35,22 @@ func TestRotateRewrapsEveryDEK(t *testing.T) {
 	if res.Rewrap.Rewrapped != 3 || res.Rewrap.Total != 3 {
 		t.Fatalf("rewrap stats %+v, want 3 of 3 DEKs moved", *res.Rewrap)
 	}
-	counts, _ = e.store.VersionCounts(e.ctx(), e.keyURL)
+	counts, _ = e.store.VersionCounts(e.ctx(), e.key)
 	if counts[v2] != 3 || len(counts) != 1 {
 		t.Fatalf("DEKs per version %v, want all 3 under %s", counts, v2)
 	}
 	e.readAll(want)
 
 	out := e.outbox()
-	if n := len(out[store.KindRewrapCompleted]); n != 3 {
+	if n := len(out[cmkd.KindRewrapCompleted]); n != 3 {
 		t.Fatalf("%d rewrap.completed events, want one per tenant", n)
 	}
-	ev := out[store.KindRewrapCompleted][0]
-	if ev.Data["previous_version"] != old || ev.Data["version"] != v2 || ev.Data["cause"] != "test" {
-		t.Fatalf("rewrap.completed data %v", ev.Data)
+	ev := out[cmkd.KindRewrapCompleted][0]
+	if ev.PreviousVersion != old || ev.Version != v2 || ev.Cause != "test" || ev.DEKs == nil || ev.DEKs.Total == 0 {
+		t.Fatalf("rewrap.completed event %+v", ev)
 	}
-	if n := len(out[store.KindVersionRetired]); n != 3 || out[store.KindVersionRetired][0].Data["version"] != old {
-		t.Fatalf("version.retired events %v, want the old version for each tenant", out[store.KindVersionRetired])
+	if n := len(out[cmkd.KindVersionRetired]); n != 3 || out[cmkd.KindVersionRetired][0].Version != old {
+		t.Fatalf("version.retired events %v, want the old version for each tenant", out[cmkd.KindVersionRetired])
 	}
 
 	// Replaying changes nothing and writes no new event.
@@ -69,7 +70,7 @@ func TestRewrapResumesFromWhatTheStoreHolds(t *testing.T) {
 	want := e.tenants(4, 1)
 	v2 := e.rotate()
 	// A crashed rewrap moved some DEKs before it stopped.
-	deks, err := e.store.ListDEKsNotAt(e.ctx(), e.keyURL, v2, "", 2)
+	deks, err := e.store.ListDEKsNotAt(e.ctx(), e.key, v2, "", 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,14 +90,14 @@ func TestDisableSealsAndEnableUnseals(t *testing.T) {
 	var kicks atomic.Int64
 	e := newEnv(t, func(c *handlers.Config) { c.StatusWritten = func() { kicks.Add(1) } })
 	want := e.tenants(2, 2)
-	counts, _ := e.store.VersionCounts(e.ctx(), e.keyURL)
+	counts, _ := e.store.VersionCounts(e.ctx(), e.key)
 	var v1 string
 	for v := range counts {
 		v1 = v
 	}
 	e.setEnabled(v1, false)
 	res := e.reconcile()
-	if res.Outcome != handlers.Sealed || res.Reason != handlers.ReasonDisabled {
+	if res.Outcome != handlers.Sealed || res.Reason != cmkd.ReasonDisabled {
 		t.Fatalf("outcome %s reason %q, want sealed/disabled", res.Outcome, res.Reason)
 	}
 	if kicks.Load() == 0 {
@@ -105,7 +106,7 @@ func TestDisableSealsAndEnableUnseals(t *testing.T) {
 	e.kv.ResetCalls()
 	_, err := e.store.Get(e.ctx(), "ta", "r0")
 	var se *store.SealedError
-	if !errors.As(err, &se) || se.Reason != handlers.ReasonDisabled {
+	if !errors.As(err, &se) || se.Reason != cmkd.ReasonDisabled {
 		t.Fatalf("get of a sealed tenant: %v, want SealedError(disabled)", err)
 	}
 	if n := e.kv.Calls()["unwrapKey"]; n != 0 {
@@ -116,7 +117,7 @@ func TestDisableSealsAndEnableUnseals(t *testing.T) {
 	}
 	// Sealing again writes nothing more.
 	e.reconcile()
-	if n := len(e.outbox()[store.KindSealed]); n != 2 {
+	if n := len(e.outbox()[cmkd.KindSealed]); n != 2 {
 		t.Fatalf("%d sealed events, want 2", n)
 	}
 
@@ -125,7 +126,7 @@ func TestDisableSealsAndEnableUnseals(t *testing.T) {
 		t.Fatalf("after enable: outcome %s", res.Outcome)
 	}
 	e.readAll(want)
-	if n := len(e.outbox()[store.KindUnsealed]); n != 2 {
+	if n := len(e.outbox()[cmkd.KindUnsealed]); n != 2 {
 		t.Fatalf("%d unsealed events, want 2", n)
 	}
 }
@@ -137,8 +138,8 @@ func TestSealReasons(t *testing.T) {
 		mend   func(e *env)
 		reason string
 	}{
-		{"deleted", func(e *env) { _, err := e.az.DeleteKey(e.ctx(), "cmk", nil); must(e, err) }, func(e *env) { _, err := e.az.RecoverDeletedKey(e.ctx(), "cmk", nil); must(e, err) }, handlers.ReasonDeleted},
-		{"access denied", func(e *env) { e.kv.Revoke() }, func(e *env) { e.kv.Grant() }, handlers.ReasonAccessDenied},
+		{"deleted", func(e *env) { _, err := e.az.DeleteKey(e.ctx(), "cmk", nil); must(e, err) }, func(e *env) { _, err := e.az.RecoverDeletedKey(e.ctx(), "cmk", nil); must(e, err) }, cmkd.ReasonDeleted},
+		{"access denied", func(e *env) { e.kv.Revoke() }, func(e *env) { e.kv.Grant() }, cmkd.ReasonAccessDenied},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, nil)
@@ -163,7 +164,7 @@ func TestPurgedKeySeals(t *testing.T) {
 	must(e, err)
 	_, err = e.az.PurgeDeletedKey(e.ctx(), "cmk", nil)
 	must(e, err)
-	if res := e.reconcile(); res.Outcome != handlers.Sealed || res.Reason != handlers.ReasonPurged {
+	if res := e.reconcile(); res.Outcome != handlers.Sealed || res.Reason != cmkd.ReasonPurged {
 		t.Fatalf("outcome %s reason %q, want sealed/purged", res.Outcome, res.Reason)
 	}
 }
@@ -176,7 +177,7 @@ func TestUnreachableKeepsServingForTheGrace(t *testing.T) {
 		t.Fatalf("outcome %s, want waiting within the grace", res.Outcome)
 	}
 	e.clock.Add(2 * time.Minute)
-	if res := e.reconcile(); res.Outcome != handlers.Sealed || res.Reason != handlers.ReasonUnreachable {
+	if res := e.reconcile(); res.Outcome != handlers.Sealed || res.Reason != cmkd.ReasonUnreachable {
 		t.Fatalf("outcome %s reason %q, want sealed/unreachable after the grace", res.Outcome, res.Reason)
 	}
 	e.kv.SetFaults(keyvault.Faults{})
@@ -196,7 +197,7 @@ func TestExpiryWarnsOnce(t *testing.T) {
 	}
 	e.reconcile()
 	e.reconcile()
-	if n := len(e.outbox()[store.KindKeyNearExpiry]); n != 2 {
+	if n := len(e.outbox()[cmkd.KindKeyNearExpiry]); n != 2 {
 		t.Fatalf("%d key.near_expiry events, want one per tenant", n)
 	}
 	// Key Vault judges expiry by its own clock: expire the key for real.
@@ -206,7 +207,7 @@ func TestExpiryWarnsOnce(t *testing.T) {
 	}
 	e.reconcile()
 	e.reconcile()
-	if n := len(e.outbox()[store.KindKeyExpired]); n != 2 {
+	if n := len(e.outbox()[cmkd.KindKeyExpired]); n != 2 {
 		t.Fatalf("%d key.expired events, want one per tenant", n)
 	}
 	e.readAll(want) // an expired key still unwraps: keep serving
@@ -219,7 +220,7 @@ func TestSealOnExpiry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res := e.reconcile(); res.Outcome != handlers.Sealed || res.Reason != handlers.ReasonExpired {
+	if res := e.reconcile(); res.Outcome != handlers.Sealed || res.Reason != cmkd.ReasonExpired {
 		t.Fatalf("outcome %s reason %q, want sealed/expired", res.Outcome, res.Reason)
 	}
 }

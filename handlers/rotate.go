@@ -10,7 +10,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/cmkd-io/cmkd/kek"
+	"github.com/cmkd-io/cmkd"
 	"github.com/cmkd-io/cmkd/store"
 )
 
@@ -26,12 +26,12 @@ type RewrapStats struct {
 
 // rotate brings every DEK on the key to the newest usable version.
 func (r *Reconciler) rotate(ctx context.Context, req Request, tenants []store.Tenant, a assessment) (Result, error) {
-	target, err := r.target(ctx, req.KeyURL, a.latest)
+	target, err := r.kek.WrapTarget(ctx, a.latest)
 	if err != nil {
 		return Result{}, err
 	}
 	if target == "" {
-		r.log.Warn("no usable key version to wrap under", slog.String("key", req.KeyURL))
+		r.log.Warn("no usable key version to wrap under", slog.String("key", req.Key.String()))
 		return Result{Outcome: InStep}, nil
 	}
 	stats := RewrapStats{Target: target}
@@ -51,42 +51,12 @@ func (r *Reconciler) rotate(ctx context.Context, req Request, tenants []store.Te
 	return Result{Outcome: Rewrapped, Version: target, Rewrap: &stats}, nil
 }
 
-// target picks the newest version that is enabled, inside its validity
-// window and allowed to wrap and unwrap: usually the latest.
-func (r *Reconciler) target(ctx context.Context, keyURL string, latest kek.KeyState) (string, error) {
-	if wrappable(latest) {
-		return latest.Key.Version, nil
-	}
-	versions, err := r.kek.Versions(ctx, keyURL)
-	if err != nil {
-		return "", fmt.Errorf("list versions of %s: %w", keyURL, err)
-	}
-	now := r.cfg.Now()
-	for _, v := range versions {
-		if !v.Enabled || (!v.NotBefore.IsZero() && now.Before(v.NotBefore)) || (!v.Expires.IsZero() && !now.Before(v.Expires)) {
-			continue
-		}
-		st, err := r.kek.Probe(ctx, keyVersion(keyURL, v.Version))
-		if err != nil {
-			return "", err
-		}
-		if wrappable(st) {
-			return v.Version, nil
-		}
-	}
-	return "", nil
-}
-
-func wrappable(s kek.KeyState) bool {
-	return s.Outcome == kek.Usable && slices.Contains(s.Ops, "wrapKey") && slices.Contains(s.Ops, "unwrapKey")
-}
-
 // recordVersion handles a key whose DEKs are all under target already: it
 // records target for tenants that still name another version (a rewrap that
 // crashed after its last swap, or a new tenant) and reports completion for
 // the former, once.
 func (r *Reconciler) recordVersion(ctx context.Context, req Request, tenants []store.Tenant, target string) (Result, error) {
-	var evs []store.StatusEvent
+	var evs []cmkd.StatusEvent
 	stale := false
 	for _, t := range tenants {
 		if t.KeyVersion == target {
@@ -94,13 +64,13 @@ func (r *Reconciler) recordVersion(ctx context.Context, req Request, tenants []s
 		}
 		stale = true
 		if t.KeyVersion != "" {
-			ev := r.statusEvent(store.KindRewrapCompleted, t.ID, req.KeyURL, target, req, target)
-			ev.Data["previous_version"] = t.KeyVersion
+			ev := r.statusEvent(cmkd.KindRewrapCompleted, t, req, target, target)
+			ev.PreviousVersion = t.KeyVersion
 			evs = append(evs, ev)
 		}
 	}
 	if stale {
-		if err := r.store.CompleteRewrap(ctx, req.KeyURL, target, evs...); err != nil {
+		if err := r.store.CompleteRewrap(ctx, req.Key, target, evs...); err != nil {
 			return Result{}, err
 		}
 	}
@@ -113,9 +83,10 @@ func (r *Reconciler) recordVersion(ctx context.Context, req Request, tenants []s
 // whatever the store holds, so a crash at any point only repeats work.
 func (r *Reconciler) rewrap(ctx context.Context, req Request, tenants []store.Tenant, stats *RewrapStats) error {
 	start := r.cfg.Now()
-	targetKID := keyVersion(req.KeyURL, stats.Target)
-	r.publishAll(ctx, req, tenants, store.KindRewrapStarted, stats.Target, stats.Target, map[string]any{"deks_total": stats.Total})
-	r.log.Info("rewrap started", slog.String("key", req.KeyURL), slog.String("version", stats.Target), slog.Int("deks", stats.Total))
+	targetKID := req.Key.At(stats.Target)
+	r.appendAll(ctx, r.eventsFor(tenants, cmkd.KindRewrapStarted, req, stats.Target, stats.Target,
+		func(ev *cmkd.StatusEvent, _ store.Tenant) { ev.DEKs = &cmkd.DEKCounts{Total: stats.Total} }))
+	r.log.Info("rewrap started", slog.String("key", req.Key.String()), slog.String("version", stats.Target), slog.Int("deks", stats.Total))
 
 	run := newRewrapRun(r, req, targetKID, stats)
 	if err := run.canary(ctx); err != nil {
@@ -127,19 +98,15 @@ func (r *Reconciler) rewrap(ctx context.Context, req Request, tenants []store.Te
 	if err := run.verifySample(ctx); err != nil {
 		return r.failRewrap(ctx, req, tenants, stats, err)
 	}
-	evs := make([]store.StatusEvent, 0, len(tenants))
-	for _, t := range tenants {
-		ev := r.statusEvent(store.KindRewrapCompleted, t.ID, req.KeyURL, stats.Target, req, stats.Target)
-		ev.Data["previous_version"] = previousOf(t, stats)
-		ev.Data["deks_total"] = run.perTenant[t.ID].total
-		ev.Data["deks_rewrapped"] = run.perTenant[t.ID].moved
-		ev.Data["duration_ms"] = millis(r.cfg.Now().Sub(start))
-		evs = append(evs, ev)
-	}
-	if err := r.store.CompleteRewrap(ctx, req.KeyURL, stats.Target, evs...); err != nil {
+	took := r.cfg.Now().Sub(start)
+	evs := r.eventsFor(tenants, cmkd.KindRewrapCompleted, req, stats.Target, stats.Target, func(ev *cmkd.StatusEvent, t store.Tenant) {
+		ev.PreviousVersion = previousOf(t, stats)
+		ev.DEKs = &cmkd.DEKCounts{Total: run.perTenant[t.ID].total, Rewrapped: run.perTenant[t.ID].moved, Duration: took}
+	})
+	if err := r.store.CompleteRewrap(ctx, req.Key, stats.Target, evs...); err != nil {
 		return err
 	}
-	r.log.Info("rewrap completed", slog.String("key", req.KeyURL), slog.String("version", stats.Target),
+	r.log.Info("rewrap completed", slog.String("key", req.Key.String()), slog.String("version", stats.Target),
 		slog.Int("rewrapped", stats.Rewrapped), slog.Int("conflicts", stats.Conflicts), slog.Int("sampled", stats.Sampled))
 	return r.retire(ctx, req, tenants, stats.Previous)
 }
@@ -158,41 +125,37 @@ func previousOf(t store.Tenant, stats *RewrapStats) string {
 // was verified against its key check value when it was unwrapped), the rest
 // stay under their old version and readable.
 func (r *Reconciler) failRewrap(ctx context.Context, req Request, tenants []store.Tenant, stats *RewrapStats, cause error) error {
-	r.log.Error("rewrap failed", slog.String("key", req.KeyURL), slog.String("version", stats.Target), slog.Any("err", cause))
-	r.publishAll(ctx, req, tenants, store.KindRewrapFailed, stats.Target, "", map[string]any{
-		"reason": cause.Error(), "deks_total": stats.Total, "deks_rewrapped": stats.Rewrapped,
-	})
-	return fmt.Errorf("rewrap %s to %s: %w", req.KeyURL, stats.Target, cause)
+	r.log.Error("rewrap failed", slog.String("key", req.Key.String()), slog.String("version", stats.Target), slog.Any("err", cause))
+	r.appendAll(ctx, r.eventsFor(tenants, cmkd.KindRewrapFailed, req, stats.Target, "", func(ev *cmkd.StatusEvent, _ store.Tenant) {
+		ev.Reason = cause.Error()
+		ev.DEKs = &cmkd.DEKCounts{Total: stats.Total, Rewrapped: stats.Rewrapped}
+	}))
+	return fmt.Errorf("rewrap %s to %s: %w", req.Key, stats.Target, cause)
 }
 
 // retire reports each version no DEK is wrapped under any more: safe to
 // disable in Key Vault.
 func (r *Reconciler) retire(ctx context.Context, req Request, tenants []store.Tenant, previous []string) error {
-	counts, err := r.store.VersionCounts(ctx, req.KeyURL)
+	counts, err := r.store.VersionCounts(ctx, req.Key)
 	if err != nil {
 		return err
 	}
 	for _, v := range previous {
 		if counts[v] == 0 {
-			r.publishAll(ctx, req, tenants, store.KindVersionRetired, v, v, nil)
+			r.appendAll(ctx, r.eventsFor(tenants, cmkd.KindVersionRetired, req, v, v, nil))
 		}
 	}
 	return nil
 }
 
-// publishAll writes one event per tenant. Losing one of these is not worth
-// failing the work they describe, so errors are logged.
-func (r *Reconciler) publishAll(ctx context.Context, req Request, tenants []store.Tenant, kind, version, dedupe string, data map[string]any) {
-	evs := make([]store.StatusEvent, 0, len(tenants))
-	for _, t := range tenants {
-		ev := r.statusEvent(kind, t.ID, req.KeyURL, version, req, dedupe)
-		for k, v := range data {
-			ev.Data[k] = v
-		}
-		evs = append(evs, ev)
+// appendAll writes events that go with no state change. Losing one of
+// these is not worth failing the work they describe, so errors are logged.
+func (r *Reconciler) appendAll(ctx context.Context, evs []cmkd.StatusEvent) {
+	if len(evs) == 0 {
+		return
 	}
-	if err := r.store.Publish(ctx, evs...); err != nil {
-		r.log.Error("write status events", slog.String("kind", kind), slog.String("key", req.KeyURL), slog.Any("err", err))
+	if err := r.store.AppendOutbox(ctx, evs...); err != nil {
+		r.log.Error("write status events", slog.String("kind", string(evs[0].Kind)), slog.String("key", evs[0].Key.String()), slog.Any("err", err))
 	}
 }
 
@@ -202,7 +165,7 @@ type tenantCount struct{ total, moved int }
 type rewrapRun struct {
 	r         *Reconciler
 	req       Request
-	targetKID string
+	targetKID cmkd.KeyID
 	stats     *RewrapStats
 
 	mu        sync.Mutex
@@ -211,7 +174,7 @@ type rewrapRun struct {
 	done      int
 }
 
-func newRewrapRun(r *Reconciler, req Request, targetKID string, stats *RewrapStats) *rewrapRun {
+func newRewrapRun(r *Reconciler, req Request, targetKID cmkd.KeyID, stats *RewrapStats) *rewrapRun {
 	n := int(float64(stats.Total)*r.cfg.SampleRate + 0.999)
 	return &rewrapRun{
 		r: r, req: req, targetKID: targetKID, stats: stats,
@@ -224,7 +187,7 @@ func newRewrapRun(r *Reconciler, req Request, targetKID string, stats *RewrapSta
 // swap, so that a new version that cannot unwrap is found before any other
 // DEK depends on it.
 func (run *rewrapRun) canary(ctx context.Context) error {
-	deks, err := run.r.store.ListDEKsNotAt(ctx, run.req.KeyURL, run.stats.Target, "", 1)
+	deks, err := run.r.store.ListDEKsNotAt(ctx, run.req.Key, run.stats.Target, "", 1)
 	if err != nil || len(deks) == 0 {
 		return err
 	}
@@ -242,7 +205,7 @@ func (run *rewrapRun) batches(ctx context.Context) error {
 				return fmt.Errorf("stopped: %w", err)
 			}
 		}
-		deks, err := run.r.store.ListDEKsNotAt(ctx, run.req.KeyURL, run.stats.Target, after, run.r.cfg.RewrapBatch)
+		deks, err := run.r.store.ListDEKsNotAt(ctx, run.req.Key, run.stats.Target, after, run.r.cfg.RewrapBatch)
 		if err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package handlers
 import (
 	"math/rand/v2"
 
+	"github.com/cmkd-io/cmkd"
 	"github.com/cmkd-io/cmkd/store"
 )
 
@@ -11,7 +12,7 @@ const maxSample = 10_000
 
 type sampled struct {
 	dek store.DEK
-	w   store.Wrapped
+	w   cmkd.Wrapped
 }
 
 // reservoir keeps a uniform random sample of what it is shown (Algorithm R),

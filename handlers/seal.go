@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/cmkd-io/cmkd"
 	"github.com/cmkd-io/cmkd/store"
 )
 
@@ -12,24 +13,28 @@ import (
 // sealBatch tenants: reads of all of them stop together, at the commit. Caches
 // are wiped and the broadcast sent after the seal is persisted. A crash
 // half-way leaves whole batches sealed and the next reconcile seals the rest.
+// The store logs each tenant it seals; this logs why, once per key.
 func (r *Reconciler) sealAll(ctx context.Context, req Request, tenants []store.Tenant, reason string, why error) (Result, error) {
-	r.kek.Invalidate(req.KeyURL)
-	var evs []store.StatusEvent
+	r.kek.Invalidate(req.Key)
+	var evs []cmkd.StatusEvent
 	for _, t := range tenants {
 		if !t.Sealed() {
-			ev := r.statusEvent(store.KindSealed, t.ID, req.KeyURL, t.KeyVersion, req, "")
-			ev.Data["reason"] = reason
+			ev := r.statusEvent(cmkd.KindSealed, t, req, t.KeyVersion, "")
+			ev.Reason = reason
 			evs = append(evs, ev)
 		}
 	}
+	if len(evs) > 0 {
+		r.log.Warn("key not usable: sealing its tenants", slog.String("key", req.Key.String()),
+			slog.String("reason", reason), slog.Int("tenants", len(evs)), slog.Any("err", why))
+	}
 	for len(evs) > 0 {
 		n := min(len(evs), sealBatch)
-		changed, err := r.store.SealTenants(ctx, reason, evs[:n])
-		if err != nil {
-			return Result{}, fmt.Errorf("seal tenants of %s: %w", req.KeyURL, err)
+		if _, err := r.store.SealTenants(ctx, reason, evs[:n]); err != nil {
+			return Result{}, fmt.Errorf("seal tenants of %s: %w", req.Key, err)
 		}
 		r.statusWritten()
-		r.sealed(req, evs[:n], changed, reason, why)
+		r.broadcast(evs[:n])
 		evs = evs[n:]
 	}
 	return Result{Outcome: Sealed, Reason: reason}, nil
@@ -39,19 +44,15 @@ func (r *Reconciler) sealAll(ctx context.Context, req Request, tenants []store.T
 // does not hold the database's write lock for long.
 const sealBatch = 1000
 
-// sealed logs the tenants this call changed and broadcasts every tenant of
-// the batch: a tenant another writer sealed first is dropped from caches all
-// the same, which costs nothing and covers a writer that died before its
-// broadcast.
-func (r *Reconciler) sealed(req Request, batch []store.StatusEvent, changed []string, reason string, why error) {
-	for _, t := range changed {
-		r.log.Warn("tenant sealed", slog.String("tenant", t), slog.String("key", req.KeyURL),
-			slog.String("reason", reason), slog.Any("why", why))
+// broadcast tells every process to drop the batch's tenants' cached DEKs: a
+// tenant another writer sealed first is dropped all the same, which costs
+// nothing and covers a writer that died before its broadcast.
+func (r *Reconciler) broadcast(batch []cmkd.StatusEvent) {
+	if r.cfg.Broadcast == nil {
+		return
 	}
-	if r.cfg.Broadcast != nil {
-		for _, ev := range batch {
-			r.cfg.Broadcast(ev.Tenant)
-		}
+	for _, ev := range batch {
+		r.cfg.Broadcast(ev.Tenant)
 	}
 }
 
@@ -63,22 +64,22 @@ func (r *Reconciler) sealed(req Request, batch []store.StatusEvent, changed []st
 func (r *Reconciler) whileUnreachable(ctx context.Context, req Request, tenants []store.Tenant, why error) (Result, error) {
 	now := r.cfg.Now()
 	r.mu.Lock()
-	since, ok := r.unreachable[req.KeyURL]
+	since, ok := r.unreachable[req.Key]
 	if !ok {
 		since = now
-		r.unreachable[req.KeyURL] = now
+		r.unreachable[req.Key] = now
 	}
 	r.mu.Unlock()
 	if now.Sub(since) < r.cfg.UnreachableGrace {
-		r.log.Warn("key vault unreachable, serving within grace", slog.String("key", req.KeyURL),
-			slog.Duration("for", now.Sub(since)), slog.Any("why", why))
+		r.log.Warn("key vault unreachable, serving within grace", slog.String("key", req.Key.String()),
+			slog.Duration("for", now.Sub(since)), slog.Any("err", why))
 		return Result{Outcome: Waiting}, nil
 	}
-	return r.sealAll(ctx, req, tenants, ReasonUnreachable, why)
+	return r.sealAll(ctx, req, tenants, cmkd.ReasonUnreachable, why)
 }
 
-func (r *Reconciler) clearUnreachable(keyURL string) {
+func (r *Reconciler) clearUnreachable(key cmkd.KeyID) {
 	r.mu.Lock()
-	delete(r.unreachable, keyURL)
+	delete(r.unreachable, key)
 	r.mu.Unlock()
 }

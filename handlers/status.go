@@ -1,42 +1,38 @@
 package handlers
 
 import (
-	"time"
-
-	"github.com/cmkd-io/cmkd/kek"
+	"github.com/cmkd-io/cmkd"
 	"github.com/cmkd-io/cmkd/store"
 )
 
-// statusEvent builds a status event for tenant about keyURL. A non-empty
-// dedupe becomes part of the event id, so writing the same fact twice (a
-// replayed event, a resumed rewrap) publishes it once: the outbox ignores an
-// id it already holds.
-func (r *Reconciler) statusEvent(kind, tenant, keyURL, version string, req Request, dedupe string) store.StatusEvent {
-	data := map[string]any{
-		"tenant":  tenant,
-		"vault":   vaultOf(keyURL),
-		"key":     keyURL,
-		"version": version,
+// statusEvent builds a status event of kind for tenant t about the key req
+// names. A non-empty dedupe becomes part of the event id, so writing the
+// same fact twice (a replayed event, a resumed rewrap) publishes it once:
+// the outbox ignores an id it already holds.
+func (r *Reconciler) statusEvent(kind cmkd.Kind, t store.Tenant, req Request, version, dedupe string) cmkd.StatusEvent {
+	ev := cmkd.StatusEvent{
+		Kind: kind, Tenant: t.ID, Time: r.cfg.Now().UTC(),
+		Key: req.Key, Version: version, Cause: req.Cause,
 	}
-	if req.Cause != "" {
-		data["cause"] = req.Cause
-	}
-	ev := store.StatusEvent{Kind: kind, Tenant: tenant, Time: r.cfg.Now().UTC(), Data: data}
 	if dedupe != "" {
-		ev.ID = kind + ":" + tenant + ":" + dedupe
+		ev.ID = string(kind) + ":" + t.ID + ":" + dedupe
 	}
 	return ev
 }
 
-func vaultOf(keyURL string) string {
-	id, err := kek.ParseKeyID(keyURL)
-	if err != nil {
-		return ""
+// eventsFor builds one event per tenant; fill, when set, completes each.
+func (r *Reconciler) eventsFor(tenants []store.Tenant, kind cmkd.Kind, req Request, version, dedupe string,
+	fill func(*cmkd.StatusEvent, store.Tenant)) []cmkd.StatusEvent {
+	evs := make([]cmkd.StatusEvent, 0, len(tenants))
+	for _, t := range tenants {
+		ev := r.statusEvent(kind, t, req, version, dedupe)
+		if fill != nil {
+			fill(&ev, t)
+		}
+		evs = append(evs, ev)
 	}
-	return id.Vault
+	return evs
 }
-
-func millis(d time.Duration) int64 { return d.Milliseconds() }
 
 func (r *Reconciler) statusWritten() {
 	if r.cfg.StatusWritten != nil {

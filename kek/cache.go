@@ -5,6 +5,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/cmkd-io/cmkd"
 )
 
 // probeRecord is what one successful GET of a key version taught us.
@@ -47,18 +49,18 @@ func (p *probeCache) put(r *probeRecord, asLatest bool) {
 	defer p.mu.Unlock()
 	k := r.state.Key
 	p.versions[k.String()] = r
-	if l := p.latest[k.KeyURL()]; asLatest || l != nil && l.state.Key.Version == k.Version {
-		p.latest[k.KeyURL()] = r
+	if l := p.latest[k.URL()]; asLatest || l != nil && l.state.Key.Version == k.Version {
+		p.latest[k.URL()] = r
 	}
 }
 
 // get returns the record for id if it is no older than maxAge.
-func (p *probeCache) get(id KeyID, maxAge time.Duration, now time.Time) *probeRecord {
+func (p *probeCache) get(id cmkd.KeyID, maxAge time.Duration, now time.Time) *probeRecord {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	r := p.versions[id.String()]
 	if id.Version == "" {
-		r = p.latest[id.KeyURL()]
+		r = p.latest[id.URL()]
 	}
 	if r == nil || now.Sub(r.state.ProbedAt) > maxAge {
 		return nil
@@ -67,11 +69,11 @@ func (p *probeCache) get(id KeyID, maxAge time.Duration, now time.Time) *probeRe
 }
 
 // drop forgets every version of the key and which one was latest.
-func (p *probeCache) drop(id KeyID) {
+func (p *probeCache) drop(id cmkd.KeyID) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	delete(p.latest, id.KeyURL())
-	prefix := id.KeyURL() + "/"
+	delete(p.latest, id.URL())
+	prefix := id.URL() + "/"
 	for k := range p.versions {
 		if strings.HasPrefix(k, prefix) {
 			delete(p.versions, k)
@@ -81,10 +83,6 @@ func (p *probeCache) drop(id KeyID) {
 
 // Invalidate drops cached probe results for every version of a key, so the
 // next wrap probes first. Callers do it when they seal.
-func (c *Client) Invalidate(key string) {
-	id, err := ParseKeyID(key)
-	if err != nil {
-		return
-	}
+func (c *Client) Invalidate(id cmkd.KeyID) {
 	c.cache.drop(id)
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
+
+	"github.com/cmkd-io/cmkd"
 )
 
 // Client talks to any number of vaults. It is safe for concurrent use.
@@ -61,7 +63,11 @@ func New(cfg Config) (*Client, error) {
 // 0 for a vault not used yet.
 func (c *Client) Rate(vaultURL string) float64 {
 	c.mu.Lock()
-	v := c.vaults[normVault(vaultURL)]
+	vault, err := cmkd.ParseVault(vaultURL)
+	if err != nil {
+		return 0
+	}
+	v := c.vaults[vault]
 	c.mu.Unlock()
 	if v == nil {
 		return 0

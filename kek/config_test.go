@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
+
 	"github.com/cmkd-io/cmkd/emulator/keyvault"
 )
 
@@ -61,7 +62,7 @@ func TestHungVaultIsUnreachable(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.TryTimeout = 100 * time.Millisecond; c.MaxRetries = -1 })
 	id := e.create(t, "slow", azkeys.KeyTypeRSA)
 	e.srv.SetFaults(keyvault.Faults{Latency: time.Minute})
-	st, err := e.kek.Probe(t.Context(), id.String())
+	st, err := e.kek.Probe(t.Context(), id)
 	if err != nil || st.Outcome != Unreachable || !errors.Is(st.Err, ErrUnavailable) {
 		t.Fatalf("probe of a hung vault = %s %v %v", st.Outcome, st.Err, err)
 	}

@@ -11,11 +11,12 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+
+	"github.com/cmkd-io/cmkd"
 )
 
 // Sentinels callers branch on. Classified errors wrap exactly one of them.
 var (
-	ErrInvalidKeyID       = errors.New("invalid key id")
 	ErrDisabled           = errors.New("key disabled")
 	ErrAccessDenied       = errors.New("access denied")
 	ErrNotFound           = errors.New("key not found")
@@ -183,4 +184,13 @@ func retryAfter(h string, now time.Time) time.Duration {
 		return t.Sub(now)
 	}
 	return 0
+}
+
+// checkID refuses the zero KeyID: every KeyID that is not zero was made by
+// cmkd.ParseKeyID and is valid.
+func checkID(id cmkd.KeyID) error {
+	if id.IsZero() {
+		return fmt.Errorf("%w: no key given", cmkd.ErrInvalidKeyID)
+	}
+	return nil
 }

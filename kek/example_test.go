@@ -11,6 +11,8 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
+
+	"github.com/cmkd-io/cmkd"
 	"github.com/cmkd-io/cmkd/emulator/keyvault"
 	"github.com/cmkd-io/cmkd/kek"
 )
@@ -38,7 +40,11 @@ func ExampleClient_Wrap() {
 	dek := make([]byte, 32)
 	_, _ = rand.Read(dek)
 
-	w, err := c.Wrap(ctx, srv.URL()+"/keys/tenant-a", dek) // latest version, wrapped locally
+	key, err := cmkd.ParseKeyID(srv.URL() + "/keys/tenant-a") // parse once, at the edge
+	if err != nil {
+		log.Fatal(err)
+	}
+	w, err := c.Wrap(ctx, key, dek) // latest version, wrapped locally
 	if err != nil {
 		log.Fatal(err)
 	}

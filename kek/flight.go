@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/cmkd-io/cmkd"
 )
 
 // flight is one probe in progress that concurrent wraps wait for, so a
@@ -21,7 +23,7 @@ type flights struct {
 
 // probeShared probes id once for all callers that ask at the same time. A
 // caller whose leader gave up (its context ended) probes by itself.
-func (c *Client) probeShared(ctx context.Context, id KeyID) (*probeRecord, error) {
+func (c *Client) probeShared(ctx context.Context, id cmkd.KeyID) (*probeRecord, error) {
 	key := id.String()
 	c.flights.mu.Lock()
 	// The cache is filled before a flight lands, so this closes the gap

@@ -9,8 +9,11 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
-	"github.com/cmkd-io/cmkd/emulator/keyvault"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cmkd-io/cmkd/emulator/keyvault"
+
+	"github.com/cmkd-io/cmkd"
 )
 
 // env is one emulated vault, an admin client that shapes its keys, and the
@@ -68,7 +71,7 @@ func ops(o ...azkeys.KeyOperation) []*azkeys.KeyOperation {
 var wrapOps = []azkeys.KeyOperation{azkeys.KeyOperationWrapKey, azkeys.KeyOperationUnwrapKey}
 
 // create makes a key and returns its versioned id.
-func (e *env) create(t *testing.T, name string, kty azkeys.KeyType, o ...azkeys.KeyOperation) KeyID {
+func (e *env) create(t *testing.T, name string, kty azkeys.KeyType, o ...azkeys.KeyOperation) cmkd.KeyID {
 	t.Helper()
 	if o == nil {
 		o = wrapOps
@@ -85,7 +88,7 @@ func (e *env) create(t *testing.T, name string, kty azkeys.KeyType, o ...azkeys.
 	return e.id(t, string(*resp.Key.KID))
 }
 
-func (e *env) rotate(t *testing.T, name string) KeyID {
+func (e *env) rotate(t *testing.T, name string) cmkd.KeyID {
 	t.Helper()
 	resp, err := e.admin.RotateKey(t.Context(), name, nil)
 	if err != nil {
@@ -94,16 +97,16 @@ func (e *env) rotate(t *testing.T, name string) KeyID {
 	return e.id(t, string(*resp.Key.KID))
 }
 
-func (e *env) update(t *testing.T, id KeyID, attrs azkeys.KeyAttributes) {
+func (e *env) update(t *testing.T, id cmkd.KeyID, attrs azkeys.KeyAttributes) {
 	t.Helper()
 	if _, err := e.admin.UpdateKey(t.Context(), id.Name, id.Version, azkeys.UpdateKeyParameters{KeyAttributes: &attrs}, nil); err != nil {
 		t.Fatalf("update %s: %v", id, err)
 	}
 }
 
-func (e *env) id(t *testing.T, kid string) KeyID {
+func (e *env) id(t *testing.T, kid string) cmkd.KeyID {
 	t.Helper()
-	id, err := ParseKeyID(kid)
+	id, err := cmkd.ParseKeyID(kid)
 	if err != nil {
 		t.Fatalf("kid %q: %v", kid, err)
 	}
@@ -111,7 +114,7 @@ func (e *env) id(t *testing.T, kid string) KeyID {
 }
 
 // url is the versionless id of name in this vault.
-func (e *env) url(name string) string { return e.srv.URL() + "/keys/" + name }
+func (e *env) url(name string) cmkd.KeyID { return cmkd.MustParseKeyID(e.srv.URL() + "/keys/" + name) }
 
 func ptr[T any](v T) *T { return &v }
 

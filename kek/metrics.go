@@ -1,9 +1,9 @@
 package kek
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cmkd-io/cmkd/internal/promx"
 )
 
 type metrics struct {
@@ -29,27 +29,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "cmkd_kv_rate_limit", Help: "Current adaptive call rate limit per vault, calls per second.",
 		}, []string{"vault"}),
 	}
-	if reg != nil {
-		m.calls = register(reg, m.calls)
-		m.seconds = register(reg, m.seconds)
-		m.throttled = register(reg, m.throttled)
-		m.rate = register(reg, m.rate)
-	}
+	m.calls = promx.Register(reg, m.calls)
+	m.seconds = promx.Register(reg, m.seconds)
+	m.throttled = promx.Register(reg, m.throttled)
+	m.rate = promx.Register(reg, m.rate)
 	return m
-}
-
-// register reuses a collector another Client registered already, so several
-// Clients may share one registry.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-	}
-	return c
 }
 
 // outcomeLabel names a call's result for cmkd_kv_calls_total.

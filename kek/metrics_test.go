@@ -10,7 +10,7 @@ import (
 func TestMetricsExported(t *testing.T) {
 	e := newEnv(t, nil)
 	id := e.create(t, "m", azkeys.KeyTypeRSA)
-	roundTrip(t, e, id.String(), dek(1))
+	roundTrip(t, e, id, dek(1))
 	names := map[string]bool{}
 	mfs, err := e.reg.Gather()
 	if err != nil {

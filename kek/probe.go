@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
+
+	"github.com/cmkd-io/cmkd"
 )
 
 // Probe reads a key's state from Key Vault: a versionless key means its
@@ -16,9 +18,8 @@ import (
 // key id or when ctx ends; everything Key Vault says, or fails to say, is an
 // Outcome. A 404 is followed by a GET of the deleted key to tell Deleted from
 // Purged. A probe refreshes the cache that local wraps rely on.
-func (c *Client) Probe(ctx context.Context, key string) (KeyState, error) {
-	id, err := ParseKeyID(key)
-	if err != nil {
+func (c *Client) Probe(ctx context.Context, id cmkd.KeyID) (KeyState, error) {
+	if err := checkID(id); err != nil {
 		return KeyState{}, err
 	}
 	rec, err := c.probe(ctx, id)
@@ -28,7 +29,7 @@ func (c *Client) Probe(ctx context.Context, key string) (KeyState, error) {
 	return rec.state, nil
 }
 
-func (c *Client) probe(ctx context.Context, id KeyID) (*probeRecord, error) {
+func (c *Client) probe(ctx context.Context, id cmkd.KeyID) (*probeRecord, error) {
 	v, err := c.vault(id.Vault)
 	if err != nil {
 		return failedRecord(id, &Error{Kind: ErrUnavailable, cause: err}), nil
@@ -57,7 +58,7 @@ func (c *Client) probe(ctx context.Context, id KeyID) (*probeRecord, error) {
 
 // probeFailed turns a failed GET into a record; the cache forgets the key
 // unless the failure was transient.
-func (c *Client) probeFailed(ctx context.Context, v *vault, id KeyID, ke *Error) (*probeRecord, error) {
+func (c *Client) probeFailed(ctx context.Context, v *vault, id cmkd.KeyID, ke *Error) (*probeRecord, error) {
 	rec := failedRecord(id, ke)
 	if ke.Kind == ErrNotFound {
 		var err error
@@ -65,7 +66,7 @@ func (c *Client) probeFailed(ctx context.Context, v *vault, id KeyID, ke *Error)
 			return nil, err
 		}
 	}
-	if !rec.state.Outcome.transient() {
+	if !rec.state.Outcome.Transient() {
 		c.cache.drop(id)
 	}
 	return rec, nil
@@ -73,7 +74,7 @@ func (c *Client) probeFailed(ctx context.Context, v *vault, id KeyID, ke *Error)
 
 // probeDeleted tells a soft-deleted key from a purged one. When the deleted
 // key cannot be read (no permission, unreachable) the outcome is that failure.
-func (c *Client) probeDeleted(ctx context.Context, v *vault, id KeyID, notFound *Error) (*probeRecord, error) {
+func (c *Client) probeDeleted(ctx context.Context, v *vault, id cmkd.KeyID, notFound *Error) (*probeRecord, error) {
 	err := c.do(ctx, func(ctx context.Context) error {
 		return c.call(ctx, v, "getDeletedKey", func(ctx context.Context) error {
 			_, err := v.kv.GetDeletedKey(ctx, id.Name, nil)
@@ -95,10 +96,10 @@ func (c *Client) probeDeleted(ctx context.Context, v *vault, id KeyID, notFound 
 	}
 }
 
-func failedRecord(id KeyID, ke *Error) *probeRecord {
+func failedRecord(id cmkd.KeyID, ke *Error) *probeRecord {
 	return &probeRecord{state: KeyState{
 		Key:      id,
-		Outcome:  outcomeOf(ke.Kind),
+		Outcome:  outcomeOfProbe(ke),
 		Err:      fmt.Errorf("probe %s: %w", id, ke),
 		ProbedAt: time.Now(),
 	}}
@@ -109,12 +110,12 @@ var errMalformed = errors.New("malformed key bundle")
 // recordFrom reads a GET answer. The version comes from the answer's kid;
 // the vault and name from what we asked for, since a vault behind another
 // DNS name may answer with its canonical host.
-func recordFrom(id KeyID, b azkeys.KeyBundle, now time.Time) (*probeRecord, error) {
+func recordFrom(id cmkd.KeyID, b azkeys.KeyBundle, now time.Time) (*probeRecord, error) {
 	if b.Key == nil || b.Key.KID == nil || b.Key.Kty == nil {
 		return nil, errMalformed
 	}
 	if ver := b.Key.KID.Version(); ver != "" {
-		id.Version = ver
+		id = id.At(ver)
 	}
 	if id.Version == "" {
 		return nil, errMalformed

@@ -9,33 +9,36 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
+
 	"github.com/cmkd-io/cmkd/emulator/keyvault"
+
+	"github.com/cmkd-io/cmkd"
 )
 
 func TestProbeOutcomes(t *testing.T) {
 	e := newEnv(t, nil)
 	tests := []struct {
 		name    string
-		shape   func(t *testing.T, id KeyID)
+		shape   func(t *testing.T, id cmkd.KeyID)
 		want    Outcome
 		wantErr error
 	}{
-		{"usable", func(*testing.T, KeyID) {}, Usable, nil},
-		{"disabled", func(t *testing.T, id KeyID) {
+		{"usable", func(*testing.T, cmkd.KeyID) {}, Usable, nil},
+		{"disabled", func(t *testing.T, id cmkd.KeyID) {
 			e.update(t, id, azkeys.KeyAttributes{Enabled: ptr(false)})
 		}, Disabled, ErrDisabled},
-		{"expired", func(t *testing.T, id KeyID) {
+		{"expired", func(t *testing.T, id cmkd.KeyID) {
 			e.update(t, id, azkeys.KeyAttributes{Expires: ptr(time.Now().Add(-time.Hour))})
 		}, Expired, ErrExpired},
-		{"not-yet-valid", func(t *testing.T, id KeyID) {
+		{"not-yet-valid", func(t *testing.T, id cmkd.KeyID) {
 			e.update(t, id, azkeys.KeyAttributes{NotBefore: ptr(time.Now().Add(time.Hour))})
 		}, NotYetValid, ErrNotYetValid},
-		{"deleted", func(t *testing.T, id KeyID) {
+		{"deleted", func(t *testing.T, id cmkd.KeyID) {
 			if _, err := e.admin.DeleteKey(t.Context(), id.Name, nil); err != nil {
 				t.Fatal(err)
 			}
 		}, Deleted, ErrNotFound},
-		{"purged", func(t *testing.T, id KeyID) {
+		{"purged", func(t *testing.T, id cmkd.KeyID) {
 			if _, err := e.admin.DeleteKey(t.Context(), id.Name, nil); err != nil {
 				t.Fatal(err)
 			}
@@ -74,7 +77,7 @@ func TestProbeFollowsLatestVersion(t *testing.T) {
 		t.Fatalf("versionless probe = %s %s, want usable %s", st.Outcome, st.Key.Version, v2.Version)
 	}
 	e.update(t, v1, azkeys.KeyAttributes{Enabled: ptr(false)})
-	st, _ = e.kek.Probe(t.Context(), v1.String())
+	st, _ = e.kek.Probe(t.Context(), v1)
 	if st.Outcome != Disabled || st.Key.Version != v1.Version {
 		t.Fatalf("versioned probe of disabled v1 = %s %s", st.Outcome, st.Key.Version)
 	}
@@ -84,7 +87,7 @@ func TestProbeAccessDenied(t *testing.T) {
 	e := newEnv(t, nil)
 	id := e.create(t, "revoked", azkeys.KeyTypeRSA)
 	e.srv.Revoke()
-	st, err := e.kek.Probe(t.Context(), id.String())
+	st, err := e.kek.Probe(t.Context(), id)
 	if err != nil || st.Outcome != AccessDenied || !errors.Is(st.Err, ErrAccessDenied) {
 		t.Fatalf("probe = %s %v %v", st.Outcome, st.Err, err)
 	}
@@ -93,7 +96,7 @@ func TestProbeAccessDenied(t *testing.T) {
 		t.Fatalf("ResponseError not reachable: %v", st.Err)
 	}
 	e.srv.Grant()
-	if st, _ := e.kek.Probe(t.Context(), id.String()); st.Outcome != Usable {
+	if st, _ := e.kek.Probe(t.Context(), id); st.Outcome != Usable {
 		t.Fatalf("after grant: %s", st.Outcome)
 	}
 }
@@ -102,7 +105,7 @@ func TestProbeUnreachable(t *testing.T) {
 	e := newEnv(t, nil)
 	id := e.create(t, "faulty", azkeys.KeyTypeRSA)
 	e.srv.SetFaults(keyvault.Faults{ErrorRate: 1})
-	st, err := e.kek.Probe(t.Context(), id.String())
+	st, err := e.kek.Probe(t.Context(), id)
 	if err != nil || st.Outcome != Unreachable || !errors.Is(st.Err, ErrUnavailable) {
 		t.Fatalf("5xx probe = %s %v %v", st.Outcome, st.Err, err)
 	}
@@ -113,7 +116,7 @@ func TestProbeUnreachable(t *testing.T) {
 	}
 	closed := "https://" + l.Addr().String() + "/keys/k"
 	l.Close()
-	st, err = e.kek.Probe(t.Context(), closed)
+	st, err = e.kek.Probe(t.Context(), cmkd.MustParseKeyID(closed))
 	if err != nil || st.Outcome != Unreachable || !errors.Is(st.Err, ErrUnavailable) {
 		t.Fatalf("closed port probe = %s %v %v", st.Outcome, st.Err, err)
 	}
@@ -123,10 +126,10 @@ func TestProbeThrottled(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.MaxRetries = -1 })
 	id := e.create(t, "busy", azkeys.KeyTypeRSA)
 	e.srv.SetThrottle(1, time.Minute, false)
-	if st, _ := e.kek.Probe(t.Context(), id.String()); st.Outcome != Usable {
+	if st, _ := e.kek.Probe(t.Context(), id); st.Outcome != Usable {
 		t.Fatalf("first probe within budget: %s %v", st.Outcome, st.Err)
 	}
-	st, err := e.kek.Probe(t.Context(), id.String())
+	st, err := e.kek.Probe(t.Context(), id)
 	if err != nil || st.Outcome != Throttled || !errors.Is(st.Err, ErrThrottled) {
 		t.Fatalf("probe = %s %v %v", st.Outcome, st.Err, err)
 	}
@@ -137,7 +140,7 @@ func TestProbeThrottled(t *testing.T) {
 
 func TestProbeInvalidKeyAndContext(t *testing.T) {
 	e := newEnv(t, nil)
-	if _, err := e.kek.Probe(t.Context(), "http://x/keys/k"); !errors.Is(err, ErrInvalidKeyID) {
+	if _, err := e.kek.Probe(t.Context(), cmkd.KeyID{}); !errors.Is(err, cmkd.ErrInvalidKeyID) {
 		t.Fatalf("err = %v", err)
 	}
 	ctx, cancel := context.WithCancel(t.Context())

@@ -7,8 +7,11 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
-	"github.com/cmkd-io/cmkd/emulator/keyvault"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/cmkd-io/cmkd/emulator/keyvault"
+
+	"github.com/cmkd-io/cmkd"
 )
 
 // attempts counts our tries of op against the emulator's vault, by outcome,
@@ -21,9 +24,9 @@ func TestTransientFailuresAreRetried(t *testing.T) {
 	for _, f := range []keyvault.Faults{{ErrorRate: 0.5}, {DropRate: 0.3}} {
 		e := newEnv(t, func(c *Config) { c.MaxRetries = 12 })
 		id := e.create(t, "flaky", azkeys.KeyTypeRSA)
-		ws := make([]Wrapped, 20)
+		ws := make([]cmkd.Wrapped, 20)
 		for i := range ws {
-			ws[i] = roundTrip(t, e, id.String(), dek(byte(i)))
+			ws[i] = roundTrip(t, e, id, dek(byte(i)))
 		}
 		e.srv.SetFaults(f)
 		for i, w := range ws {
@@ -42,7 +45,7 @@ func TestTransientFailuresAreRetried(t *testing.T) {
 func TestPermanentFailuresAreNotRetried(t *testing.T) {
 	e := newEnv(t, nil)
 	id := e.create(t, "k", azkeys.KeyTypeRSA)
-	w := roundTrip(t, e, id.String(), dek(1))
+	w := roundTrip(t, e, id, dek(1))
 
 	e.srv.Revoke()
 	e.srv.ResetCalls()
@@ -56,7 +59,7 @@ func TestPermanentFailuresAreNotRetried(t *testing.T) {
 
 	e.srv.ResetCalls()
 	missing := w
-	missing.KID = id.KeyURL() + "/00000000000000000000000000000000"
+	missing.KID = id.At("00000000000000000000000000000000")
 	if _, err := e.kek.Unwrap(t.Context(), missing); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("missing version: %v", err)
 	}
@@ -74,7 +77,7 @@ func TestPermanentFailuresAreNotRetried(t *testing.T) {
 func TestThrottledVaultAllUnwrapsSucceed(t *testing.T) {
 	e := newEnv(t, nil)
 	id := e.create(t, "busy", azkeys.KeyTypeRSA)
-	w := roundTrip(t, e, id.String(), dek(1))
+	w := roundTrip(t, e, id, dek(1))
 	e.srv.SetThrottle(50, time.Second, false)
 	unwrapAll(t, e, w, 200)
 	first := e.srv.Calls()["throttled"]
@@ -88,7 +91,7 @@ func TestThrottledVaultAllUnwrapsSucceed(t *testing.T) {
 }
 
 // unwrapAll unwraps w n times at once and fails the test on any error.
-func unwrapAll(t *testing.T, e *env, w Wrapped, n int) {
+func unwrapAll(t *testing.T, e *env, w cmkd.Wrapped, n int) {
 	t.Helper()
 	var wg sync.WaitGroup
 	errs := make(chan error, n)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/cmkd-io/cmkd"
 )
 
 // Outcome is what a probe concluded about a key version.
@@ -25,7 +27,7 @@ const (
 
 // KeyState is one probe's view of a key version.
 type KeyState struct {
-	Key                KeyID // Version is the version probed (the latest for a versionless probe)
+	Key                cmkd.KeyID // Version is the version probed (the latest for a versionless probe)
 	Kty                string
 	Enabled            bool
 	NotBefore, Expires time.Time // zero when unset
@@ -35,28 +37,43 @@ type KeyState struct {
 	ProbedAt           time.Time
 }
 
-// outcomeOf maps the kind of a failed GET to an outcome.
-func outcomeOf(kind error) Outcome {
-	switch kind {
-	case ErrDisabled:
+// OutcomeOf says what a failed Key Vault call (a probe, wrap or unwrap)
+// tells about the key: the outcome a probe would report. It is the one
+// classification of Key Vault's answers; callers do not re-classify. It is
+// "" when err says nothing about the key: a request Key Vault refused as
+// malformed, an ended context, or an error that is not kek's.
+func OutcomeOf(err error) Outcome {
+	switch {
+	case errors.Is(err, ErrDisabled):
 		return Disabled
-	case ErrAccessDenied, ErrOperationForbidden:
+	case errors.Is(err, ErrAccessDenied), errors.Is(err, ErrOperationForbidden):
 		return AccessDenied
-	case ErrThrottled:
+	case errors.Is(err, ErrThrottled):
 		return Throttled
-	case ErrExpired:
+	case errors.Is(err, ErrExpired):
 		return Expired
-	case ErrNotYetValid:
+	case errors.Is(err, ErrNotYetValid):
 		return NotYetValid
-	case ErrNotFound:
+	case errors.Is(err, ErrNotFound):
 		return Purged
-	default:
+	case errors.Is(err, ErrUnavailable):
 		return Unreachable
 	}
+	return ""
 }
 
-// transient reports outcomes that say nothing new about the key itself.
-func (o Outcome) transient() bool { return o == Unreachable || o == Throttled }
+// outcomeOfProbe is the outcome of a failed GET: what OutcomeOf says, and
+// unreachable for an answer that made no sense.
+func outcomeOfProbe(ke *Error) Outcome {
+	if o := OutcomeOf(ke); o != "" {
+		return o
+	}
+	return Unreachable
+}
+
+// Transient reports outcomes that say nothing new about the key itself:
+// Key Vault could not be asked.
+func (o Outcome) Transient() bool { return o == Unreachable || o == Throttled }
 
 // judge sets Outcome and Err from the attributes read at now.
 func (s *KeyState) judge(now time.Time) {
@@ -75,8 +92,10 @@ func (s *KeyState) judge(now time.Time) {
 	s.Err = fmt.Errorf("probe %s: %w", s.Key, kind)
 }
 
-// wrappable says whether a new DEK may be wrapped under this version at now.
-func (s *KeyState) wrappable(now time.Time) error {
+// CanWrap says whether a new DEK may be wrapped under this version at now:
+// it probed usable, is still inside its validity window, and its key_ops
+// allow wrapKey and unwrapKey. The error says why not.
+func (s *KeyState) CanWrap(now time.Time) error {
 	if s.Outcome != Usable {
 		if s.Err != nil {
 			return s.Err

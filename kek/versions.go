@@ -5,9 +5,12 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
+
+	"github.com/cmkd-io/cmkd"
 )
 
 // VersionInfo describes one version of a key.
@@ -20,14 +23,13 @@ type VersionInfo struct {
 // Versions lists every version of a key, newest Created first. Paging is
 // followed; a transient failure on any page restarts the listing, because
 // the SDK's pager cannot resume after an error.
-func (c *Client) Versions(ctx context.Context, keyURL string) ([]VersionInfo, error) {
-	id, err := ParseKeyID(keyURL)
-	if err != nil {
+func (c *Client) Versions(ctx context.Context, id cmkd.KeyID) ([]VersionInfo, error) {
+	if err := checkID(id); err != nil {
 		return nil, err
 	}
 	v, err := c.vault(id.Vault)
 	if err != nil {
-		return nil, fmt.Errorf("versions %s: %w", id.KeyURL(), err)
+		return nil, fmt.Errorf("versions %s: %w", id.URL(), err)
 	}
 	var out []VersionInfo
 	err = c.do(ctx, func(ctx context.Context) error {
@@ -36,7 +38,7 @@ func (c *Client) Versions(ctx context.Context, keyURL string) ([]VersionInfo, er
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("versions %s: %w", id.KeyURL(), err)
+		return nil, fmt.Errorf("versions %s: %w", id.URL(), err)
 	}
 	slices.SortStableFunc(out, func(a, b VersionInfo) int {
 		if c := b.Created.Compare(a.Created); c != 0 {
@@ -70,7 +72,7 @@ func (c *Client) listVersions(ctx context.Context, v *vault, name string) ([]Ver
 }
 
 func versionInfo(p *azkeys.KeyProperties) VersionInfo {
-	vi := VersionInfo{Version: p.KID.Version()}
+	vi := VersionInfo{Version: strings.ToLower(p.KID.Version())}
 	if a := p.Attributes; a != nil {
 		vi.Enabled = a.Enabled != nil && *a.Enabled
 		vi.Created = timeOf(a.Created)

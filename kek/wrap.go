@@ -10,14 +10,9 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
-)
 
-// Wrapped is a DEK wrapped under one key version.
-type Wrapped struct {
-	KID   string // versioned key id
-	Alg   string // Key Vault algorithm name, e.g. RSA-OAEP-256, A256KW
-	Value []byte
-}
+	"github.com/cmkd-io/cmkd"
+)
 
 // Key wrap algorithms, as Key Vault names them.
 const (
@@ -32,19 +27,19 @@ const (
 // version no older than Config.ProbeFreshness shows it usable with wrapKey
 // and unwrapKey allowed; otherwise Wrap probes first (one GET). oct keys are
 // wrapped by Key Vault with AES key wrap.
-func (c *Client) Wrap(ctx context.Context, key string, dek []byte) (Wrapped, error) {
-	id, err := ParseKeyID(key)
-	if err != nil {
-		return Wrapped{}, err
+func (c *Client) Wrap(ctx context.Context, id cmkd.KeyID, dek []byte) (cmkd.Wrapped, error) {
+	if err := checkID(id); err != nil {
+		return cmkd.Wrapped{}, err
 	}
+	var err error
 	rec := c.cache.get(id, c.cfg.ProbeFreshness, time.Now())
 	if rec == nil {
 		if rec, err = c.probeShared(ctx, id); err != nil {
-			return Wrapped{}, err
+			return cmkd.Wrapped{}, err
 		}
 	}
-	if err := rec.state.wrappable(time.Now()); err != nil {
-		return Wrapped{}, fmt.Errorf("wrap %s: %w", rec.state.Key, err)
+	if err := rec.state.CanWrap(time.Now()); err != nil {
+		return cmkd.Wrapped{}, fmt.Errorf("wrap %s: %w", rec.state.Key, err)
 	}
 	switch azkeys.KeyType(rec.state.Kty) {
 	case azkeys.KeyTypeRSA, azkeys.KeyTypeRSAHSM:
@@ -55,18 +50,18 @@ func (c *Client) Wrap(ctx context.Context, key string, dek []byte) (Wrapped, err
 	case azkeys.KeyTypeOct, azkeys.KeyTypeOctHSM:
 		return c.wrapRemote(ctx, rec, octAlgs(rec), dek)
 	default:
-		return Wrapped{}, fmt.Errorf("wrap %s: kty %s cannot wrap: %w", rec.state.Key, rec.state.Kty, ErrOperationForbidden)
+		return cmkd.Wrapped{}, fmt.Errorf("wrap %s: kty %s cannot wrap: %w", rec.state.Key, rec.state.Kty, ErrOperationForbidden)
 	}
 }
 
-func wrapLocal(rec *probeRecord, dek []byte) (Wrapped, error) {
-	kid := rec.state.Key.String()
+func wrapLocal(rec *probeRecord, dek []byte) (cmkd.Wrapped, error) {
+	kid := rec.state.Key
 	v, err := rsa.EncryptOAEP(sha256.New(), rand.Reader, rec.pub, dek, nil)
 	if err != nil {
 		// Only the DEK's length can make this fail; say that, not the bytes.
-		return Wrapped{}, fmt.Errorf("wrap %s: %d-byte dek: %w", kid, len(dek), ErrBadRequest)
+		return cmkd.Wrapped{}, fmt.Errorf("wrap %s: %d-byte dek: %w", kid, len(dek), ErrBadRequest)
 	}
-	return Wrapped{KID: kid, Alg: algRSAOAEP256, Value: v}, nil
+	return cmkd.Wrapped{KID: kid, Alg: algRSAOAEP256, Value: v}, nil
 }
 
 // octAlgs lists the AES-KW algorithms to try: the one that worked before, or
@@ -79,11 +74,11 @@ func octAlgs(rec *probeRecord) []string {
 	return []string{algA256KW, algA192KW, algA128KW}
 }
 
-func (c *Client) wrapRemote(ctx context.Context, rec *probeRecord, algs []string, dek []byte) (Wrapped, error) {
+func (c *Client) wrapRemote(ctx context.Context, rec *probeRecord, algs []string, dek []byte) (cmkd.Wrapped, error) {
 	id := rec.state.Key
 	var err error
 	for _, alg := range algs {
-		var w Wrapped
+		var w cmkd.Wrapped
 		w, err = c.wrapKey(ctx, id, alg, dek)
 		if err == nil {
 			rec.setAlg(alg)
@@ -94,13 +89,13 @@ func (c *Client) wrapRemote(ctx context.Context, rec *probeRecord, algs []string
 		}
 	}
 	c.forgetOnRefusal(id, err)
-	return Wrapped{}, fmt.Errorf("wrap %s: %w", id, err)
+	return cmkd.Wrapped{}, fmt.Errorf("wrap %s: %w", id, err)
 }
 
-func (c *Client) wrapKey(ctx context.Context, id KeyID, alg string, dek []byte) (Wrapped, error) {
+func (c *Client) wrapKey(ctx context.Context, id cmkd.KeyID, alg string, dek []byte) (cmkd.Wrapped, error) {
 	v, err := c.vault(id.Vault)
 	if err != nil {
-		return Wrapped{}, err
+		return cmkd.Wrapped{}, err
 	}
 	var resp azkeys.WrapKeyResponse
 	ea := azkeys.EncryptionAlgorithm(alg)
@@ -112,19 +107,19 @@ func (c *Client) wrapKey(ctx context.Context, id KeyID, alg string, dek []byte) 
 		})
 	})
 	if err != nil {
-		return Wrapped{}, err
+		return cmkd.Wrapped{}, err
 	}
-	return Wrapped{KID: id.String(), Alg: alg, Value: resp.Result}, nil
+	return cmkd.Wrapped{KID: id, Alg: alg, Value: resp.Result}, nil
 }
 
 // Unwrap asks Key Vault to unwrap w under w.KID with w.Alg.
-func (c *Client) Unwrap(ctx context.Context, w Wrapped) ([]byte, error) {
-	id, err := ParseKeyID(w.KID)
-	if err != nil {
+func (c *Client) Unwrap(ctx context.Context, w cmkd.Wrapped) ([]byte, error) {
+	id := w.KID
+	if err := checkID(id); err != nil {
 		return nil, err
 	}
 	if id.Version == "" {
-		return nil, fmt.Errorf("unwrap %s: %w: version required", id, ErrInvalidKeyID)
+		return nil, fmt.Errorf("unwrap %s: %w: version required", id, cmkd.ErrInvalidKeyID)
 	}
 	v, err := c.vault(id.Vault)
 	if err != nil {
@@ -148,7 +143,7 @@ func (c *Client) Unwrap(ctx context.Context, w Wrapped) ([]byte, error) {
 
 // forgetOnRefusal drops cached probes when Key Vault refused the key for
 // good, so that no local wrap relies on a probe the vault has contradicted.
-func (c *Client) forgetOnRefusal(id KeyID, err error) {
+func (c *Client) forgetOnRefusal(id cmkd.KeyID, err error) {
 	for _, kind := range []error{ErrDisabled, ErrAccessDenied, ErrNotFound, ErrOperationForbidden} {
 		if errors.Is(err, kind) {
 			c.cache.drop(id)

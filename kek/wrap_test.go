@@ -8,10 +8,13 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
+
 	"github.com/cmkd-io/cmkd/emulator/keyvault"
+
+	"github.com/cmkd-io/cmkd"
 )
 
-func roundTrip(t *testing.T, e *env, key string, d []byte) Wrapped {
+func roundTrip(t *testing.T, e *env, key cmkd.KeyID, d []byte) cmkd.Wrapped {
 	t.Helper()
 	w, err := e.kek.Wrap(t.Context(), key, d)
 	if err != nil {
@@ -32,7 +35,7 @@ func TestLocalWrapUnwrapsRemotelyAcrossRotation(t *testing.T) {
 	v1 := e.create(t, "tenant-a", azkeys.KeyTypeRSA)
 	e.srv.ResetCalls()
 	w1 := roundTrip(t, e, e.url("tenant-a"), dek(1))
-	if w1.KID != v1.String() || w1.Alg != "RSA-OAEP-256" {
+	if w1.KID != v1 || w1.Alg != "RSA-OAEP-256" {
 		t.Fatalf("wrapped = %s %s, want %s RSA-OAEP-256", w1.KID, w1.Alg, v1)
 	}
 	if c := e.srv.Calls(); c["wrapKey"] != 0 || c["getKey"] != 1 {
@@ -44,7 +47,7 @@ func TestLocalWrapUnwrapsRemotelyAcrossRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	w2 := roundTrip(t, e, e.url("tenant-a"), dek(2))
-	if w2.KID != v2.String() {
+	if w2.KID != v2 {
 		t.Fatalf("after rotate wrapped under %s, want %s", w2.KID, v2)
 	}
 	if got, err := e.kek.Unwrap(t.Context(), w1); err != nil || !bytes.Equal(got, dek(1)) {
@@ -56,8 +59,8 @@ func TestOctHSMRemoteRoundTrip(t *testing.T) {
 	e := newEnv(t, nil)
 	id := e.create(t, "hsm", azkeys.KeyTypeOctHSM)
 	e.srv.ResetCalls()
-	w := roundTrip(t, e, id.String(), dek(3))
-	if w.Alg != "A256KW" || w.KID != id.String() {
+	w := roundTrip(t, e, id, dek(3))
+	if w.Alg != "A256KW" || w.KID != id {
 		t.Fatalf("wrapped = %s %s", w.KID, w.Alg)
 	}
 	if c := e.srv.Calls(); c["wrapKey"] != 1 || c["unwrapKey"] != 1 {
@@ -85,14 +88,14 @@ func TestOneCallPerWrapUnwrapPair(t *testing.T) {
 func TestLocalWrapRefused(t *testing.T) {
 	e := newEnv(t, nil)
 	noUnwrap := e.create(t, "wrap-only", azkeys.KeyTypeRSA, azkeys.KeyOperationWrapKey, azkeys.KeyOperationEncrypt)
-	if _, err := e.kek.Wrap(t.Context(), noUnwrap.String(), dek(4)); !errors.Is(err, ErrOperationForbidden) {
+	if _, err := e.kek.Wrap(t.Context(), noUnwrap, dek(4)); !errors.Is(err, ErrOperationForbidden) {
 		t.Fatalf("wrap under a key without unwrapKey: %v", err)
 	}
 
 	off := e.create(t, "off", azkeys.KeyTypeRSA)
 	e.update(t, off, azkeys.KeyAttributes{Enabled: ptr(false)})
 	e.srv.ResetCalls()
-	if _, err := e.kek.Wrap(t.Context(), off.String(), dek(5)); !errors.Is(err, ErrDisabled) {
+	if _, err := e.kek.Wrap(t.Context(), off, dek(5)); !errors.Is(err, ErrDisabled) {
 		t.Fatalf("wrap under a disabled version: %v", err)
 	}
 	if c := e.srv.Calls(); c["getKey"] != 1 || c["wrapKey"] != 0 {
@@ -101,7 +104,7 @@ func TestLocalWrapRefused(t *testing.T) {
 
 	exp := e.create(t, "old", azkeys.KeyTypeRSA)
 	e.update(t, exp, azkeys.KeyAttributes{Expires: ptr(time.Now().Add(-time.Minute))})
-	if _, err := e.kek.Wrap(t.Context(), exp.String(), dek(6)); !errors.Is(err, ErrExpired) {
+	if _, err := e.kek.Wrap(t.Context(), exp, dek(6)); !errors.Is(err, ErrExpired) {
 		t.Fatalf("wrap under an expired version: %v", err)
 	}
 }
@@ -111,10 +114,10 @@ func TestLocalWrapRefused(t *testing.T) {
 func TestStaleProbeIsRefreshedBeforeLocalWrap(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.ProbeFreshness = time.Nanosecond })
 	id := e.create(t, "flip", azkeys.KeyTypeRSA)
-	roundTrip(t, e, id.String(), dek(7))
+	roundTrip(t, e, id, dek(7))
 	e.update(t, id, azkeys.KeyAttributes{Enabled: ptr(false)})
 	e.srv.ResetCalls()
-	if _, err := e.kek.Wrap(t.Context(), id.String(), dek(8)); !errors.Is(err, ErrDisabled) {
+	if _, err := e.kek.Wrap(t.Context(), id, dek(8)); !errors.Is(err, ErrDisabled) {
 		t.Fatalf("wrap after disable: %v", err)
 	}
 	if e.srv.Calls()["getKey"] != 1 {
@@ -125,10 +128,10 @@ func TestStaleProbeIsRefreshedBeforeLocalWrap(t *testing.T) {
 func TestInvalidateForcesProbe(t *testing.T) {
 	e := newEnv(t, nil)
 	id := e.create(t, "sealme", azkeys.KeyTypeRSA)
-	roundTrip(t, e, id.String(), dek(9))
+	roundTrip(t, e, id, dek(9))
 	e.kek.Invalidate(e.url("sealme"))
 	e.srv.ResetCalls()
-	roundTrip(t, e, id.String(), dek(10))
+	roundTrip(t, e, id, dek(10))
 	if e.srv.Calls()["getKey"] != 1 {
 		t.Fatalf("wrap after Invalidate did not probe: %v", e.srv.Calls())
 	}
@@ -137,8 +140,8 @@ func TestInvalidateForcesProbe(t *testing.T) {
 func TestUnwrapErrors(t *testing.T) {
 	e := newEnv(t, nil)
 	id := e.create(t, "u", azkeys.KeyTypeRSA)
-	w := roundTrip(t, e, id.String(), dek(11))
-	if _, err := e.kek.Unwrap(t.Context(), Wrapped{KID: id.KeyURL(), Alg: w.Alg, Value: w.Value}); !errors.Is(err, ErrInvalidKeyID) {
+	w := roundTrip(t, e, id, dek(11))
+	if _, err := e.kek.Unwrap(t.Context(), cmkd.Wrapped{KID: id.Versionless(), Alg: w.Alg, Value: w.Value}); !errors.Is(err, cmkd.ErrInvalidKeyID) {
 		t.Fatalf("versionless unwrap: %v", err)
 	}
 	e.update(t, id, azkeys.KeyAttributes{Enabled: ptr(false)})

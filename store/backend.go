@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"time"
+
+	"github.com/cmkd-io/cmkd"
 )
 
 // Backend is what a database must do for the Store. It knows nothing about
@@ -19,8 +21,9 @@ type Backend interface {
 	AddTenant(ctx context.Context, t Tenant) error
 	// GetTenant reads a tenant whatever its state.
 	GetTenant(ctx context.Context, id string) (Tenant, error)
-	// ListTenants lists tenants by id, all of them when keyURL is empty.
-	ListTenants(ctx context.Context, keyURL string) ([]Tenant, error)
+	// ListTenants lists tenants by id, all of them when key is zero, else
+	// those whose key is key.
+	ListTenants(ctx context.Context, key cmkd.KeyID) ([]Tenant, error)
 	// RemoveTenant deletes a tenant with its DEKs; without force it fails
 	// with ErrNotEmpty while records exist.
 	RemoveTenant(ctx context.Context, id string, force bool) error
@@ -28,12 +31,12 @@ type Backend interface {
 	// since, or StateActive) and appends ev to the outbox, in one
 	// transaction. It changes nothing and reports false when the tenant is
 	// already in that state.
-	SetTenantState(ctx context.Context, id, state, reason string, since time.Time, ev StatusEvent) (bool, error)
+	SetTenantState(ctx context.Context, id, state, reason string, since time.Time, ev cmkd.StatusEvent) (bool, error)
 	// SealTenants seals every tenant an event of evs names (ev.Tenant) with
 	// reason and since, appending the events of those it changed to the
 	// outbox, all in one transaction; it returns the tenants it changed.
 	// Tenants already sealed, or gone, are left alone.
-	SealTenants(ctx context.Context, reason string, since time.Time, evs []StatusEvent) ([]string, error)
+	SealTenants(ctx context.Context, reason string, since time.Time, evs []cmkd.StatusEvent) ([]string, error)
 
 	// InsertDEK stores d and makes it its tenant's active DEK.
 	InsertDEK(ctx context.Context, d DEK) error
@@ -45,25 +48,25 @@ type Backend interface {
 	// GetDEK returns one of the tenant's DEKs.
 	GetDEK(ctx context.Context, tenant, id string) (DEK, error)
 	// ListDEKsNotAt lists, ordered by id and after the id after, at most
-	// limit DEKs under keyURL whose current wrapping is not by version.
+	// limit DEKs under key whose current wrapping is not by version.
 	// It does not check seal state: rewrap decides that from Key Vault.
-	ListDEKsNotAt(ctx context.Context, keyURL, version, after string, limit int) ([]DEK, error)
-	// DEKsAt returns at most limit DEKs under keyURL wrapped by version,
+	ListDEKsNotAt(ctx context.Context, key cmkd.KeyID, version, after string, limit int) ([]DEK, error)
+	// DEKsAt returns at most limit DEKs under key wrapped by version,
 	// whatever their tenant's state.
-	DEKsAt(ctx context.Context, keyURL, version string, limit int) ([]DEK, error)
+	DEKsAt(ctx context.Context, key cmkd.KeyID, version string, limit int) ([]DEK, error)
 	// CompareAndSwapWrapping replaces the DEK's current wrapping with w,
 	// keeping the replaced one as previous, only if the current KID is still
-	// expectKID; ErrCASConflict otherwise.
-	CompareAndSwapWrapping(ctx context.Context, id, expectKID string, w Wrapped) error
+	// expect; ErrCASConflict otherwise.
+	CompareAndSwapWrapping(ctx context.Context, id string, expect cmkd.KeyID, w cmkd.Wrapped) error
 	// RollbackWrapping makes the previous wrapping current again, only if
-	// the current KID is still expectKID.
-	RollbackWrapping(ctx context.Context, id, expectKID string) error
-	// VersionCounts counts the DEKs under keyURL by wrapping version.
-	VersionCounts(ctx context.Context, keyURL string) (map[string]int, error)
+	// the current KID is still expect.
+	RollbackWrapping(ctx context.Context, id string, expect cmkd.KeyID) error
+	// VersionCounts counts the DEKs under key by wrapping version.
+	VersionCounts(ctx context.Context, key cmkd.KeyID) (map[string]int, error)
 	// CompleteRewrap records version as the key version of every tenant of
-	// keyURL and appends evs to the outbox, in one transaction, only if no
-	// DEK under keyURL is wrapped by another version (ErrRewrapIncomplete).
-	CompleteRewrap(ctx context.Context, keyURL, version string, evs []StatusEvent) error
+	// key and appends evs to the outbox, in one transaction, only if no
+	// DEK under key is wrapped by another version (ErrRewrapIncomplete).
+	CompleteRewrap(ctx context.Context, key cmkd.KeyID, version string, evs []cmkd.StatusEvent) error
 
 	// GetRecord returns a record's blob, which the caller owns: it is
 	// decrypted in place.
@@ -77,7 +80,7 @@ type Backend interface {
 	ListRecords(ctx context.Context, tenant, after string, limit int) ([]string, error)
 
 	// AppendOutbox writes events that go with no state change.
-	AppendOutbox(ctx context.Context, evs []StatusEvent) error
+	AppendOutbox(ctx context.Context, evs []cmkd.StatusEvent) error
 	// ClaimOutbox claims, in write order, up to limit unsent entries that
 	// nobody holds a claim on at now, for the duration claim.
 	ClaimOutbox(ctx context.Context, holder string, limit int, now time.Time, claim time.Duration) ([]OutboxEntry, error)
@@ -102,9 +105,8 @@ type Backend interface {
 
 // KEK wraps and unwraps DEKs with a Key Vault key; *kek.Client satisfies it.
 type KEK interface {
-	// Wrap wraps dek with key: a versionless key URL (current version) or a
-	// versioned key id.
-	Wrap(ctx context.Context, key string, dek []byte) (Wrapped, error)
+	// Wrap wraps dek with key: versionless means its current version.
+	Wrap(ctx context.Context, key cmkd.KeyID, dek []byte) (cmkd.Wrapped, error)
 	// Unwrap unwraps w with the key version named by w.KID.
-	Unwrap(ctx context.Context, w Wrapped) ([]byte, error)
+	Unwrap(ctx context.Context, w cmkd.Wrapped) ([]byte, error)
 }

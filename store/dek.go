@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+
+	"github.com/cmkd-io/cmkd"
 )
 
 func randomDEK() ([]byte, error) {
@@ -19,7 +21,7 @@ func randomDEK() ([]byte, error) {
 
 // unwrap unwraps w, one of d's wrappings, and checks the result against d's
 // key check value. The caller zeroes the returned key.
-func (s *Store) unwrap(ctx context.Context, d DEK, w Wrapped) ([]byte, error) {
+func (s *Store) unwrap(ctx context.Context, d DEK, w cmkd.Wrapped) ([]byte, error) {
 	k, err := s.kek.Unwrap(ctx, w)
 	if err != nil {
 		return nil, fmt.Errorf("unwrap dek %s: %w", d.ID, err)
@@ -27,14 +29,14 @@ func (s *Store) unwrap(ctx context.Context, d DEK, w Wrapped) ([]byte, error) {
 	if !checkKCV(k, d.KCV) {
 		clear(k)
 		s.log.Error("dek key check value mismatch", slog.String("tenant", d.Tenant),
-			slog.String("dek", d.ID), slog.String("kid", w.KID))
+			slog.String("dek", d.ID), slog.String("kid", w.KID.String()))
 		return nil, fmt.Errorf("unwrap dek %s with %s: %w: key check value mismatch", d.ID, w.KID, ErrIntegrity)
 	}
 	return k, nil
 }
 
 // verify unwraps w remotely and checks it against kcv.
-func (s *Store) verify(ctx context.Context, w Wrapped, kcv []byte, what string) error {
+func (s *Store) verify(ctx context.Context, w cmkd.Wrapped, kcv []byte, what string) error {
 	k, err := s.kek.Unwrap(ctx, w)
 	if err != nil {
 		return fmt.Errorf("%s unwrap: %w", what, err)
@@ -140,8 +142,8 @@ func (s *Store) createDEK(ctx context.Context, tenant string) (string, cipher.AE
 		return "", nil, err
 	}
 	defer clear(k)
-	d := DEK{ID: newID(), Tenant: tenant, KeyURL: t.KeyURL, KCV: KeyCheckValue(k), Active: true, CreatedAt: s.now().UTC()}
-	if d.Current, err = s.kek.Wrap(ctx, t.KeyURL, k); err != nil {
+	d := DEK{ID: newID(), Tenant: tenant, Key: t.Key, KCV: KeyCheckValue(k), Active: true, CreatedAt: s.now().UTC()}
+	if d.Current, err = s.kek.Wrap(ctx, t.Key, k); err != nil {
 		return "", nil, fmt.Errorf("wrap new dek: %w", err)
 	}
 	if err := s.verify(ctx, d.Current, d.KCV, "new dek"); err != nil {
@@ -155,7 +157,7 @@ func (s *Store) createDEK(ctx context.Context, tenant string) (string, cipher.AE
 		return "", nil, err
 	}
 	s.setActive(tenant, activeDEK{d.ID, d.CreatedAt, 0})
-	s.log.Info("dek created", slog.String("tenant", tenant), slog.String("dek", d.ID), slog.String("kid", d.Current.KID))
+	s.log.Info("dek created", slog.String("tenant", tenant), slog.String("dek", d.ID), slog.String("kid", d.Current.KID.String()))
 	return d.ID, a, nil
 }
 

@@ -14,10 +14,6 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrExists: a tenant with that id already exists.
 	ErrExists = errors.New("already exists")
-	// ErrInvalidTenant: the tenant id is not [A-Za-z0-9_-]{1,64}.
-	ErrInvalidTenant = errors.New("invalid tenant id")
-	// ErrInvalidKeyURL: not a versionless Key Vault key URL.
-	ErrInvalidKeyURL = errors.New("invalid key url")
 	// ErrInvalidKey: the record key is empty or longer than MaxRecordKeyLen.
 	ErrInvalidKey = errors.New("invalid record key")
 	// ErrTooLarge: the record value exceeds Config.MaxRecordSize.

@@ -6,9 +6,6 @@ import (
 	"time"
 )
 
-// LeaseName is the lease name for one Key Vault key: one writer per key.
-func LeaseName(keyURL string) string { return "key:" + keyURL }
-
 func checkLeaseArgs(name, holder string, ttl time.Duration) error {
 	if name == "" || holder == "" || ttl <= 0 {
 		return errors.New("lease: name, holder and a positive ttl are required")

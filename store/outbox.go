@@ -4,14 +4,16 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/cmkd-io/cmkd"
 )
 
-// Publish writes status events that go with no state change (for example
-// key.near_expiry) to the outbox.
-func (s *Store) Publish(ctx context.Context, evs ...StatusEvent) error {
+// AppendOutbox writes status events that go with no state change (for
+// example key.near_expiry) to the outbox; the relay publishes them.
+func (s *Store) AppendOutbox(ctx context.Context, evs ...cmkd.StatusEvent) error {
 	for i := range evs {
 		if evs[i].Kind == "" {
-			return errors.New("publish: event kind is required")
+			return errors.New("append to outbox: event kind is required")
 		}
 		evs[i] = s.event(evs[i], evs[i].Kind, evs[i].Tenant)
 	}

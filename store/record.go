@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"fmt"
+
+	"github.com/cmkd-io/cmkd"
 )
 
 // Put encrypts value under the tenant's active DEK and stores it under key,
@@ -73,7 +75,7 @@ func (s *Store) List(ctx context.Context, tenant, after string, limit int) ([]st
 	if err := s.check(); err != nil {
 		return nil, err
 	}
-	if err := ValidateTenantID(tenant); err != nil {
+	if err := cmkd.ValidateTenantID(tenant); err != nil {
 		return nil, err
 	}
 	if limit <= 0 {
@@ -91,7 +93,7 @@ func (s *Store) checkArgs(tenant, key string) error {
 	if err := s.check(); err != nil {
 		return err
 	}
-	if err := ValidateTenantID(tenant); err != nil {
+	if err := cmkd.ValidateTenantID(tenant); err != nil {
 		return err
 	}
 	return validateRecordKey(key)

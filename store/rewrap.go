@@ -5,97 +5,97 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+
+	"github.com/cmkd-io/cmkd"
 )
 
 // ListDEKsNotAt lists, ordered by id after the id after, up to limit DEKs
-// under keyURL not wrapped by version: the work list of a rewrap.
-func (s *Store) ListDEKsNotAt(ctx context.Context, keyURL, version, after string, limit int) ([]DEK, error) {
-	u, err := ParseKeyURL(keyURL)
-	if err != nil {
+// under key not wrapped by version: the work list of a rewrap.
+func (s *Store) ListDEKsNotAt(ctx context.Context, key cmkd.KeyID, version, after string, limit int) ([]DEK, error) {
+	if err := checkKey(key); err != nil {
 		return nil, err
 	}
 	if limit <= 0 {
 		limit = 100
 	}
-	return s.b.ListDEKsNotAt(ctx, u, version, after, limit)
+	return s.b.ListDEKsNotAt(ctx, key, version, after, limit)
 }
 
-// VersionCounts counts the DEKs under keyURL by the version wrapping them.
-func (s *Store) VersionCounts(ctx context.Context, keyURL string) (map[string]int, error) {
-	u, err := ParseKeyURL(keyURL)
-	if err != nil {
+// VersionCounts counts the DEKs under key by the version wrapping them.
+func (s *Store) VersionCounts(ctx context.Context, key cmkd.KeyID) (map[string]int, error) {
+	if err := checkKey(key); err != nil {
 		return nil, err
 	}
-	return s.b.VersionCounts(ctx, u)
+	return s.b.VersionCounts(ctx, key)
 }
 
 // CompareAndSwapWrapping replaces dek id's wrapping with w only if it is
-// still wrapped by expectKID (ErrCASConflict otherwise), keeping the old
+// still wrapped by expect (ErrCASConflict otherwise), keeping the old
 // wrapping as the previous one. The caller has verified w (see RewrapDEK).
-func (s *Store) CompareAndSwapWrapping(ctx context.Context, id, expectKID string, w Wrapped) error {
-	if KeyVersion(w.KID) == "" {
-		return fmt.Errorf("swap wrapping of dek %s: kid %q has no version", id, w.KID)
+func (s *Store) CompareAndSwapWrapping(ctx context.Context, id string, expect cmkd.KeyID, w cmkd.Wrapped) error {
+	if w.KID.Version == "" {
+		return fmt.Errorf("swap wrapping of dek %s: kid %s has no version", id, w.KID)
 	}
-	if err := s.b.CompareAndSwapWrapping(ctx, id, expectKID, w); err != nil {
+	if err := s.b.CompareAndSwapWrapping(ctx, id, expect, w); err != nil {
 		return fmt.Errorf("swap wrapping of dek %s: %w", id, err)
 	}
 	return nil
 }
 
 // RollbackWrapping makes dek id's previous wrapping current again if it is
-// still wrapped by expectKID; ErrNoPrevious if there is none.
-func (s *Store) RollbackWrapping(ctx context.Context, id, expectKID string) error {
-	if err := s.b.RollbackWrapping(ctx, id, expectKID); err != nil {
+// still wrapped by expect; ErrNoPrevious if there is none.
+func (s *Store) RollbackWrapping(ctx context.Context, id string, expect cmkd.KeyID) error {
+	if err := s.b.RollbackWrapping(ctx, id, expect); err != nil {
 		return fmt.Errorf("roll back wrapping of dek %s: %w", id, err)
 	}
-	s.log.Warn("dek wrapping rolled back", slog.String("dek", id), slog.String("kid", expectKID))
+	s.log.Warn("dek wrapping rolled back", slog.String("dek", id), slog.String("kid", expect.String()))
 	return nil
 }
 
-// RewrapDEK re-wraps d under key (versionless: the current version) and
-// swaps the new wrapping in conditionally on d's current KID; it returns the
-// new wrapping, or ErrCASConflict if another writer won. The plaintext comes
-// from the cache or one remote unwrap, checked against d's key check value,
-// and is wrapped locally for RSA keys: one Key Vault call per DEK. With
-// verify the new wrapping is also unwrapped remotely and checked before the
-// swap (the canary of a mass rewrap); without it, callers verify a sample.
-func (s *Store) RewrapDEK(ctx context.Context, d DEK, key string, verify bool) (Wrapped, error) {
+// RewrapDEK re-wraps d under target (a versioned key id, or versionless for
+// the current version) and swaps the new wrapping in conditionally on d's
+// current KID; it returns the new wrapping, or ErrCASConflict if another
+// writer won. The plaintext comes from the cache or one remote unwrap,
+// checked against d's key check value, and is wrapped locally for RSA keys:
+// one Key Vault call per DEK. With verify the new wrapping is also unwrapped
+// remotely and checked before the swap (the canary of a mass rewrap);
+// without it, callers verify a sample.
+func (s *Store) RewrapDEK(ctx context.Context, d DEK, target cmkd.KeyID, verify bool) (cmkd.Wrapped, error) {
 	k, err := s.plaintext(ctx, d)
 	if err != nil {
-		return Wrapped{}, err
+		return cmkd.Wrapped{}, err
 	}
-	w, err := s.kek.Wrap(ctx, key, k)
+	w, err := s.kek.Wrap(ctx, target, k)
 	clear(k)
 	if err != nil {
-		return Wrapped{}, fmt.Errorf("rewrap dek %s: %w", d.ID, err)
+		return cmkd.Wrapped{}, fmt.Errorf("rewrap dek %s: %w", d.ID, err)
 	}
 	if verify {
 		if err := s.verify(ctx, w, d.KCV, "rewrap dek "+d.ID); err != nil {
-			return Wrapped{}, err
+			return cmkd.Wrapped{}, err
 		}
 	}
 	if err := s.CompareAndSwapWrapping(ctx, d.ID, d.Current.KID, w); err != nil {
-		return Wrapped{}, err
+		return cmkd.Wrapped{}, err
 	}
 	return w, nil
 }
 
-// VerifyVersion proves that Key Vault still unwraps under one key version:
-// it unwraps one DEK wrapped by it remotely (never from the cache) and checks
-// its key check value. It is the probe's sentinel: a key can be readable
-// while unwrap is denied, and unwrap is what the store needs. ErrNotFound if
-// no DEK uses the version.
-func (s *Store) VerifyVersion(ctx context.Context, keyURL, version string) error {
-	u, err := ParseKeyURL(keyURL)
-	if err != nil {
-		return err
+// VerifyVersion proves that Key Vault still unwraps under one key version
+// (kid is versioned): it unwraps one DEK wrapped by it remotely (never from
+// the cache) and checks its key check value. It is the probe's sentinel: a
+// key can be readable while unwrap is denied, and unwrap is what the store
+// needs. ErrNotFound if no DEK uses the version.
+func (s *Store) VerifyVersion(ctx context.Context, kid cmkd.KeyID) error {
+	if kid.Version == "" {
+		return fmt.Errorf("verify %s: %w: a version is required", kid, cmkd.ErrInvalidKeyID)
 	}
-	deks, err := s.b.DEKsAt(ctx, u, version, 1)
+	deks, err := s.b.DEKsAt(ctx, kid.Versionless(), kid.Version, 1)
 	if err != nil {
-		return fmt.Errorf("verify %s/%s: %w", u, version, err)
+		return fmt.Errorf("verify %s: %w", kid, err)
 	}
 	if len(deks) == 0 {
-		return fmt.Errorf("verify %s/%s: no dek: %w", u, version, ErrNotFound)
+		return fmt.Errorf("verify %s: no dek: %w", kid, ErrNotFound)
 	}
 	k, err := s.unwrap(ctx, deks[0], deks[0].Current)
 	clear(k)
@@ -104,24 +104,23 @@ func (s *Store) VerifyVersion(ctx context.Context, keyURL, version string) error
 
 // VerifyWrapping unwraps w remotely and checks it against d's key check
 // value: the canary before a mass rewrap and the sample check after it.
-func (s *Store) VerifyWrapping(ctx context.Context, d DEK, w Wrapped) error {
+func (s *Store) VerifyWrapping(ctx context.Context, d DEK, w cmkd.Wrapped) error {
 	return s.verify(ctx, w, d.KCV, "verify dek "+d.ID)
 }
 
-// CompleteRewrap records version as the key version of keyURL's tenants and
+// CompleteRewrap records version as the key version of key's tenants and
 // writes evs to the outbox in the same transaction, only once no DEK under
-// keyURL is wrapped by another version (ErrRewrapIncomplete).
-func (s *Store) CompleteRewrap(ctx context.Context, keyURL, version string, evs ...StatusEvent) error {
-	u, err := ParseKeyURL(keyURL)
-	if err != nil {
+// key is wrapped by another version (ErrRewrapIncomplete).
+func (s *Store) CompleteRewrap(ctx context.Context, key cmkd.KeyID, version string, evs ...cmkd.StatusEvent) error {
+	if err := checkKey(key); err != nil {
 		return err
 	}
 	for i := range evs {
-		evs[i] = s.event(evs[i], KindRewrapCompleted, evs[i].Tenant)
+		evs[i] = s.event(evs[i], cmkd.KindRewrapCompleted, evs[i].Tenant)
 	}
-	if err := s.b.CompleteRewrap(ctx, u, version, evs); err != nil {
+	if err := s.b.CompleteRewrap(ctx, key, version, evs); err != nil {
 		if !errors.Is(err, ErrRewrapIncomplete) {
-			err = fmt.Errorf("complete rewrap of %s: %w", u, err)
+			err = fmt.Errorf("complete rewrap of %s: %w", key, err)
 		}
 		return err
 	}

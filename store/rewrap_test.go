@@ -13,7 +13,7 @@ import (
 func TestRewrapDoesNotCacheWhatItUnwraps(t *testing.T) {
 	h := storetest.NewHarness(t)
 	s := newStore(t, h)
-	if _, err := s.AddTenant(t.Context(), "a", h.KeyURL); err != nil {
+	if _, err := s.AddTenant(t.Context(), "a", h.Key); err != nil {
 		t.Fatal(err)
 	}
 	s.Forget("a")
@@ -22,7 +22,7 @@ func TestRewrapDoesNotCacheWhatItUnwraps(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.Rotate()
-	if _, err := s.RewrapDEK(t.Context(), d, h.KeyURL, false); err != nil {
+	if _, err := s.RewrapDEK(t.Context(), d, h.Key, false); err != nil {
 		t.Fatal(err)
 	}
 	if held := store.CachedKeys(s, "a"); len(held) != 0 {
@@ -35,7 +35,7 @@ func TestRewrapDoesNotCacheWhatItUnwraps(t *testing.T) {
 	d, _ = s.Backend().ActiveDEK(t.Context(), "a")
 	h.Rotate()
 	h.ResetCalls()
-	if _, err := s.RewrapDEK(t.Context(), d, h.KeyURL, false); err != nil {
+	if _, err := s.RewrapDEK(t.Context(), d, h.Key, false); err != nil {
 		t.Fatal(err)
 	}
 	if n := h.Unwraps(); n != 0 {

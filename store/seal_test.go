@@ -9,6 +9,8 @@ import (
 	"github.com/cmkd-io/cmkd/store"
 	"github.com/cmkd-io/cmkd/store/sqlite"
 	"github.com/cmkd-io/cmkd/store/storetest"
+
+	"github.com/cmkd-io/cmkd"
 )
 
 func newStore(t *testing.T, h *storetest.Harness) *store.Store {
@@ -26,7 +28,7 @@ func TestSealZeroesCachedDEKs(t *testing.T) {
 	h := storetest.NewHarness(t)
 	s := newStore(t, h)
 	for _, id := range []string{"a", "b"} {
-		if _, err := s.AddTenant(t.Context(), id, h.KeyURL); err != nil {
+		if _, err := s.AddTenant(t.Context(), id, h.Key); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.Put(t.Context(), id, "k", []byte(id)); err != nil {
@@ -37,7 +39,7 @@ func TestSealZeroesCachedDEKs(t *testing.T) {
 	if len(held) != 1 || bytes.Equal(held[0], make([]byte, store.DEKSize)) {
 		t.Fatalf("tenant a has %d cached deks", len(held))
 	}
-	if err := s.Seal(t.Context(), "a", "key disabled", store.StatusEvent{}); err != nil {
+	if err := s.Seal(t.Context(), "a", "key disabled", cmkd.StatusEvent{}); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(held[0], make([]byte, store.DEKSize)) {
@@ -52,7 +54,7 @@ func TestSealZeroesCachedDEKs(t *testing.T) {
 func TestCloseZeroesCachedDEKs(t *testing.T) {
 	h := storetest.NewHarness(t)
 	s := newStore(t, h)
-	if _, err := s.AddTenant(t.Context(), "a", h.KeyURL); err != nil {
+	if _, err := s.AddTenant(t.Context(), "a", h.Key); err != nil {
 		t.Fatal(err)
 	}
 	held := store.CachedKeys(s, "a")

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/cmkd-io/cmkd"
 )
 
 // Store is the envelope-encrypted store callers use. It is safe for
@@ -93,7 +95,7 @@ func (s *Store) wipe(tenant string) {
 }
 
 // event fills in what the store knows about a status event.
-func (s *Store) event(ev StatusEvent, kind, tenant string) StatusEvent {
+func (s *Store) event(ev cmkd.StatusEvent, kind cmkd.Kind, tenant string) cmkd.StatusEvent {
 	if ev.ID == "" {
 		ev.ID = newID()
 	}
@@ -106,14 +108,6 @@ func (s *Store) event(ev StatusEvent, kind, tenant string) StatusEvent {
 	if ev.Time.IsZero() {
 		ev.Time = s.now().UTC()
 	}
-	data := make(map[string]any, len(ev.Data)+1)
-	for k, v := range ev.Data {
-		data[k] = v
-	}
-	if _, ok := data["tenant"]; !ok && ev.Tenant != "" {
-		data["tenant"] = ev.Tenant
-	}
-	ev.Data = data
 	return ev
 }
 

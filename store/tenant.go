@@ -4,41 +4,43 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
+
+	"github.com/cmkd-io/cmkd"
 )
 
-// AddTenant registers a tenant whose KEK is the versionless key keyURL and
-// makes its first DEK, wrapped under the key's current version, so that a
-// key that cannot wrap is refused now rather than at the first write. If
-// that fails the tenant is removed again.
-func (s *Store) AddTenant(ctx context.Context, id, keyURL string) (Tenant, error) {
+// AddTenant registers a tenant whose KEK is key (versionless) and makes its
+// first DEK, wrapped under the key's current version, so that a key that
+// cannot wrap is refused now rather than at the first write. If that fails
+// the tenant is removed again.
+func (s *Store) AddTenant(ctx context.Context, id string, key cmkd.KeyID) (Tenant, error) {
 	if err := s.check(); err != nil {
 		return Tenant{}, err
 	}
-	if err := ValidateTenantID(id); err != nil {
+	if err := cmkd.ValidateTenantID(id); err != nil {
 		return Tenant{}, err
 	}
-	u, err := ParseKeyURL(keyURL)
-	if err != nil {
+	if err := checkKey(key); err != nil {
 		return Tenant{}, err
 	}
-	t := Tenant{ID: id, KeyURL: u, State: StateActive, CreatedAt: s.now().UTC()}
+	t := Tenant{ID: id, Key: key, State: StateActive, CreatedAt: s.now().UTC()}
 	if err := s.b.AddTenant(ctx, t); err != nil {
 		return Tenant{}, wrapErr("add tenant", id, err)
 	}
-	_, _, err = s.writeDEK(ctx, id)
+	_, _, err := s.writeDEK(ctx, id)
 	if err != nil {
 		if rerr := s.b.RemoveTenant(context.WithoutCancel(ctx), id, true); rerr != nil {
 			err = fmt.Errorf("%w (and removing it again: %v)", err, rerr)
 		}
-		return Tenant{}, fmt.Errorf("add tenant %s: first dek under %s: %w", id, u, err)
+		return Tenant{}, fmt.Errorf("add tenant %s: first dek under %s: %w", id, key, err)
 	}
-	s.log.Info("tenant added", slog.String("tenant", id), slog.String("key_url", u))
+	s.log.Info("tenant added", slog.String("tenant", id), slog.String("key", key.String()))
 	return t, nil
 }
 
 // Tenant reads a tenant, sealed or not.
 func (s *Store) Tenant(ctx context.Context, id string) (Tenant, error) {
-	if err := ValidateTenantID(id); err != nil {
+	if err := cmkd.ValidateTenantID(id); err != nil {
 		return Tenant{}, err
 	}
 	t, err := s.b.GetTenant(ctx, id)
@@ -50,22 +52,21 @@ func (s *Store) Tenant(ctx context.Context, id string) (Tenant, error) {
 
 // Tenants lists all tenants.
 func (s *Store) Tenants(ctx context.Context) ([]Tenant, error) {
-	return s.b.ListTenants(ctx, "")
+	return s.b.ListTenants(ctx, cmkd.KeyID{})
 }
 
-// TenantsByKey lists the tenants whose KEK is keyURL.
-func (s *Store) TenantsByKey(ctx context.Context, keyURL string) ([]Tenant, error) {
-	u, err := ParseKeyURL(keyURL)
-	if err != nil {
-		return nil, err
+// TenantsByKey lists the tenants whose KEK is key (any version of it).
+func (s *Store) TenantsByKey(ctx context.Context, key cmkd.KeyID) ([]Tenant, error) {
+	if key.IsZero() {
+		return nil, fmt.Errorf("tenants by key: %w: no key given", cmkd.ErrInvalidKeyID)
 	}
-	return s.b.ListTenants(ctx, u)
+	return s.b.ListTenants(ctx, key.Versionless())
 }
 
 // RemoveTenant deletes a tenant and its DEKs. It refuses with ErrNotEmpty
 // while records exist unless force, which deletes them too.
 func (s *Store) RemoveTenant(ctx context.Context, id string, force bool) error {
-	if err := ValidateTenantID(id); err != nil {
+	if err := cmkd.ValidateTenantID(id); err != nil {
 		return err
 	}
 	if err := s.b.RemoveTenant(ctx, id, force); err != nil {
@@ -80,8 +81,8 @@ func (s *Store) RemoveTenant(ctx context.Context, id string, force bool) error {
 // "sealed", filled in where empty) to the outbox in the same transaction,
 // then wipes the tenant's cached DEKs. Sealing a sealed tenant changes
 // nothing and writes no event. No data is deleted or rewritten.
-func (s *Store) Seal(ctx context.Context, tenant, reason string, ev StatusEvent) error {
-	if err := ValidateTenantID(tenant); err != nil {
+func (s *Store) Seal(ctx context.Context, tenant, reason string, ev cmkd.StatusEvent) error {
+	if err := cmkd.ValidateTenantID(tenant); err != nil {
 		return err
 	}
 	changed, err := s.b.SetTenantState(ctx, tenant, StateSealed, reason, s.now().UTC(), s.sealEvent(ev, tenant, reason))
@@ -91,24 +92,30 @@ func (s *Store) Seal(ctx context.Context, tenant, reason string, ev StatusEvent)
 		return wrapErr("seal", tenant, err)
 	}
 	if changed {
-		s.logSealed(reason, tenant)
+		s.logState("tenant sealed", ev)
 	}
 	return nil
 }
 
 // sealEvent fills in a sealed event for tenant, its reason included.
-func (s *Store) sealEvent(ev StatusEvent, tenant, reason string) StatusEvent {
-	ev = s.event(ev, KindSealed, tenant)
-	if _, ok := ev.Data["reason"]; !ok {
-		ev.Data["reason"] = reason
+func (s *Store) sealEvent(ev cmkd.StatusEvent, tenant, reason string) cmkd.StatusEvent {
+	ev = s.event(ev, cmkd.KindSealed, tenant)
+	if ev.Reason == "" {
+		ev.Reason = reason
 	}
 	return ev
 }
 
-func (s *Store) logSealed(reason string, tenants ...string) {
-	for _, t := range tenants {
-		s.log.Warn("tenant sealed", slog.String("tenant", t), slog.String("reason", reason))
+// logState logs a tenant's change of state: the one log line for it.
+func (s *Store) logState(msg string, ev cmkd.StatusEvent) {
+	level, attrs := slog.LevelInfo, []slog.Attr{slog.String("tenant", ev.Tenant), slog.String("key", ev.Key.URL())}
+	if ev.Kind == cmkd.KindSealed {
+		level, attrs = slog.LevelWarn, append(attrs, slog.String("reason", ev.Reason))
 	}
+	if ev.Cause != "" {
+		attrs = append(attrs, slog.String("cause", ev.Cause))
+	}
+	s.log.LogAttrs(context.Background(), level, msg, attrs...)
 }
 
 // SealTenants seals many tenants with one reason in one transaction — a
@@ -117,9 +124,9 @@ func (s *Store) logSealed(reason string, tenants ...string) {
 // event per tenant (ev.Tenant names it). Caches are wiped for every tenant
 // named, changed or not, and even on error. It returns the tenants it
 // sealed; those already sealed are not.
-func (s *Store) SealTenants(ctx context.Context, reason string, evs []StatusEvent) ([]string, error) {
+func (s *Store) SealTenants(ctx context.Context, reason string, evs []cmkd.StatusEvent) ([]string, error) {
 	for i := range evs {
-		if err := ValidateTenantID(evs[i].Tenant); err != nil {
+		if err := cmkd.ValidateTenantID(evs[i].Tenant); err != nil {
 			return nil, err
 		}
 		evs[i] = s.sealEvent(evs[i], evs[i].Tenant, reason)
@@ -131,7 +138,11 @@ func (s *Store) SealTenants(ctx context.Context, reason string, evs []StatusEven
 	if err != nil {
 		return nil, fmt.Errorf("seal %d tenants: %w", len(evs), err)
 	}
-	s.logSealed(reason, changed...)
+	for _, ev := range evs {
+		if slices.Contains(changed, ev.Tenant) {
+			s.logState("tenant sealed", ev)
+		}
+	}
 	return changed, nil
 }
 
@@ -139,7 +150,7 @@ func (s *Store) SealTenants(ctx context.Context, reason string, evs []StatusEven
 // unwraps in Key Vault and matches its key check value (or, with no DEK yet,
 // after a fresh key wraps and unwraps). ev (kind "unsealed") goes to the
 // outbox in the same transaction as the state change.
-func (s *Store) Unseal(ctx context.Context, tenant string, ev StatusEvent) error {
+func (s *Store) Unseal(ctx context.Context, tenant string, ev cmkd.StatusEvent) error {
 	t, err := s.Tenant(ctx, tenant)
 	if err != nil {
 		return err
@@ -150,12 +161,13 @@ func (s *Store) Unseal(ctx context.Context, tenant string, ev StatusEvent) error
 	if err := s.probe(ctx, t); err != nil {
 		return wrapErr("unseal", tenant, err)
 	}
-	changed, err := s.b.SetTenantState(ctx, tenant, StateActive, "", s.now().UTC(), s.event(ev, KindUnsealed, tenant))
+	ev = s.event(ev, cmkd.KindUnsealed, tenant)
+	changed, err := s.b.SetTenantState(ctx, tenant, StateActive, "", s.now().UTC(), ev)
 	if err != nil {
 		return wrapErr("unseal", tenant, err)
 	}
 	if changed {
-		s.log.Info("tenant unsealed", slog.String("tenant", tenant))
+		s.logState("tenant unsealed", ev)
 	}
 	return nil
 }
@@ -176,7 +188,7 @@ func (s *Store) probe(ctx context.Context, t Tenant) error {
 		return err
 	}
 	defer clear(k)
-	w, err := s.kek.Wrap(ctx, t.KeyURL, k)
+	w, err := s.kek.Wrap(ctx, t.Key, k)
 	if err != nil {
 		return fmt.Errorf("probe wrap: %w", err)
 	}

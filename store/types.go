@@ -1,6 +1,10 @@
 package store
 
-import "time"
+import (
+	"time"
+
+	"github.com/cmkd-io/cmkd"
+)
 
 // Tenant states.
 const (
@@ -8,13 +12,12 @@ const (
 	StateSealed = "sealed"
 )
 
-// Tenant is one customer: its records are encrypted by DEKs wrapped by the
-// key at KeyURL.
+// Tenant is one customer: its records are encrypted by DEKs wrapped by
+// Key.
 type Tenant struct {
 	ID string
-	// KeyURL is the versionless Key Vault key URL of the tenant's KEK,
-	// normalised by ParseKeyURL.
-	KeyURL string
+	// Key is the tenant's KEK, versionless.
+	Key cmkd.KeyID
 	// KeyVersion is the key version the tenant's DEKs are (being) brought to.
 	KeyVersion string
 	State      string
@@ -35,11 +38,12 @@ func (t Tenant) SealedError() *SealedError {
 type DEK struct {
 	ID     string
 	Tenant string
-	KeyURL string
+	// Key is the KEK the DEK is wrapped under, versionless.
+	Key cmkd.KeyID
 	// Current is the wrapping in use; Previous the one it replaced, kept
 	// until the next rewrap so that a bad rewrap can be rolled back.
-	Current  Wrapped
-	Previous *Wrapped
+	Current  cmkd.Wrapped
+	Previous *cmkd.Wrapped
 	// KCV is the key check value of the plaintext DEK (see KeyCheckValue).
 	KCV       []byte
 	Active    bool
@@ -49,38 +53,13 @@ type DEK struct {
 }
 
 // Version is the key version that currently wraps the DEK.
-func (d DEK) Version() string { return KeyVersion(d.Current.KID) }
-
-// StatusEvent is a status event for the outbox; the relay publishes it as a
-// CloudEvents 1.0 document of type "io.cmkd."+Kind on subject
-// cmkd.status.<Tenant>.<Kind> with Nats-Msg-Id = ID.
-type StatusEvent struct {
-	// ID is unique per event; the store assigns one when empty.
-	ID     string
-	Kind   string
-	Tenant string
-	Time   time.Time
-	// Data is the CloudEvent "data" object (tenant, vault, key, version, ...).
-	Data map[string]any
-}
-
-// Status event kinds (DESIGN.md).
-const (
-	KindRewrapStarted   = "rewrap.started"
-	KindRewrapCompleted = "rewrap.completed"
-	KindRewrapFailed    = "rewrap.failed"
-	KindVersionRetired  = "version.retired"
-	KindSealed          = "sealed"
-	KindUnsealed        = "unsealed"
-	KindKeyNearExpiry   = "key.near_expiry"
-	KindKeyExpired      = "key.expired"
-)
+func (d DEK) Version() string { return d.Current.KID.Version }
 
 // OutboxEntry is a claimed, not yet sent status event.
 type OutboxEntry struct {
 	// Seq orders entries in the order they were written.
 	Seq   int64
-	Event StatusEvent
+	Event cmkd.StatusEvent
 	// Attempts counts claims, this one included.
 	Attempts int
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 
+	"github.com/cmkd-io/cmkd"
 	"github.com/cmkd-io/cmkd/handlers"
 )
 
@@ -25,7 +26,7 @@ type keyQueue struct {
 	ctx context.Context // runs outlive their callers: a caller that gives up does not stop the work
 
 	mu   sync.Mutex
-	keys map[string]*keySlot
+	keys map[cmkd.KeyID]*keySlot // by versionless key: one queue per key, however spelled
 	wg   sync.WaitGroup
 }
 
@@ -35,10 +36,10 @@ type keySlot struct {
 }
 
 func newKeyQueue(ctx context.Context, run func(context.Context, handlers.Request) (handlers.Result, error)) *keyQueue {
-	return &keyQueue{run: run, ctx: ctx, keys: map[string]*keySlot{}}
+	return &keyQueue{run: run, ctx: ctx, keys: map[cmkd.KeyID]*keySlot{}}
 }
 
-// do asks for req.KeyURL to be reconciled and waits for the run that covers
+// do asks for req.Key to be reconciled and waits for the run that covers
 // the request, or for ctx.
 func (q *keyQueue) do(ctx context.Context, req handlers.Request) (handlers.Result, error) {
 	f := q.enqueue(req)
@@ -53,10 +54,12 @@ func (q *keyQueue) do(ctx context.Context, req handlers.Request) (handlers.Resul
 func (q *keyQueue) enqueue(req handlers.Request) *flight {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	slot := q.keys[req.KeyURL]
+	key := req.Key.Versionless()
+	req.Key = key
+	slot := q.keys[key]
 	if slot == nil {
 		slot = &keySlot{}
-		q.keys[req.KeyURL] = slot
+		q.keys[key] = slot
 	}
 	if slot.next == nil {
 		slot.next = &flight{req: req, done: make(chan struct{})}
@@ -65,12 +68,12 @@ func (q *keyQueue) enqueue(req handlers.Request) *flight {
 	}
 	f := slot.next
 	if !slot.running {
-		q.startLocked(req.KeyURL, slot)
+		q.startLocked(key, slot)
 	}
 	return f
 }
 
-func (q *keyQueue) startLocked(key string, slot *keySlot) {
+func (q *keyQueue) startLocked(key cmkd.KeyID, slot *keySlot) {
 	f := slot.next
 	slot.next, slot.running = nil, true
 	q.wg.Add(1)

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/cmkd-io/cmkd/events"
 	"github.com/cmkd-io/cmkd/handlers"
 	"github.com/cmkd-io/cmkd/store"
 )
@@ -21,8 +22,8 @@ const (
 	DefaultShutdownTimeout = 30 * time.Second
 )
 
-// Runner is a long-running part the worker starts and stops with itself: an
-// event source, the status relay.
+// Runner is a long-running part the worker starts and stops with itself:
+// the status relay.
 type Runner interface {
 	Run(ctx context.Context) error
 }
@@ -42,7 +43,10 @@ type Config struct {
 	// LeaseTTL is how long a key's lease lasts unless renewed; a replica
 	// that dies holding one blocks that key for at most this long.
 	LeaseTTL time.Duration
-	// Runners start with Run and stop when it ends (sources, relay).
+	// Sources deliver lifecycle events; Run runs each with Handle wrapped in
+	// the worker's middleware (see Wrap).
+	Sources []events.Source
+	// Runners start with Run and stop when it ends (the status relay).
 	Runners []Runner
 	// NATS, when set, carries seal broadcasts (cmkd.control.seal.<tenant>)
 	// so every process sharing the store drops a sealed tenant's DEKs at once.

@@ -5,24 +5,21 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/cmkd-io/cmkd"
 	"github.com/cmkd-io/cmkd/events"
 	"github.com/cmkd-io/cmkd/handlers"
 )
 
-// Handle is the events.Handler every source delivers to. It never trusts
-// the event: it only names the key (or, for an access policy change, the
-// vault) to probe now.
-func (w *Worker) Handle(ctx context.Context, ev events.Event) error {
-	err := w.handle(ctx, ev)
-	w.metrics.event(ev.Type, err)
-	return err
-}
+// Handle is the events.Handler every source delivers to (through Wrap's
+// middleware). It never trusts the event: it only names the key (or, for an
+// access policy change, the vault) to probe now.
+func (w *Worker) Handle(ctx context.Context, ev events.Event) error { return w.handle(ctx, ev) }
 
 func (w *Worker) handle(ctx context.Context, ev events.Event) error {
-	var keys []string
+	var keys []cmkd.KeyID
 	switch {
-	case ev.KeyURL != "":
-		keys = []string{ev.KeyURL}
+	case !ev.Key.IsZero():
+		keys = []cmkd.KeyID{ev.Key.Versionless()}
 	case ev.Vault != "":
 		var err error
 		if keys, err = w.keysInUse(ctx, ev.Vault); err != nil {
@@ -33,7 +30,7 @@ func (w *Worker) handle(ctx context.Context, ev events.Event) error {
 	}
 	var errs []error
 	for _, k := range keys {
-		_, err := w.Reconcile(ctx, handlers.Request{KeyURL: k, Cause: ev.ID, EventType: ev.Type})
+		_, err := w.Reconcile(ctx, handlers.Request{Key: k, Cause: ev.ID, EventType: ev.Type})
 		switch {
 		case errors.Is(err, ErrBusy):
 			// Another replica is reconciling the key now; a probe that

@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"sort"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/cmkd-io/cmkd"
 	"github.com/cmkd-io/cmkd/handlers"
-	"github.com/cmkd-io/cmkd/kek"
 )
 
 // reconcileLoop probes every key in use at once and then every
@@ -45,18 +46,18 @@ func (w *Worker) reconcileAll(ctx context.Context) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := w.Reconcile(ctx, handlers.Request{KeyURL: k, Cause: "reconcile"})
+			_, err := w.Reconcile(ctx, handlers.Request{Key: k, Cause: "reconcile"})
 			if err != nil && !errors.Is(err, ErrBusy) && ctx.Err() == nil {
-				w.log.Error("reconcile", slog.String("key", k), slog.Any("err", err))
+				w.log.Error("reconcile", slog.String("key", k.String()), slog.Any("err", err))
 			}
 		}()
 	}
 	wg.Wait()
 }
 
-// keysInUse lists the distinct key URLs of all tenants, or of those whose
-// key lives in vault when vault is not empty, and updates the tenant gauge.
-func (w *Worker) keysInUse(ctx context.Context, vault string) ([]string, error) {
+// keysInUse lists the distinct keys of all tenants, or of those whose key
+// lives in vault when vault is not empty, and updates the tenant gauge.
+func (w *Worker) keysInUse(ctx context.Context, vault string) ([]cmkd.KeyID, error) {
 	tenants, err := w.store.Tenants(ctx)
 	if err != nil {
 		return nil, err
@@ -64,24 +65,14 @@ func (w *Worker) keysInUse(ctx context.Context, vault string) ([]string, error) 
 	if vault == "" {
 		w.metrics.countTenants(tenants)
 	}
-	seen := map[string]bool{}
+	seen := map[cmkd.KeyID]bool{}
+	var keys []cmkd.KeyID
 	for _, t := range tenants {
-		if vault == "" || vaultOf(t.KeyURL) == vault {
-			seen[t.KeyURL] = true
+		if (vault == "" || t.Key.Vault == vault) && !seen[t.Key] {
+			seen[t.Key] = true
+			keys = append(keys, t.Key)
 		}
 	}
-	keys := make([]string, 0, len(seen))
-	for k := range seen {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	slices.SortFunc(keys, func(a, b cmkd.KeyID) int { return strings.Compare(a.String(), b.String()) })
 	return keys, nil
-}
-
-func vaultOf(keyURL string) string {
-	id, err := kek.ParseKeyID(keyURL)
-	if err != nil {
-		return ""
-	}
-	return id.Vault
 }

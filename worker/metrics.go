@@ -13,6 +13,8 @@ import (
 
 type metrics struct {
 	events     *prometheus.CounterVec
+	handling   *prometheus.HistogramVec
+	panics     *prometheus.CounterVec
 	reconciles *prometheus.CounterVec
 	duration   prometheus.Histogram
 	rewrapped  prometheus.Counter
@@ -22,8 +24,15 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "cmkd_events_total", Help: "Lifecycle events handled, by type and outcome (ok, retry, dead_letter).",
-		}, []string{"type", "outcome"}),
+			Name: "cmkd_events_total", Help: "Lifecycle events handled, by source, type and outcome (ack, retry, dead_letter).",
+		}, []string{"source", "type", "outcome"}),
+		handling: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "cmkd_event_handling_seconds", Help: "Time to handle one lifecycle event, by source.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 4, 10),
+		}, []string{"source"}),
+		panics: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cmkd_handler_panics_total", Help: "Event handler panics recovered, by source; each event was retried.",
+		}, []string{"source"}),
 		reconciles: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cmkd_probes_total", Help: "Key reconciles (probe and converge), by outcome.",
 		}, []string{"outcome"}),
@@ -38,7 +47,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "cmkd_tenants", Help: "Tenants by state, as of the last reconcile pass.",
 		}, []string{"state"}),
 	}
-	for _, c := range []prometheus.Collector{m.events, m.reconciles, m.duration, m.rewrapped, m.tenants} {
+	for _, c := range []prometheus.Collector{m.events, m.handling, m.panics, m.reconciles, m.duration, m.rewrapped, m.tenants} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -68,15 +77,11 @@ func (m *metrics) observe(res handlers.Result, err error, d time.Duration) {
 	}
 }
 
-func (m *metrics) event(typ string, err error) {
-	outcome := "ok"
-	switch {
-	case events.IsPermanent(err):
-		outcome = "dead_letter"
-	case err != nil:
-		outcome = "retry"
-	}
-	m.events.WithLabelValues(typ, outcome).Inc()
+// event counts one delivery. Types are the ones cmkd acts on (the decoder
+// drops the rest), so the label's values are bounded.
+func (m *metrics) event(source, typ string, v events.Verdict, d time.Duration) {
+	m.events.WithLabelValues(source, typ, v.String()).Inc()
+	m.handling.WithLabelValues(source).Observe(d.Seconds())
 }
 
 func (m *metrics) countTenants(ts []store.Tenant) {

@@ -46,8 +46,9 @@ func New(cfg Config) (*Worker, error) {
 	}, nil
 }
 
-// Run runs the worker until ctx ends: the runners (sources, relay), the
-// reconcile loop, seal broadcasts and the HTTP server. Then it waits up to
+// Run runs the worker until ctx ends: the event sources (each handing its
+// events to Handle through the worker's middleware), the runners (the
+// relay), the reconcile loop, seal broadcasts and the HTTP server. Then it waits up to
 // ShutdownTimeout for in-flight reconciles; whatever is cut short resumes on
 // the next start, from what the store holds.
 func (w *Worker) Run(ctx context.Context) error {
@@ -74,6 +75,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	for _, r := range w.cfg.Runners {
 		g.Go(func() error { return r.Run(gctx) })
+	}
+	for _, s := range w.cfg.Sources {
+		h := w.Wrap(s.Name(), w.Handle)
+		g.Go(func() error { return s.Run(gctx, h) })
 	}
 	g.Go(func() error { return w.reconcileLoop(gctx) })
 	err = g.Wait()
@@ -119,7 +124,8 @@ func (w *Worker) leased(ctx context.Context, req handlers.Request) (handlers.Res
 	case <-ctx.Done():
 		return handlers.Result{}, ctx.Err()
 	}
-	name := store.LeaseName(req.KeyURL)
+	req.Key = req.Key.Versionless()
+	name := req.Key.LeaseName()
 	lease, err := w.store.AcquireLease(ctx, name, w.cfg.Instance, w.cfg.LeaseTTL)
 	if errors.Is(err, store.ErrLeaseHeld) {
 		return handlers.Result{}, ErrBusy

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/cmkd-io/cmkd"
 	"github.com/cmkd-io/cmkd/emulator/keyvault"
 	"github.com/cmkd-io/cmkd/events"
 	"github.com/cmkd-io/cmkd/handlers"
@@ -25,6 +26,8 @@ import (
 	"github.com/cmkd-io/cmkd/store/sqlite"
 	"github.com/cmkd-io/cmkd/store/storetest"
 	"github.com/cmkd-io/cmkd/worker"
+
+	"github.com/cmkd-io/cmkd/internal/eventually"
 )
 
 type env struct {
@@ -33,13 +36,13 @@ type env struct {
 	az     *azkeys.Client
 	kek    *kek.Client
 	dbPath string
-	keyURL string
+	key    cmkd.KeyID
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	h := storetest.NewHarness(t)
-	return &env{t: t, kv: h.KV, az: h.AZ, kek: h.KEK, dbPath: filepath.Join(t.TempDir(), "cmkd.db"), keyURL: h.KeyURL}
+	return &env{t: t, kv: h.KV, az: h.AZ, kek: h.KEK, dbPath: filepath.Join(t.TempDir(), "cmkd.db"), key: h.Key}
 }
 
 // openStore opens the shared SQLite file, as one more process would.
@@ -89,23 +92,11 @@ func start(t *testing.T, w *worker.Worker) {
 
 func (e *env) addTenant(st *store.Store, id string) {
 	e.t.Helper()
-	if _, err := st.AddTenant(e.t.Context(), id, e.keyURL); err != nil {
+	if _, err := st.AddTenant(e.t.Context(), id, e.key); err != nil {
 		e.t.Fatal(err)
 	}
 	if err := st.Put(e.t.Context(), id, "k", []byte("v")); err != nil {
 		e.t.Fatal(err)
-	}
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -116,7 +107,7 @@ func TestDuplicateEventsCoalesce(t *testing.T) {
 	addr := freeAddr(t)
 	w := e.worker(st, "w1", func(c *worker.Config) { c.HTTPAddr = addr })
 	start(t, w)
-	eventually(t, "first reconcile pass", func() bool { return ready(addr) })
+	eventually.True(t, 15*time.Second, "first reconcile pass", func() bool { return ready(addr) })
 	e.kv.ResetCalls()
 
 	var wg sync.WaitGroup
@@ -124,7 +115,7 @@ func TestDuplicateEventsCoalesce(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ev := events.Event{ID: "dup", Type: events.TypeKeyNewVersionCreated, KeyURL: e.keyURL}
+			ev := events.Event{ID: "dup", Type: events.TypeKeyNewVersionCreated, Key: e.key}
 			if err := w.Handle(t.Context(), ev); err != nil {
 				t.Errorf("handle %d: %v", i, err)
 			}
@@ -147,7 +138,7 @@ func TestProbeFindsDisableWithoutAnEvent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the tenant sealed", func() bool {
+	eventually.True(t, 15*time.Second, "the tenant sealed", func() bool {
 		_, err := st.Get(t.Context(), "acme", "k")
 		return errors.Is(err, store.ErrSealed)
 	})
@@ -167,7 +158,7 @@ func TestLeaseSerializesReplicas(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range 20 {
-				if _, err := w.Reconcile(t.Context(), handlers.Request{KeyURL: e.keyURL}); err != nil && !errors.Is(err, worker.ErrBusy) {
+				if _, err := w.Reconcile(t.Context(), handlers.Request{Key: e.key}); err != nil && !errors.Is(err, worker.ErrBusy) {
 					errs[i] = err
 					return
 				}
@@ -178,7 +169,7 @@ func TestLeaseSerializesReplicas(t *testing.T) {
 	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)
 	}
-	l, err := st1.AcquireLease(t.Context(), store.LeaseName(e.keyURL), "checker", time.Second)
+	l, err := st1.AcquireLease(t.Context(), e.key.LeaseName(), "checker", time.Second)
 	if err != nil {
 		t.Fatalf("lease left held after both replicas finished: %v", err)
 	}
@@ -208,7 +199,7 @@ func TestSealBroadcastDropsOtherProcessesCaches(t *testing.T) {
 	}
 	broadcast := worker.Broadcaster(nc2, nil)
 
-	if err := sealer.Seal(t.Context(), "acme", "disabled", store.StatusEvent{}); err != nil {
+	if err := sealer.Seal(t.Context(), "acme", "disabled", cmkd.StatusEvent{}); err != nil {
 		t.Fatal(err)
 	}
 	broadcast("acme")
@@ -237,7 +228,7 @@ func TestHealthReadyMetrics(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	eventually(t, "/readyz", func() bool { return ready(addr) })
+	eventually.True(t, 15*time.Second, "/readyz", func() bool { return ready(addr) })
 	if code, _ := get("/healthz"); code != 200 {
 		t.Fatalf("/healthz %d", code)
 	}

@@ -1,6 +1,6 @@
 // Package benchtest runs bench scenarios from go test: at smoke size, so
 // `make test` keeps the harness from rotting, or at full size with
-// BENCH_FULL=1, to run one scenario alone (`cmkd bench` runs them all).
+// BENCH_FULL=1, to run one scenario alone (`make bench` runs them all).
 package benchtest
 
 import (

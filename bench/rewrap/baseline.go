@@ -10,7 +10,6 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 
 	"github.com/cmkd-io/cmkd/bench"
-	"github.com/cmkd-io/cmkd/kek"
 	"github.com/cmkd-io/cmkd/store"
 )
 
@@ -57,10 +56,7 @@ func fanOut(workers, n int, do func(i int) error) int {
 }
 
 func handOne(ctx context.Context, az *azkeys.Client, d store.DEK, newVersion string) error {
-	id, err := kek.ParseKeyID(d.Current.KID)
-	if err != nil {
-		return err
-	}
+	id := d.Current.KID
 	alg := azkeys.EncryptionAlgorithm(d.Current.Alg)
 	un, err := az.UnwrapKey(ctx, id.Name, id.Version, azkeys.KeyOperationParameters{Algorithm: &alg, Value: d.Current.Value}, nil)
 	if err != nil {
@@ -80,10 +76,7 @@ func handUnwrap(ctx context.Context, env *bench.Env, deks []store.DEK, workers i
 	start := time.Now()
 	failed := fanOut(workers, len(deks), func(i int) error {
 		w := deks[i].Current
-		id, err := kek.ParseKeyID(w.KID)
-		if err != nil {
-			return err
-		}
+		id := w.KID
 		alg := azkeys.EncryptionAlgorithm(w.Alg)
 		r, err := az.UnwrapKey(ctx, id.Name, id.Version, azkeys.KeyOperationParameters{Algorithm: &alg, Value: w.Value}, nil)
 		clear(r.Result)

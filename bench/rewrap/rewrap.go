@@ -42,7 +42,7 @@ func cmkdRewrap(ctx context.Context, o bench.Options, env *bench.Env, newVersion
 	env.KV.ResetCalls()
 	cpu0, start := bench.CPUTime(), time.Now()
 	last := time.Now()
-	res, err := r.Reconcile(ctx, handlers.Request{KeyURL: env.KeyURL, Progress: func(done, total int) {
+	res, err := r.Reconcile(ctx, handlers.Request{Key: env.Key, Progress: func(done, total int) {
 		if time.Since(last) >= 5*time.Second {
 			last = time.Now()
 			o.Say("cmkd: %d of %d DEKs", done, total)
@@ -56,7 +56,7 @@ func cmkdRewrap(ctx context.Context, o bench.Options, env *bench.Env, newVersion
 		return run, fmt.Errorf("cmkd rewrap: reconcile did not rewrap (outcome %s)", res.Outcome)
 	}
 	run.Stats = *res.Rewrap
-	counts, err := env.Store.VersionCounts(ctx, env.KeyURL)
+	counts, err := env.Store.VersionCounts(ctx, env.Key)
 	if err != nil {
 		return run, err
 	}

@@ -7,7 +7,7 @@ import (
 )
 
 // TestSmoke runs the scenario at smoke size, or at full size with
-// BENCH_FULL=1 (to run it alone; `cmkd bench` runs them all).
+// BENCH_FULL=1 (to run it alone; `make bench` runs them all).
 func TestSmoke(t *testing.T) {
 	r := benchtest.Run(t, Scenario) // fails if not every tenant's sealed event arrived
 

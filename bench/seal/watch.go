@@ -10,8 +10,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cmkd-io/cmkd"
 	"github.com/cmkd-io/cmkd/events/status"
-	"github.com/cmkd-io/cmkd/store"
 	"github.com/cmkd-io/cmkd/worker"
 )
 
@@ -88,9 +88,9 @@ func watch(ctx context.Context, url string, origin time.Time, tenants int) (*wat
 	tctx, cancel := context.WithCancel(ctx)
 	w.cancel = cancel
 	go func() {
-		w.tailErr <- status.Tail(tctx, js, status.TailOptions{Follow: true}, func(ev status.Event) error {
-			if ev.Kind() == store.KindSealed {
-				w.stream.add(ev.Tenant())
+		w.tailErr <- status.Tail(tctx, js, status.TailOptions{Follow: true}, func(ev status.Received) error {
+			if ev.Kind == cmkd.KindSealed {
+				w.stream.add(ev.Tenant)
 			}
 			return nil
 		})

@@ -88,20 +88,22 @@ func to32(v int32) *int32 { return &v }
 // reconciles the key with a probe of the Key Vault emulator. Receives ask
 // for batches of 100 with 100 events in flight, so a full batch can be
 // taken whenever the previous one is done.
-// A nil handle means Worker.Handle; noop measures the source alone.
+// A nil handle means Worker.Handle; noop measures the source alone. Either
+// runs in the worker's middleware, as `cmkd run` runs it.
 func (r *rig) cmkdEG(ctx context.Context, n int, handle cevents.Handler) (measured, error) {
 	if handle == nil {
 		handle = r.w.Handle
 	}
+	handle = r.w.Wrap("eventgrid", handle)
 	src, err := egsrc.New(egsrc.Config{
 		Endpoint: r.eg.URL(), Topic: topic, Subscription: sub, Key: egKey, RootCAs: r.eg.CAPool(),
 		MaxEvents: batch, MaxInFlight: batch, MaxWait: 10 * time.Second,
-		Decoder: r.dec, Handler: handle, Logger: r.log,
+		Decoder: r.dec, Logger: r.log,
 	})
 	if err != nil {
 		return measured{}, err
 	}
-	m, err := r.pipeline(ctx, n, src, func(context.Context) (bool, error) {
+	m, err := r.pipeline(ctx, n, src, handle, func(context.Context) (bool, error) {
 		return r.eg.Pending(topic, sub) == 0, nil
 	})
 	m.unacked = r.egUnacked()

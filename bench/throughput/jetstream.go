@@ -101,13 +101,14 @@ func (r *rig) cmkdJS(ctx context.Context, js jetstream.JetStream, n int, handle 
 	if handle == nil {
 		handle = r.w.Handle
 	}
+	handle = r.w.Wrap("queue", handle)
 	src, err := natsq.New(js, natsq.Config{
-		CreateStream: true, MaxInFlight: batch, Decoder: r.dec, Handler: handle, Logger: r.log,
+		CreateStream: true, MaxInFlight: batch, Decoder: r.dec, Logger: r.log,
 	})
 	if err != nil {
 		return measured{}, err
 	}
-	m, err := r.pipeline(ctx, n, src, func(ctx context.Context) (bool, error) {
+	m, err := r.pipeline(ctx, n, src, handle, func(ctx context.Context) (bool, error) {
 		left, err := r.jsUnacked(ctx, js, natsq.DefaultDurable)
 		if errors.Is(err, jetstream.ErrConsumerNotFound) {
 			return false, nil // the source has not created it yet

@@ -4,20 +4,21 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"strings"
 	"time"
 
+	"github.com/cmkd-io/cmkd"
 	egemu "github.com/cmkd-io/cmkd/emulator/eventgrid"
 	cevents "github.com/cmkd-io/cmkd/events"
 )
 
 // key is one Key Vault key in use by a tenant, at its current version.
 type key struct {
-	name, url, version string
+	name, version string
+	id            cmkd.KeyID // versionless
 }
 
 // kid is the key's versioned id, as Key Vault events carry it.
-func (k key) kid() string { return k.url + "/" + k.version }
+func (k key) kid() string { return k.id.At(k.version).String() }
 
 // nearExpiryEvery makes every tenth event a KeyNearExpiry, the rest
 // KeyNewVersionCreated: the two key events a system topic sends most.
@@ -79,4 +80,3 @@ func randomID() string {
 }
 
 // keyName returns the name part of a key URL ".../keys/<name>".
-func keyName(url string) string { return url[strings.LastIndex(url, "/")+1:] }

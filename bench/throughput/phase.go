@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	cevents "github.com/cmkd-io/cmkd/events"
 )
 
 // measured is one drain of events that were all queued before the clock
@@ -16,7 +18,7 @@ type measured struct {
 	probes     int64  // Key Vault GETs of a key: one per reconcile (kek/probe.go)
 	kvCalls    int64  // every Key Vault operation
 	reconciles counts // by outcome (handlers.Outcome, "error", "busy")
-	handled    counts // by outcome ("ok", "retry", "dead_letter")
+	handled    counts // by outcome ("ack", "retry", "dead_letter")
 	unacked    int    // left pending or dead-lettered
 }
 
@@ -26,7 +28,7 @@ func (m measured) perEvent(n int64) float64 { return float64(n) / float64(m.even
 
 // source is a cmkd event source running for one phase.
 type source interface {
-	Run(ctx context.Context) error
+	Run(ctx context.Context, h cevents.Handler) error
 }
 
 // drainTimeout bounds one phase; a full one takes seconds.
@@ -37,7 +39,7 @@ const drainTimeout = 2 * time.Minute
 // Key Vault did meanwhile. The clock includes src's start: connecting and
 // (for JetStream) creating its consumer are part of what a user waits for,
 // and take milliseconds.
-func (r *rig) pipeline(ctx context.Context, n int, src source, drained func(context.Context) (bool, error)) (measured, error) {
+func (r *rig) pipeline(ctx context.Context, n int, src source, h cevents.Handler, drained func(context.Context) (bool, error)) (measured, error) {
 	m := measured{events: n}
 	r.env.KV.ResetCalls()
 	rec0, err := r.reconciles()
@@ -51,7 +53,7 @@ func (r *rig) pipeline(ctx context.Context, n int, src source, drained func(cont
 	sctx, stop := context.WithCancel(ctx)
 	exited := make(chan error, 1)
 	start := time.Now()
-	go func() { exited <- src.Run(sctx) }()
+	go func() { exited <- src.Run(sctx, h) }()
 	err = waitFor(ctx, drainTimeout, "every event to be acknowledged", func() (bool, error) {
 		select {
 		case err := <-exited:

@@ -11,11 +11,11 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/cmkd-io/cmkd"
 	"github.com/cmkd-io/cmkd/bench"
 	egemu "github.com/cmkd-io/cmkd/emulator/eventgrid"
 	cevents "github.com/cmkd-io/cmkd/events"
 	"github.com/cmkd-io/cmkd/handlers"
-	"github.com/cmkd-io/cmkd/kek"
 	"github.com/cmkd-io/cmkd/worker"
 )
 
@@ -85,7 +85,7 @@ func newRig(ctx context.Context, o bench.Options, nkeys int) (r *rig, err error)
 
 // makeKeys returns the Env's key and creates the others (RSA-2048, like it).
 func makeKeys(ctx context.Context, env *bench.Env, n int) ([]key, error) {
-	keys := []key{{name: keyName(env.KeyURL), url: env.KeyURL, version: env.Version}}
+	keys := []key{{name: env.Key.Name, id: env.Key, version: env.Version}}
 	for i := 1; i < n; i++ {
 		resp, err := env.AZ.CreateKey(ctx, fmt.Sprintf("%s-%02d", bench.KeyName, i), azkeys.CreateKeyParameters{
 			Kty: to.Ptr(azkeys.KeyTypeRSA), KeySize: to.Ptr[int32](2048),
@@ -93,11 +93,11 @@ func makeKeys(ctx context.Context, env *bench.Env, n int) ([]key, error) {
 		if err != nil {
 			return nil, fmt.Errorf("create key %d: %w", i, err)
 		}
-		id, err := kek.ParseKeyID(string(*resp.Key.KID))
+		id, err := cmkd.ParseKeyID(string(*resp.Key.KID))
 		if err != nil {
 			return nil, err
 		}
-		keys = append(keys, key{name: id.Name, url: id.KeyURL(), version: id.Version})
+		keys = append(keys, key{name: id.Name, id: id.Versionless(), version: id.Version})
 	}
 	return keys, nil
 }
@@ -106,7 +106,7 @@ func makeKeys(ctx context.Context, env *bench.Env, n int) ([]key, error) {
 // key is in use and a reconcile has a version to verify.
 func addTenants(ctx context.Context, env *bench.Env, keys []key) error {
 	for i, k := range keys {
-		if _, err := env.Store.AddTenant(ctx, fmt.Sprintf("t-%02d", i), k.url); err != nil {
+		if _, err := env.Store.AddTenant(ctx, fmt.Sprintf("t-%02d", i), k.id); err != nil {
 			return fmt.Errorf("add tenant on %s: %w", k.name, err)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/cmkd-io/cmkd"
 	"github.com/cmkd-io/cmkd/events/status"
 )
 
@@ -49,26 +50,35 @@ func auditTail(ctx context.Context, argv []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer d.Close()
-	return status.Tail(ctx, d.js, status.TailOptions{Since: *since, Tenant: *tenant, Follow: *follow}, func(e status.Event) error {
+	return status.Tail(ctx, d.js, status.TailOptions{Since: *since, Tenant: *tenant, Follow: *follow}, func(e status.Received) error {
 		if c.json {
-			return json.NewEncoder(stdout).Encode(e)
+			body, err := e.MarshalCloudEvent()
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(stdout, "%s\n", body)
+			return err
 		}
-		_, err := fmt.Fprintln(stdout, auditLine(e))
+		_, err := fmt.Fprintln(stdout, auditLine(e.StatusEvent))
 		return err
 	})
 }
 
 // auditLine is one readable line: time, tenant, kind, version, key and
-// reason, then the rest of the data as key=value.
-func auditLine(e status.Event) string {
+// reason, then the rest of the data as key=value, as subscribers receive it.
+func auditLine(e cmkd.StatusEvent) string {
+	var data map[string]any
+	if b, err := e.MarshalData(); err == nil {
+		_ = json.Unmarshal(b, &data)
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s  %-12s %-17s %-32s %s", e.Time.Local().Format(time.DateTime), clean(e.Subject), clean(e.Kind()),
-		str(e.Data["version"]), str(e.Data["key"]))
-	if r, ok := e.Data["reason"]; ok {
+	fmt.Fprintf(&b, "%s  %-12s %-17s %-32s %s", e.Time.Local().Format(time.DateTime), clean(e.Tenant), clean(string(e.Kind)),
+		str(data["version"]), str(data["key"]))
+	if r, ok := data["reason"]; ok {
 		fmt.Fprintf(&b, "  %s", str(r))
 	}
-	keys := make([]string, 0, len(e.Data))
-	for k := range e.Data {
+	keys := make([]string, 0, len(data))
+	for k := range data {
 		switch k {
 		case "tenant", "version", "vault", "key", "reason":
 		default:
@@ -77,7 +87,7 @@ func auditLine(e status.Event) string {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		fmt.Fprintf(&b, "  %s=%s", clean(k), str(e.Data[k]))
+		fmt.Fprintf(&b, "  %s=%s", clean(k), str(data[k]))
 	}
 	return b.String()
 }

@@ -3,7 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -12,7 +12,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cmkd-io/cmkd"
 	"github.com/cmkd-io/cmkd/events/status"
+	"github.com/cmkd-io/cmkd/internal/eventually"
 	"github.com/cmkd-io/cmkd/store"
 )
 
@@ -43,18 +45,14 @@ func relayed(t *testing.T, e *cliEnv, st *store.Store) jetstream.JetStream {
 // waitStream waits until CMKD_STATUS holds at least n events.
 func waitStream(t *testing.T, js jetstream.JetStream, n uint64) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if s, err := js.Stream(t.Context(), status.DefaultStream); err == nil {
-			if info, err := s.Info(t.Context()); err == nil && info.State.Msgs >= n {
-				return
-			}
+	eventually.True(t, 20*time.Second, fmt.Sprintf("%d events in CMKD_STATUS", n), func() bool {
+		s, err := js.Stream(t.Context(), status.DefaultStream)
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("CMKD_STATUS does not hold %d events within 20 s", n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		info, err := s.Info(t.Context())
+		return err == nil && info.State.Msgs >= n
+	})
 }
 
 // TestCLIAuditTail: the status events a rewrap and a seal write reach
@@ -67,15 +65,15 @@ func TestCLIAuditTail(t *testing.T) {
 	d := e.deps()
 	// A reason is free text (Key Vault's message may end up in it): it must
 	// not break the one line per event.
-	sealEv := store.StatusEvent{Data: map[string]any{"key": e.keyURL("cmk"), "version": v2}}
+	sealEv := cmkd.StatusEvent{Key: cmkd.MustParseKeyID(e.keyURL("cmk")), Version: v2}
 	if err := d.store.Seal(t.Context(), "globex", "key disabled\nforged line", sealEv); err != nil {
 		t.Fatal(err)
 	}
 	js := relayed(t, e, d.store)
 	waitStream(t, js, 1)
-	var all []status.Event
+	var all []cmkd.StatusEvent
 	deadline := time.Now().Add(20 * time.Second)
-	for !hasKind(all, "globex", store.KindSealed) || !hasKind(all, "acme", store.KindRewrapCompleted) {
+	for !hasKind(all, "globex", cmkd.KindSealed) || !hasKind(all, "acme", cmkd.KindRewrapCompleted) {
 		if time.Now().After(deadline) {
 			t.Fatalf("audit tail --json read %d events without acme's rewrap.completed and globex's sealed", len(all))
 		}
@@ -110,21 +108,21 @@ func TestCLIAuditTail(t *testing.T) {
 	}
 }
 
-func hasKind(evs []status.Event, tenant, kind string) bool {
+func hasKind(evs []cmkd.StatusEvent, tenant string, kind cmkd.Kind) bool {
 	for _, ev := range evs {
-		if ev.Subject == tenant && ev.Kind() == kind {
+		if ev.Tenant == tenant && ev.Kind == kind {
 			return true
 		}
 	}
 	return false
 }
 
-func tailJSON(t *testing.T, e *cliEnv) []status.Event {
+func tailJSON(t *testing.T, e *cliEnv) []cmkd.StatusEvent {
 	t.Helper()
-	var evs []status.Event
+	var evs []cmkd.StatusEvent
 	for l := range strings.Lines(e.must("audit", "tail", "--json")) {
-		var ev status.Event
-		if err := json.Unmarshal([]byte(l), &ev); err != nil {
+		ev, err := cmkd.ParseStatusEvent([]byte(l))
+		if err != nil {
 			t.Fatalf("audit tail --json line %q: %v", l, err)
 		}
 		evs = append(evs, ev)
@@ -140,8 +138,8 @@ func TestCLIAuditTailFollow(t *testing.T) {
 	e.must("tenant", "add", "acme", "--key", e.keyURL("cmk"))
 	d := e.deps()
 	js := relayed(t, e, d.store)
-	if err := d.store.Publish(t.Context(), store.StatusEvent{Kind: store.KindKeyNearExpiry, Tenant: "acme",
-		Data: map[string]any{"key": e.keyURL("cmk")}}); err != nil {
+	if err := d.store.AppendOutbox(t.Context(), cmkd.StatusEvent{Kind: cmkd.KindKeyNearExpiry, Tenant: "acme",
+		Key: cmkd.MustParseKeyID(e.keyURL("cmk"))}); err != nil {
 		t.Fatal(err)
 	}
 	waitStream(t, js, 1)
@@ -154,7 +152,7 @@ func TestCLIAuditTailFollow(t *testing.T) {
 		exit <- run(ctx, []string{"audit", "tail", "--follow", "--config", e.config}, out, &lockedBuffer{})
 	}()
 	waitOutput(t, out, "key.near_expiry")
-	if err := d.store.Seal(t.Context(), "acme", "access revoked", store.StatusEvent{}); err != nil {
+	if err := d.store.Seal(t.Context(), "acme", "access revoked", cmkd.StatusEvent{}); err != nil {
 		t.Fatal(err)
 	}
 	waitOutput(t, out, "access revoked")
@@ -200,13 +198,7 @@ func (l *lockedBuffer) String() string {
 
 func waitOutput(t *testing.T, out *lockedBuffer, want string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(out.String(), want) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q in the output within 20 s:\n%s", want, out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	eventually.True(t, 20*time.Second, fmt.Sprintf("%q in the output", want), func() bool { return strings.Contains(out.String(), want) })
 }
 
 // FuzzAuditLine: whatever a status document holds, audit tail prints it on
@@ -222,7 +214,7 @@ func FuzzAuditLine(f *testing.F) {
 	f.Add([]byte(ev(`{"reason":"\u202eesrever"}`)))
 	f.Add([]byte(ev(`null`)))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		e, err := status.Decode(b)
+		e, err := cmkd.ParseStatusEvent(b)
 		if err != nil {
 			return
 		}

@@ -11,6 +11,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/cmkd-io/cmkd"
+	"github.com/cmkd-io/cmkd/internal/eventually"
 	"github.com/cmkd-io/cmkd/internal/natstest"
 	"github.com/cmkd-io/cmkd/kek"
 	"github.com/cmkd-io/cmkd/store"
@@ -41,16 +43,15 @@ func TestE2ENATSOutageLosesNoStatusEvent(t *testing.T) {
 	if _, err := kv.RotateKey(t.Context(), "cmk", nil); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for len(dekVersions(t, d, "tenant-0")) != 1 || time.Now().After(deadline) {
-		time.Sleep(100 * time.Millisecond) // the rewrap happens without NATS
-	}
+	// The rewrap happens without NATS.
+	eventually.True(t, 30*time.Second, "the rewrap without NATS", func() bool { return len(dekVersions(t, d, "tenant-0")) == 1 })
 	setEnabled(t, kv, false)
 	waitSealed(t, d, "tenant-0", "rec-0", "disabled", 10*time.Second)
 	setEnabled(t, kv, true)
-	for _, _, code := d.cli("", "get", "tenant-0", "rec-0"); code != 0; _, _, code = d.cli("", "get", "tenant-0", "rec-0") {
-		time.Sleep(100 * time.Millisecond)
-	}
+	eventually.True(t, 30*time.Second, "tenant-0 readable again", func() bool {
+		_, _, code := d.cli("", "get", "tenant-0", "rec-0")
+		return code == 0
+	})
 
 	u, _ := url.Parse(natsURL)
 	port, _ := strconv.Atoi(u.Port())
@@ -82,7 +83,7 @@ func TestE2EKill9MidRewrap(t *testing.T) {
 	const tenants, perTenant = 100, 100
 	setupStart := time.Now()
 	forTenants(t, tenants, func(id string) error {
-		if _, err := st.AddTenant(t.Context(), id, d.keyURL("cmk")); err != nil {
+		if _, err := st.AddTenant(t.Context(), id, d.key("cmk")); err != nil {
 			return err
 		}
 		for j := range perTenant { // the first uses the DEK AddTenant made
@@ -93,7 +94,7 @@ func TestE2EKill9MidRewrap(t *testing.T) {
 		return nil
 	})
 	t.Logf("set up %d DEKs in %s", tenants*perTenant, time.Since(setupStart))
-	counts, err := st.VersionCounts(t.Context(), d.keyURL("cmk"))
+	counts, err := st.VersionCounts(t.Context(), d.key("cmk"))
 	if err != nil || total(counts) != tenants*perTenant {
 		t.Fatalf("set up %v DEKs (%v), want %d", counts, err, tenants*perTenant)
 	}
@@ -102,7 +103,7 @@ func TestE2EKill9MidRewrap(t *testing.T) {
 		t.Fatal(err)
 	}
 	v2 := resp.Key.KID.Version()
-	moved := waitMoved(t, st, d.keyURL("cmk"), v2, func(n int) bool { return n >= 500 }, 120*time.Second)
+	moved := waitMoved(t, st, d.key("cmk"), v2, func(n int) bool { return n >= 500 }, 120*time.Second)
 	d.kill9()
 	t.Logf("killed with %d of %d DEKs re-wrapped", moved, tenants*perTenant)
 	if moved == tenants*perTenant {
@@ -110,8 +111,8 @@ func TestE2EKill9MidRewrap(t *testing.T) {
 	}
 
 	d.start()
-	waitMoved(t, st, d.keyURL("cmk"), v2, func(n int) bool { return n == tenants*perTenant }, 300*time.Second)
-	counts, _ = st.VersionCounts(t.Context(), d.keyURL("cmk"))
+	waitMoved(t, st, d.key("cmk"), v2, func(n int) bool { return n == tenants*perTenant }, 300*time.Second)
+	counts, _ = st.VersionCounts(t.Context(), d.key("cmk"))
 	if total(counts) != tenants*perTenant {
 		t.Fatalf("%d DEKs after the restart, want %d", total(counts), tenants*perTenant)
 	}
@@ -150,22 +151,15 @@ func total(m map[string]int) int {
 	return n
 }
 
-func waitMoved(t *testing.T, st *store.Store, keyURL, v string, done func(int) bool, within time.Duration) int {
+func waitMoved(t *testing.T, st *store.Store, key cmkd.KeyID, v string, done func(int) bool, within time.Duration) int {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		counts, err := st.VersionCounts(t.Context(), keyURL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if done(counts[v]) {
-			return counts[v]
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("DEKs under %s: %v after %s", v, counts, within)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	var n int
+	eventually.NoError(t, within, "DEKs moved to "+v, func() (bool, error) {
+		counts, err := st.VersionCounts(t.Context(), key)
+		n = counts[v]
+		return done(n), err
+	})
+	return n
 }
 
 // openTestStore opens the dev system's SQLite store from the test, as a

@@ -16,6 +16,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/eventgrid/aznamespaces"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
+
+	"github.com/cmkd-io/cmkd/internal/eventually"
 )
 
 const probeInterval = 500 * time.Millisecond
@@ -70,19 +72,16 @@ func setEnabled(t *testing.T, c *azkeys.Client, on bool) {
 func waitSealed(t *testing.T, d *devProc, tenant, key, reason string, within time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
-	for {
+	var took time.Duration
+	eventually.NoError(t, within, fmt.Sprintf("tenant %s sealed (%s)", tenant, reason), func() (bool, error) {
 		_, errs, code := d.cli("", "get", tenant, key)
-		if code == exitSealed {
-			if !strings.Contains(errs, "("+reason+")") {
-				t.Fatalf("cmkd get exited 3 but does not name reason %q: %s", reason, errs)
-			}
-			return time.Since(start)
+		took = time.Since(start)
+		if code == exitSealed && !strings.Contains(errs, "("+reason+")") {
+			return false, fmt.Errorf("cmkd get exited 3 but does not name reason %q: %s", reason, errs)
 		}
-		if time.Since(start) > within {
-			t.Fatalf("tenant %s not sealed (%s) within %s; last exit %d: %s", tenant, reason, within, code, errs)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return code == exitSealed, nil
+	})
+	return took
 }
 
 func TestE2ERotateRewrapsAndRetires(t *testing.T) {
@@ -104,8 +103,8 @@ func TestE2ERotateRewrapsAndRetires(t *testing.T) {
 		}
 	}
 	for _, e := range evs {
-		if e.Kind() == "rewrap.completed" && (e.Data["version"] != v2 || before[fmt.Sprint(e.Data["previous_version"])] == 0) {
-			t.Fatalf("rewrap.completed %v: want version %s and the old version as previous_version", e.Data, v2)
+		if e.Kind == "rewrap.completed" && (e.Version != v2 || before[e.PreviousVersion] == 0) {
+			t.Fatalf("rewrap.completed %+v: want version %s and the old version as previous_version", e.StatusEvent, v2)
 		}
 	}
 	after := dekVersions(t, d, "tenant-0")
@@ -177,10 +176,20 @@ func (d *devProc) sendEvents(t *testing.T, evs ...*messaging.CloudEvent) {
 	}
 }
 
-var handledRE = regexp.MustCompile(`cmkd_eventgrid_deliveries_total\{[^}]*outcome="handled"[^}]*\} (\d+)`)
+var (
+	handledRE   = regexp.MustCompile(`cmkd_eventgrid_deliveries_total\{[^}]*outcome="handled"[^}]*\} (\d+)`)
+	reconcileRE = regexp.MustCompile(`cmkd_reconcile_seconds_count (\d+)`)
+)
+
+// reconciles is how many key reconciles the worker has finished.
+func (d *devProc) reconciles(t *testing.T) int { return d.metric(t, reconcileRE) }
 
 // handled is how many Event Grid deliveries the worker has handled.
-func (d *devProc) handled(t *testing.T) int {
+func (d *devProc) handled(t *testing.T) int { return d.metric(t, handledRE) }
+
+// metric reads the number re's group matches on the worker's /metrics; 0
+// when the series is not there yet.
+func (d *devProc) metric(t *testing.T, re *regexp.Regexp) int {
 	t.Helper()
 	resp, err := http.Get("http://" + d.cfg.HTTP.Listen + "/metrics")
 	if err != nil {
@@ -188,7 +197,7 @@ func (d *devProc) handled(t *testing.T) int {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	m := handledRE.FindSubmatch(body)
+	m := re.FindSubmatch(body)
 	if m == nil {
 		return 0
 	}
@@ -198,13 +207,7 @@ func (d *devProc) handled(t *testing.T) int {
 
 func waitHandled(t *testing.T, d *devProc, n int) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for d.handled(t) < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("the worker handled %d deliveries, want %d", d.handled(t), n)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	eventually.True(t, 30*time.Second, fmt.Sprintf("%d deliveries handled", n), func() bool { return d.handled(t) >= n })
 }
 
 func TestE2EReplayedLateAndForgedEventsChangeNothing(t *testing.T) {
@@ -235,7 +238,10 @@ func TestE2EReplayedLateAndForgedEventsChangeNothing(t *testing.T) {
 	evs = append(evs, keyVaultEvent(t, "forged-1", d.keyURL("cmk")+"/0123456789abcdef0123456789abcdef", "cmk", "0123456789abcdef0123456789abcdef"))
 	d.sendEvents(t, evs...)
 	waitHandled(t, d, base+len(evs))
-	time.Sleep(2 * probeInterval) // and a reconcile pass or two after them
+	// And two reconciles of the key after them, so anything they started
+	// has finished.
+	passes := d.reconciles(t) + 2
+	eventually.True(t, 30*time.Second, "two more reconciles", func() bool { return d.reconciles(t) >= passes })
 
 	after := statusEvents(t, js)
 	for _, kind := range []string{"rewrap.started", "rewrap.completed", "rewrap.failed", "version.retired", "sealed"} {
@@ -247,4 +253,34 @@ func TestE2EReplayedLateAndForgedEventsChangeNothing(t *testing.T) {
 		t.Fatalf("DEKs by version %v, want all under %s still", got, resp.Key.KID.Version())
 	}
 	readAll(t, d, want)
+}
+
+// TestE2EKeySpelledOtherwiseGetsItsEvents: a tenant added with its key
+// spelled unlike the vault's own key id (the name in another case, a
+// trailing slash, the scheme in capitals) is the same key: its rotation
+// event is acted on at once. The probe interval is an hour, so only the
+// event can have caused the rewrap.
+func TestE2EKeySpelledOtherwiseGetsItsEvents(t *testing.T) {
+	t.Parallel()
+	d := startDev(t, t.TempDir(), "--probe-interval", "1h")
+	d.must("", "vault", "create-key", "cmk")
+	spelled := strings.Replace(d.cfg.Dev.KeyVault, "https://", "HTTPS://", 1) + "/keys/CMK/"
+	d.must("", "tenant", "add", "acme", "--key", spelled)
+	d.must("acme's record", "put", "acme", "rec")
+	js := d.jetstream()
+	start := time.Now()
+	resp, err := d.azkeys().RotateKey(t.Context(), "cmk", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, js, "acme", "rewrap.completed", 1, 10*time.Second)
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("rewrap.completed %s after the rotation, want it within 2 s of the event", took)
+	}
+	if v := dekVersions(t, d, "acme"); v[strings.ToLower(resp.Key.KID.Version())] != 1 || len(v) != 1 {
+		t.Fatalf("DEKs by version %v, want the one under the new version", v)
+	}
+	if got := d.must("", "get", "acme", "rec"); got != "acme's record" {
+		t.Fatalf("record reads %q", got)
+	}
 }

@@ -25,7 +25,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cmkd-io/cmkd"
 	"github.com/cmkd-io/cmkd/events/status"
+	"github.com/cmkd-io/cmkd/internal/eventually"
 )
 
 var (
@@ -100,22 +102,19 @@ func (d *devProc) start() {
 	exited := make(chan struct{})
 	d.exited = exited
 	go func() { d.cmd.Wait(); close(exited) }()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	eventually.NoError(d.t, 60*time.Second, "cmkd dev to be ready", func() (bool, error) {
 		select {
 		case <-exited:
-			d.t.Fatalf("cmkd dev exited at start:\n%s", d.stderr.String())
+			return false, fmt.Errorf("cmkd dev exited at start:\n%s", d.stderr.String())
 		default:
 		}
-		if cfg, err := loadConfig(filepath.Join(d.dir, "cmkd.yaml")); err == nil && ready(cfg.HTTP.Listen) {
-			d.cfg = cfg
-			return
+		cfg, err := loadConfig(filepath.Join(d.dir, "cmkd.yaml"))
+		if err != nil || !ready(cfg.HTTP.Listen) {
+			return false, nil
 		}
-		if time.Now().After(deadline) {
-			d.t.Fatalf("cmkd dev not ready after 60 s:\n%s", d.stderr.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		d.cfg = cfg
+		return true, nil
+	})
 }
 
 func ready(addr string) bool {
@@ -184,6 +183,9 @@ func (d *devProc) must(stdin string, args ...string) string {
 
 func (d *devProc) keyURL(name string) string { return d.cfg.Dev.KeyVault + "/keys/" + name }
 
+// key is the key name in the dev vault.
+func (d *devProc) key(name string) cmkd.KeyID { return cmkd.MustParseKeyID(d.keyURL(name)) }
+
 // azkeys is the real Key Vault client, configured from cmkd.yaml.
 func (d *devProc) azkeys() *azkeys.Client {
 	d.t.Helper()
@@ -212,12 +214,12 @@ func (d *devProc) jetstream() jetstream.JetStream {
 }
 
 // statusEvents reads the whole status stream.
-func statusEvents(t *testing.T, js jetstream.JetStream) []status.Event {
+func statusEvents(t *testing.T, js jetstream.JetStream) []status.Received {
 	t.Helper()
-	var evs []status.Event
+	var evs []status.Received
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	err := status.Tail(ctx, js, status.TailOptions{}, func(e status.Event) error { evs = append(evs, e); return nil })
+	err := status.Tail(ctx, js, status.TailOptions{}, func(e status.Received) error { evs = append(evs, e); return nil })
 	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 		t.Fatal(err)
 	}
@@ -225,16 +227,16 @@ func statusEvents(t *testing.T, js jetstream.JetStream) []status.Event {
 }
 
 // count counts events of kind for tenant, and fails on a duplicate id.
-func count(t *testing.T, evs []status.Event, tenant, kind string) int {
+func count(t *testing.T, evs []status.Received, tenant, kind string) int {
 	t.Helper()
 	n := 0
 	seen := map[string]bool{}
 	for _, e := range evs {
 		if seen[e.ID] {
-			t.Fatalf("status event %s (%s) is in the stream twice", e.ID, e.Kind())
+			t.Fatalf("status event %s (%s) is in the stream twice", e.ID, e.Kind)
 		}
 		seen[e.ID] = true
-		if e.Subject == tenant && e.Kind() == kind {
+		if e.Tenant == tenant && string(e.Kind) == kind {
 			n++
 		}
 	}
@@ -242,17 +244,12 @@ func count(t *testing.T, evs []status.Event, tenant, kind string) int {
 }
 
 // waitStatus waits until tenant has at least n events of kind.
-func waitStatus(t *testing.T, js jetstream.JetStream, tenant, kind string, n int, within time.Duration) []status.Event {
+func waitStatus(t *testing.T, js jetstream.JetStream, tenant, kind string, n int, within time.Duration) []status.Received {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		evs := statusEvents(t, js)
-		if count(t, evs, tenant, kind) >= n {
-			return evs
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %d× %s for %s within %s; stream has %d events", n, kind, tenant, within, len(evs))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	var evs []status.Received
+	eventually.True(t, within, fmt.Sprintf("%d× %s for %s", n, kind, tenant), func() bool {
+		evs = statusEvents(t, js)
+		return count(t, evs, tenant, kind) >= n
+	})
+	return evs
 }

@@ -46,7 +46,6 @@ func commands() []command {
 		{"rewrap", "re-wrap a key's DEKs now, or --dry-run to see what would move", runRewrap},
 		{"audit", "read the status stream: audit tail", runAudit},
 		{"emulator", "start the Key Vault and Event Grid emulators alone, on loopback", runEmulator},
-		{"bench", "run the benchmarks (in-process emulators, no cloud) and write the report", runBench},
 	}
 }
 

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cmkd-io/cmkd/store"
+	"github.com/cmkd-io/cmkd"
 )
 
 // TestCLIRecords: values go in through --value or stdin and come back out
@@ -71,7 +71,7 @@ func TestCLIRecordsOfSealedTenantExit3(t *testing.T) {
 	e.must("tenant", "add", "acme", "--key", e.keyURL("cmk"))
 	e.must("put", "acme", "k", "--value", "kept")
 	d := e.deps()
-	if err := d.store.Seal(t.Context(), "acme", "access revoked", store.StatusEvent{}); err != nil {
+	if err := d.store.Seal(t.Context(), "acme", "access revoked", cmkd.StatusEvent{}); err != nil {
 		t.Fatal(err)
 	}
 	tn, err := d.store.Tenant(t.Context(), "acme")
@@ -87,7 +87,7 @@ func TestCLIRecordsOfSealedTenantExit3(t *testing.T) {
 			t.Errorf("cmkd %s on a sealed tenant says %q; want the reason and %s", strings.Join(args, " "), errs, since)
 		}
 	}
-	if err := d.store.Unseal(t.Context(), "acme", store.StatusEvent{}); err != nil {
+	if err := d.store.Unseal(t.Context(), "acme", cmkd.StatusEvent{}); err != nil {
 		t.Fatal(err)
 	}
 	if got := e.must("get", "acme", "k"); got != "kept" {

@@ -11,8 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cmkd-io/cmkd"
 	"github.com/cmkd-io/cmkd/handlers"
-	"github.com/cmkd-io/cmkd/kek"
 	"github.com/cmkd-io/cmkd/worker"
 )
 
@@ -20,7 +20,7 @@ func runRewrap(ctx context.Context, argv []string, stdout, stderr io.Writer) err
 	var c common
 	fs := newFlags("rewrap", "rewrap --key KEY_URL | --tenant ID [--dry-run]", stderr)
 	c.register(fs)
-	key := fs.String("key", "", "versionless key URL whose DEKs to bring to its newest usable version")
+	keyFlag := fs.String("key", "", "key URL whose DEKs to bring to its newest usable version")
 	tenant := fs.String("tenant", "", "the tenant whose key to rewrap (all tenants on that key move with it)")
 	dry := fs.Bool("dry-run", false, "print DEKs per version and what would move; change nothing")
 	if err := parse(fs, argv); err != nil {
@@ -29,8 +29,16 @@ func runRewrap(ctx context.Context, argv []string, stdout, stderr io.Writer) err
 	if err := args(fs, 0, "no arguments"); err != nil {
 		return err
 	}
-	if (*key == "") == (*tenant == "") {
+	if (*keyFlag == "") == (*tenant == "") {
 		return usagef("rewrap: give exactly one of --key and --tenant")
+	}
+	var key cmkd.KeyID
+	if *keyFlag != "" {
+		k, err := cmkd.ParseKeyID(*keyFlag)
+		if err != nil {
+			return fmt.Errorf("rewrap --key: %w", err)
+		}
+		key = k.Versionless()
 	}
 	d, err := c.open(ctx, stderr, !*dry)
 	if err != nil {
@@ -42,16 +50,16 @@ func runRewrap(ctx context.Context, argv []string, stdout, stderr io.Writer) err
 		if err != nil {
 			return err
 		}
-		*key = t.KeyURL
+		key = t.Key
 	}
 	if *dry {
-		return rewrapPlan(ctx, d, &c, *key, stdout)
+		return rewrapPlan(ctx, d, &c, key, stdout)
 	}
-	return rewrapNow(ctx, d, &c, *key, stdout, stderr)
+	return rewrapNow(ctx, d, &c, key, stdout, stderr)
 }
 
 type plan struct {
-	Key     string         `json:"key"`
+	Key     cmkd.KeyID     `json:"key"`
 	Target  string         `json:"target_version"`
 	ByVer   map[string]int `json:"deks_by_version"`
 	ToMove  int            `json:"deks_to_move"`
@@ -59,14 +67,15 @@ type plan struct {
 }
 
 // rewrapPlan reads the key's newest version and the store's DEKs per
-// version; it changes nothing.
-func rewrapPlan(ctx context.Context, d *deps, c *common, key string, stdout io.Writer) error {
+// version; it changes nothing. The target is kek.WrapTarget's, the same
+// decision the worker's rewrap makes.
+func rewrapPlan(ctx context.Context, d *deps, c *common, key cmkd.KeyID, stdout io.Writer) error {
 	st, err := d.kek.Probe(ctx, key)
 	if err != nil {
 		return err
 	}
 	p := plan{Key: key}
-	if p.Target, err = planTarget(ctx, d, key, st); err != nil {
+	if p.Target, err = d.kek.WrapTarget(ctx, st); err != nil {
 		return err
 	}
 	if p.ByVer, err = d.store.VersionCounts(ctx, key); err != nil {
@@ -104,32 +113,9 @@ func rewrapPlan(ctx context.Context, d *deps, c *common, key string, stdout io.W
 	})
 }
 
-// planTarget is the version a rewrap would move DEKs to, as the handlers
-// pick it: the newest enabled version inside its validity window, usually
-// the latest; "" when there is none.
-func planTarget(ctx context.Context, d *deps, key string, latest kek.KeyState) (string, error) {
-	if latest.Outcome == kek.Usable {
-		return latest.Key.Version, nil
-	}
-	if latest.Outcome != kek.Disabled && latest.Outcome != kek.Expired && latest.Outcome != kek.NotYetValid {
-		return "", nil // deleted, purged, denied or unreachable: nothing would move
-	}
-	versions, err := d.kek.Versions(ctx, key)
-	if err != nil {
-		return "", err
-	}
-	now := time.Now()
-	for _, v := range versions {
-		if v.Enabled && (v.NotBefore.IsZero() || !now.Before(v.NotBefore)) && (v.Expires.IsZero() || now.Before(v.Expires)) {
-			return v.Version, nil
-		}
-	}
-	return "", nil
-}
-
 // rewrapNow reconciles the key at once, under its lease, as the worker
 // would; other replicas keep off the key meanwhile.
-func rewrapNow(ctx context.Context, d *deps, c *common, key string, stdout, stderr io.Writer) error {
+func rewrapNow(ctx context.Context, d *deps, c *common, key cmkd.KeyID, stdout, stderr io.Writer) error {
 	rec, err := handlers.New(handlers.Config{
 		Store: d.store, KEK: d.kek, Broadcast: worker.Broadcaster(d.nc, d.log),
 		RewrapConcurrency: d.cfg.Worker.RewrapConcurrency, SampleRate: d.cfg.Worker.SampleRate,
@@ -144,7 +130,7 @@ func rewrapNow(ctx context.Context, d *deps, c *common, key string, stdout, stde
 		return err
 	}
 	start := time.Now()
-	res, err := w.Reconcile(ctx, handlers.Request{KeyURL: key, Cause: "cli", Progress: progressTo(stderr, c.json, stdout)})
+	res, err := w.Reconcile(ctx, handlers.Request{Key: key, Cause: "cli", Progress: progressTo(stderr, c.json, stdout)})
 	if errors.Is(err, worker.ErrBusy) {
 		return fmt.Errorf("rewrap %s: %w; it is being brought up to date already, try again in a minute", key, err)
 	}

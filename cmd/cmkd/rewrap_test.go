@@ -7,7 +7,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cmkd-io/cmkd/store"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
+
+	"github.com/cmkd-io/cmkd"
+	"github.com/cmkd-io/cmkd/kek"
 )
 
 // rotated is a key with two tenants, each with records, whose DEKs are all
@@ -101,18 +106,28 @@ func TestCLIRewrapMovesEveryDEK(t *testing.T) {
 }
 
 // TestCLIRewrapWaitsForTheLease: while another replica holds the key's
-// lease the CLI does not touch the key and says to try again.
+// lease the CLI does not touch the key and says to try again — whichever
+// way the key is spelled: every spelling of a key shares one lease.
 func TestCLIRewrapWaitsForTheLease(t *testing.T) {
 	e := newCLIEnv(t, false)
 	v1, _ := rotated(t, e)
 	d := e.deps()
-	if _, err := d.store.AcquireLease(t.Context(), store.LeaseName(e.keyURL("cmk")), "replica-2", time.Minute); err != nil {
+	key := cmkd.MustParseKeyID(e.keyURL("cmk"))
+	if _, err := d.store.AcquireLease(t.Context(), key.LeaseName(), "replica-2", time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if errs := e.wantExit(exitError, "rewrap", "--key", e.keyURL("cmk")); !strings.Contains(errs, "try again") {
-		t.Fatalf("rewrap under another's lease says %q", errs)
+	vault, _ := strings.CutSuffix(e.keyURL("cmk"), "/keys/cmk")
+	for _, spelled := range []string{
+		e.keyURL("cmk"),
+		e.keyURL("cmk") + "/",
+		vault + "/keys/CMK",
+		strings.Replace(vault, "https://", "HTTPS://", 1) + "/keys/Cmk/",
+	} {
+		if errs := e.wantExit(exitError, "rewrap", "--key", spelled); !strings.Contains(errs, "try again") {
+			t.Fatalf("rewrap --key %s under another's lease says %q", spelled, errs)
+		}
 	}
-	counts, err := d.store.VersionCounts(t.Context(), e.keyURL("cmk"))
+	counts, err := d.store.VersionCounts(t.Context(), key)
 	if err != nil || counts[v1] != 2 {
 		t.Fatalf("DEKs %v (%v) after a refused rewrap, want both still under %s", counts, err, v1)
 	}
@@ -138,4 +153,35 @@ func TestCLIRewrapOfMissingTenantExit4(t *testing.T) {
 	e := newCLIEnv(t, false)
 	e.wantExit(exitNotFound, "rewrap", "--tenant", "nobody", "--dry-run")
 	e.wantExit(exitNotFound, "rewrap", "--tenant", "nobody")
+}
+
+// TestCLIRewrapDryRunAndRewrapPickOneTarget: a newest version whose key_ops
+// lack wrapKey cannot take DEKs. The dry run and the rewrap itself ask the
+// same decision (kek.WrapTarget), so both pick the newest version that can.
+func TestCLIRewrapDryRunAndRewrapPickOneTarget(t *testing.T) {
+	e := newCLIEnv(t, false)
+	v1, v2 := rotated(t, e)
+	az, err := e.kv.Client(kek.StaticToken(cliToken), policy.RetryOptions{MaxRetries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := []*azkeys.KeyOperation{to.Ptr(azkeys.KeyOperationUnwrapKey), to.Ptr(azkeys.KeyOperationDecrypt)}
+	if _, err := az.UpdateKey(t.Context(), "cmk", v2, azkeys.UpdateKeyParameters{KeyOps: ops}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var p plan
+	e.mustJSON(&p, "rewrap", "--key", e.keyURL("cmk"), "--dry-run")
+	if p.Target != v1 || p.ToMove != 0 {
+		t.Fatalf("dry run with %s unable to wrap: %+v, want target %s and nothing to move", v2, p, v1)
+	}
+	var sum map[string]any
+	e.mustJSON(&sum, "rewrap", "--key", e.keyURL("cmk"))
+	if sum["version"] != p.Target {
+		t.Fatalf("rewrap went to %v, the dry run planned %s", sum["version"], p.Target)
+	}
+	var v tenantView
+	e.mustJSON(&v, "tenant", "show", "acme")
+	if v.KeyDEKs[v1] != 2 || v.KeyDEKs[v2] != 0 {
+		t.Fatalf("DEKs after the rewrap %v, want both still under %s", v.KeyDEKs, v1)
+	}
 }

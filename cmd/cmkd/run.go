@@ -2,13 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
-	"time"
 
 	"github.com/cmkd-io/cmkd/events"
 	"github.com/cmkd-io/cmkd/events/eventgrid"
@@ -50,7 +46,9 @@ func newLogger(w io.Writer, format string) (*slog.Logger, error) {
 	return nil, usagef("--log %q: want json or text", format)
 }
 
-// serveWorker runs the worker described by cfg until ctx ends.
+// serveWorker runs the worker described by cfg until ctx ends. The worker
+// is built first; it runs the sources, each with its own middleware-wrapped
+// handler, and the relay.
 func serveWorker(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	d, err := openDeps(ctx, cfg, log, true)
 	if err != nil {
@@ -62,8 +60,9 @@ func serveWorker(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		return err
 	}
 	var kick func() // the Reconciler tells the relay when it wrote status events
+	var runners []worker.Runner
 	if relay != nil {
-		kick = relay.Kick
+		kick, runners = relay.Kick, []worker.Runner{relay}
 	}
 	rec, err := handlers.New(handlers.Config{
 		Store: d.store, KEK: d.kek, Broadcast: worker.Broadcaster(d.nc, log), StatusWritten: kick,
@@ -74,22 +73,20 @@ func serveWorker(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	var w *worker.Worker
-	handle := func(ctx context.Context, ev events.Event) error { return w.Handle(ctx, ev) }
-	runners, err := buildRunners(ctx, d, relay, handle)
+	sources, err := buildSources(d)
 	if err != nil {
 		return err
 	}
-	w, err = worker.New(worker.Config{
+	w, err := worker.New(worker.Config{
 		Store: d.store, Reconciler: rec, Instance: cfg.Instance,
 		ProbeInterval: cfg.Worker.ProbeInterval, Concurrency: cfg.Worker.Concurrency,
-		Runners: runners, NATS: d.nc, HTTPAddr: cfg.HTTP.Listen,
+		Sources: sources, Runners: runners, NATS: d.nc, HTTPAddr: cfg.HTTP.Listen,
 		Registerer: d.reg, Gatherer: d.reg, Logger: log,
 	})
 	if err != nil {
 		return err
 	}
-	log.Info("cmkd worker starting", slog.String("instance", cfg.Instance), slog.Int("runners", len(runners)))
+	log.Info("cmkd worker starting", slog.String("instance", cfg.Instance), slog.Int("sources", len(sources)))
 	return w.Run(ctx)
 }
 
@@ -110,15 +107,11 @@ func newRelay(d *deps) (*status.Relay, error) {
 	return relay, nil
 }
 
-// buildRunners makes the runners: the status relay (if any) and every
-// configured event source.
-func buildRunners(ctx context.Context, d *deps, relay *status.Relay, handle events.Handler) ([]worker.Runner, error) {
+// buildSources makes every configured event source.
+func buildSources(d *deps) ([]events.Source, error) {
 	cfg := d.cfg
 	dec := events.NewDecoder(events.DecoderConfig{AllowedVaults: cfg.KeyVault.Vaults, Registerer: d.reg})
-	var rs []worker.Runner
-	if relay != nil {
-		rs = append(rs, relay)
-	}
+	var srcs []events.Source
 	if eg := cfg.Sources.EventGrid; eg.Endpoint != "" {
 		pool, err := loadCA(eg.CAFile)
 		if err != nil {
@@ -126,7 +119,7 @@ func buildRunners(ctx context.Context, d *deps, relay *status.Relay, handle even
 		}
 		egc := eventgrid.Config{
 			Endpoint: eg.Endpoint, Topic: eg.Topic, Subscription: eg.Subscription, Key: eg.Key, RootCAs: pool,
-			Decoder: dec, Handler: handle, Logger: d.log.With("source", "eventgrid"), Registerer: d.reg,
+			Decoder: dec, Logger: d.log.With("source", "eventgrid"), Registerer: d.reg,
 		}
 		if eg.Key == "" {
 			egc.Credential = d.cred // the same Microsoft Entra identity as for Key Vault
@@ -135,32 +128,32 @@ func buildRunners(ctx context.Context, d *deps, relay *status.Relay, handle even
 		if err != nil {
 			return nil, err
 		}
-		rs = append(rs, src)
+		srcs = append(srcs, src)
 	}
 	if cfg.Sources.Queue.Enabled {
 		src, err := natsq.New(d.js, natsq.Config{
 			Durable: cfg.Sources.Queue.Durable, CreateStream: cfg.NATS.CreateStreams,
-			Decoder: dec, Handler: handle, Logger: d.log.With("source", "queue"), Registerer: d.reg,
+			Decoder: dec, Logger: d.log.With("source", "queue"), Registerer: d.reg,
 		})
 		if err != nil {
 			return nil, err
 		}
-		rs = append(rs, src)
+		srcs = append(srcs, src)
 	}
 	if wh := cfg.Sources.Webhook; wh.Listen != "" {
-		r, err := webhookRunner(d, dec, handle)
+		src, err := webhookSource(d, dec)
 		if err != nil {
 			return nil, err
 		}
-		rs = append(rs, r)
+		srcs = append(srcs, src)
 	}
-	return rs, nil
+	return srcs, nil
 }
 
-func webhookRunner(d *deps, dec *events.Decoder, handle events.Handler) (worker.Runner, error) {
+func webhookSource(d *deps, dec *events.Decoder) (*webhook.Source, error) {
 	wh := d.cfg.Sources.Webhook
 	wc := webhook.Config{
-		Path: wh.Path, Auth: webhook.Auth{SharedSecret: wh.SharedSecret},
+		Listen: wh.Listen, Path: wh.Path, Auth: webhook.Auth{SharedSecret: wh.SharedSecret},
 		Decoder: dec, Logger: d.log.With("source", "webhook"), Registerer: d.reg,
 	}
 	if wh.Audience != "" {
@@ -168,39 +161,10 @@ func webhookRunner(d *deps, dec *events.Decoder, handle events.Handler) (worker.
 	}
 	if wh.Enqueue {
 		wc.Enqueue = func(ctx context.Context, body []byte) error { return natsq.Enqueue(ctx, d.js, "", body) }
-	} else {
-		wc.Handler = handle
 	}
-	h, err := webhook.New(wc)
+	src, err := webhook.New(wc)
 	if err != nil {
 		return nil, fmt.Errorf("sources.webhook: %w", err)
 	}
-	return httpRunner{addr: wh.Listen, handler: h}, nil
-}
-
-// httpRunner serves an HTTP handler as a worker.Runner.
-type httpRunner struct {
-	addr    string
-	handler http.Handler
-}
-
-func (h httpRunner) Run(ctx context.Context) error {
-	ln, err := net.Listen("tcp", h.addr)
-	if err != nil {
-		return fmt.Errorf("webhook listen on %s: %w", h.addr, err)
-	}
-	srv := &http.Server{Handler: h.handler, ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			return err
-		}
-		return nil
-	}
+	return src, nil
 }

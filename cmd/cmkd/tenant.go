@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/cmkd-io/cmkd"
 	"github.com/cmkd-io/cmkd/store"
 )
 
@@ -39,7 +40,7 @@ func dispatch(name, names string, sub map[string]func(context.Context, []string,
 
 type tenantView struct {
 	ID        string         `json:"id"`
-	KeyURL    string         `json:"key"`
+	Key       cmkd.KeyID     `json:"key"`
 	State     string         `json:"state"`
 	Reason    string         `json:"reason,omitempty"`
 	Since     *time.Time     `json:"since,omitempty"`
@@ -50,7 +51,7 @@ type tenantView struct {
 }
 
 func viewOf(t store.Tenant) tenantView {
-	v := tenantView{ID: t.ID, KeyURL: t.KeyURL, State: t.State, Reason: t.SealReason, Version: t.KeyVersion, CreatedAt: t.CreatedAt}
+	v := tenantView{ID: t.ID, Key: t.Key, State: t.State, Reason: t.SealReason, Version: t.KeyVersion, CreatedAt: t.CreatedAt}
 	if t.Sealed() {
 		since := t.SealedAt
 		v.Since = &since
@@ -62,27 +63,31 @@ func tenantAdd(ctx context.Context, argv []string, stdout, stderr io.Writer) err
 	var c common
 	fs := newFlags("tenant add", "tenant add ID --key KEY_URL", stderr)
 	c.register(fs)
-	key := fs.String("key", "", "versionless Key Vault key URL of the tenant's KEK (required)")
+	keyFlag := fs.String("key", "", "Key Vault key URL of the tenant's KEK, without a version (required)")
 	if err := parse(fs, argv); err != nil {
 		return err
 	}
 	if err := args(fs, 1, "ID"); err != nil {
 		return err
 	}
-	if *key == "" {
+	if *keyFlag == "" {
 		return usagef("tenant add: --key is required (e.g. https://myvault.vault.azure.net/keys/cmk)")
+	}
+	key, err := cmkd.ParseKeyID(*keyFlag)
+	if err != nil {
+		return fmt.Errorf("tenant add --key: %w (e.g. https://myvault.vault.azure.net/keys/cmk)", err)
 	}
 	d, err := c.open(ctx, stderr, false)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	t, err := d.store.AddTenant(ctx, fs.Arg(0), *key)
+	t, err := d.store.AddTenant(ctx, fs.Arg(0), key)
 	if err != nil {
 		return err
 	}
 	return c.emit(stdout, viewOf(t), func() string {
-		return fmt.Sprintf("tenant %s added; its first DEK is wrapped by %s\n", t.ID, t.KeyURL)
+		return fmt.Sprintf("tenant %s added; its first DEK is wrapped by %s\n", t.ID, t.Key)
 	})
 }
 
@@ -104,7 +109,7 @@ func tenantList(ctx context.Context, argv []string, stdout, stderr io.Writer) er
 			tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "TENANT\tSTATE\tREASON\tKEY\tVERSION")
 			for _, v := range views {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", v.ID, v.State, dash(v.Reason), v.KeyURL, dash(v.Version))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", v.ID, v.State, dash(v.Reason), v.Key, dash(v.Version))
 			}
 			tw.Flush()
 			return b.String()
@@ -125,7 +130,7 @@ func tenantShow(ctx context.Context, argv []string, stdout, stderr io.Writer) er
 		if v.DEKs, err = tenantDEKCounts(ctx, d.store, t.ID); err != nil {
 			return err
 		}
-		if v.KeyDEKs, err = d.store.VersionCounts(ctx, t.KeyURL); err != nil {
+		if v.KeyDEKs, err = d.store.VersionCounts(ctx, t.Key); err != nil {
 			return err
 		}
 		return c.emit(stdout, v, func() string {
@@ -134,7 +139,7 @@ func tenantShow(ctx context.Context, argv []string, stdout, stderr io.Writer) er
 			if v.Since != nil {
 				fmt.Fprintf(&b, " (%s since %s)", v.Reason, v.Since.Format(time.RFC3339))
 			}
-			fmt.Fprintf(&b, "\nkey      %s\nversion  %s\n", v.KeyURL, dash(v.Version))
+			fmt.Fprintf(&b, "\nkey      %s\nversion  %s\n", v.Key, dash(v.Version))
 			writeCounts(&b, "DEKs of this tenant, by key version:", v.DEKs)
 			writeCounts(&b, "DEKs of all tenants on this key, by version:", v.KeyDEKs)
 			return b.String()

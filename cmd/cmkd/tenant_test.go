@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cmkd-io/cmkd"
 	"github.com/cmkd-io/cmkd/store"
 )
 
@@ -17,7 +18,7 @@ func TestCLITenantLifecycle(t *testing.T) {
 
 	var added tenantView
 	e.mustJSON(&added, "tenant", "add", "acme", "--key", e.keyURL("cmk"))
-	if added.ID != "acme" || added.State != store.StateActive || added.KeyURL != e.keyURL("cmk") {
+	if added.ID != "acme" || added.State != store.StateActive || added.Key.String() != e.keyURL("cmk") {
 		t.Fatalf("tenant add printed %+v, want acme active on %s", added, e.keyURL("cmk"))
 	}
 	if out := e.must("tenant", "add", "globex", "--key", e.keyURL("cmk")); !strings.Contains(out, "globex added") {
@@ -86,7 +87,7 @@ func TestCLITenantShowSealed(t *testing.T) {
 	e.createKey("cmk")
 	e.must("tenant", "add", "acme", "--key", e.keyURL("cmk"))
 	before := time.Now().Add(-time.Second)
-	if err := e.deps().store.Seal(t.Context(), "acme", "key disabled", store.StatusEvent{}); err != nil {
+	if err := e.deps().store.Seal(t.Context(), "acme", "key disabled", cmkd.StatusEvent{}); err != nil {
 		t.Fatal(err)
 	}
 	var v tenantView

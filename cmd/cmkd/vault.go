@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,23 +10,20 @@ import (
 	"strings"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
-	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
-
+	"github.com/cmkd-io/cmkd"
+	"github.com/cmkd-io/cmkd/emulator/keyvault"
 	"github.com/cmkd-io/cmkd/kek"
 )
 
-// vaultCmd is what every vault subcommand needs: flags, config, an azkeys
-// client for the vault.
+// vaultCmd is what every vault subcommand needs: flags, config, and the kek
+// client — the one door to Key Vault — for the vault.
 type vaultCmd struct {
 	common
 	vault   string
 	version string
-	key     string // the NAME argument
+	name    string // the NAME argument
 	cfg     *Config
-	client  *azkeys.Client
-	http    *http.Client
+	kek     *kek.Client
 }
 
 func runVault(ctx context.Context, argv []string, stdout, stderr io.Writer) error {
@@ -60,7 +55,7 @@ func (v *vaultCmd) parse(name, synopsis string, argv []string, stderr io.Writer,
 	if err := args(fs, want, strings.Repeat("NAME", want)); err != nil {
 		return err
 	}
-	v.key = fs.Arg(0)
+	v.name = fs.Arg(0)
 	cfg, err := loadConfig(configPath(v.config))
 	if err != nil {
 		return err
@@ -72,24 +67,25 @@ func (v *vaultCmd) parse(name, synopsis string, argv []string, stderr io.Writer,
 	if v.vault == "" {
 		return usagef("vault %s: --vault is required (no dev vault in the config)", name)
 	}
-	return v.connect()
-}
-
-func (v *vaultCmd) connect() error {
-	d := &deps{cfg: v.cfg}
+	d := &deps{cfg: cfg}
 	if err := d.openKEK(); err != nil {
 		return err
 	}
-	pool, err := loadCA(v.cfg.KeyVault.CAFile)
-	if err != nil {
-		return fmt.Errorf("keyvault.ca_file: %w", err)
+	v.kek = d.kek
+	return nil
+}
+
+// key is the key NAME names in the vault, at --version if given.
+func (v *vaultCmd) key() (cmkd.KeyID, error) {
+	s := v.vault + "/keys/" + v.name
+	if v.version != "" {
+		s += "/" + v.version
 	}
-	v.http = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsTrusting(pool)}}
-	v.client, err = azkeys.NewClient(v.vault, d.cred, &azkeys.ClientOptions{
-		ClientOptions:                        azcore.ClientOptions{Transport: v.http},
-		DisableChallengeResourceVerification: v.cfg.KeyVault.Emulator,
-	})
-	return err
+	k, err := cmkd.ParseKeyID(s)
+	if err != nil {
+		return cmkd.KeyID{}, usagef("vault: %v", err)
+	}
+	return k, nil
 }
 
 // keyView is what vault commands print about a key.
@@ -100,16 +96,30 @@ type keyView struct {
 	Expires *time.Time `json:"expires,omitempty"`
 }
 
-func (v *vaultCmd) print(w io.Writer, verb string, b azkeys.KeyBundle) error {
-	kv := keyView{KID: string(*b.Key.KID)}
-	if b.Key.Kty != nil {
-		kv.Kty = string(*b.Key.Kty)
+func viewOfKey(info kek.KeyInfo) keyView {
+	kv := keyView{KID: info.KID.String(), Kty: info.Kty, Enabled: info.Enabled}
+	if !info.Expires.IsZero() {
+		kv.Expires = &info.Expires
 	}
-	if b.Attributes != nil {
-		kv.Enabled = b.Attributes.Enabled != nil && *b.Attributes.Enabled
-		kv.Expires = b.Attributes.Expires
-	}
+	return kv
+}
+
+func (v *vaultCmd) print(w io.Writer, verb string, info kek.KeyInfo) error {
+	kv := viewOfKey(info)
 	return v.emit(w, kv, func() string { return fmt.Sprintf("%s %s (enabled=%v)\n", verb, kv.KID, kv.Enabled) })
+}
+
+// do runs one key operation on NAME and prints the key it reports.
+func (v *vaultCmd) do(verb, printed string, w io.Writer, op func(cmkd.KeyID) (kek.KeyInfo, error)) error {
+	key, err := v.key()
+	if err != nil {
+		return err
+	}
+	info, err := op(key)
+	if err != nil {
+		return vaultErr(verb, v.name, err)
+	}
+	return v.print(w, printed, info)
 }
 
 func vaultCreate(ctx context.Context, argv []string, stdout, stderr io.Writer) error {
@@ -128,18 +138,14 @@ func vaultCreate(ctx context.Context, argv []string, stdout, stderr io.Writer) e
 	default: // EC keys cannot wrap, and software oct keys exist only in Managed HSM
 		return usagef("vault create-key: --kty %q is not RSA, RSA-HSM or oct-HSM", kty)
 	}
-	p := azkeys.CreateKeyParameters{Kty: to.Ptr(azkeys.KeyType(kty))}
-	switch {
-	case size != 0:
-		p.KeySize = to.Ptr(int32(size))
-	case kty == "oct-HSM":
-		p.KeySize = to.Ptr[int32](256)
+	if _, err := v.key(); err != nil {
+		return err
 	}
-	resp, err := v.client.CreateKey(ctx, v.key, p, nil)
+	info, err := v.kek.CreateKey(ctx, v.vault, v.name, kty, size)
 	if err != nil {
-		return vaultErr("create-key", v.key, err)
+		return vaultErr("create-key", v.name, err)
 	}
-	return v.print(stdout, "created", resp.KeyBundle)
+	return v.print(stdout, "created", info)
 }
 
 func vaultRotate(ctx context.Context, argv []string, stdout, stderr io.Writer) error {
@@ -147,11 +153,7 @@ func vaultRotate(ctx context.Context, argv []string, stdout, stderr io.Writer) e
 	if err := v.parse("rotate", "rotate NAME", argv, stderr, false, nil); err != nil {
 		return err
 	}
-	resp, err := v.client.RotateKey(ctx, v.key, nil)
-	if err != nil {
-		return vaultErr("rotate", v.key, err)
-	}
-	return v.print(stdout, "rotated: new version", resp.KeyBundle)
+	return v.do("rotate", "rotated: new version", stdout, func(k cmkd.KeyID) (kek.KeyInfo, error) { return v.kek.RotateKey(ctx, k) })
 }
 
 func vaultEnable(on bool) func(context.Context, []string, io.Writer, io.Writer) error {
@@ -161,12 +163,7 @@ func vaultEnable(on bool) func(context.Context, []string, io.Writer, io.Writer) 
 		if err := v.parse(verb, verb+" NAME [--version V]", argv, stderr, true, nil); err != nil {
 			return err
 		}
-		resp, err := v.client.UpdateKey(ctx, v.key, v.version,
-			azkeys.UpdateKeyParameters{KeyAttributes: &azkeys.KeyAttributes{Enabled: to.Ptr(on)}}, nil)
-		if err != nil {
-			return vaultErr(verb, v.key, err)
-		}
-		return v.print(stdout, verb+"d", resp.KeyBundle)
+		return v.do(verb, verb+"d", stdout, func(k cmkd.KeyID) (kek.KeyInfo, error) { return v.kek.SetEnabled(ctx, k, on) })
 	}
 }
 
@@ -175,12 +172,17 @@ func vaultDelete(ctx context.Context, argv []string, stdout, stderr io.Writer) e
 	if err := v.parse("delete", "delete NAME", argv, stderr, false, nil); err != nil {
 		return err
 	}
-	resp, err := v.client.DeleteKey(ctx, v.key, nil)
+	key, err := v.key()
 	if err != nil {
-		return vaultErr("delete", v.key, err)
+		return err
 	}
-	return v.emit(stdout, map[string]string{"deleted": string(*resp.Key.KID)}, func() string {
-		return "deleted (soft) " + string(*resp.Key.KID) + "; cmkd vault recover " + v.key + " undoes it\n"
+	info, err := v.kek.DeleteKey(ctx, key)
+	if err != nil {
+		return vaultErr("delete", v.name, err)
+	}
+	kid := info.KID.String()
+	return v.emit(stdout, map[string]string{"deleted": kid}, func() string {
+		return "deleted (soft) " + kid + "; cmkd vault recover " + v.name + " undoes it\n"
 	})
 }
 
@@ -189,11 +191,7 @@ func vaultRecover(ctx context.Context, argv []string, stdout, stderr io.Writer) 
 	if err := v.parse("recover", "recover NAME", argv, stderr, false, nil); err != nil {
 		return err
 	}
-	resp, err := v.client.RecoverDeletedKey(ctx, v.key, nil)
-	if err != nil {
-		return vaultErr("recover", v.key, err)
-	}
-	return v.print(stdout, "recovered", resp.KeyBundle)
+	return v.do("recover", "recovered", stdout, func(k cmkd.KeyID) (kek.KeyInfo, error) { return v.kek.RecoverKey(ctx, k) })
 }
 
 func vaultPurge(ctx context.Context, argv []string, stdout, stderr io.Writer) error {
@@ -201,11 +199,15 @@ func vaultPurge(ctx context.Context, argv []string, stdout, stderr io.Writer) er
 	if err := v.parse("purge", "purge NAME", argv, stderr, false, nil); err != nil {
 		return err
 	}
-	if _, err := v.client.PurgeDeletedKey(ctx, v.key, nil); err != nil {
-		return vaultErr("purge", v.key, err)
+	key, err := v.key()
+	if err != nil {
+		return err
 	}
-	return v.emit(stdout, map[string]string{"purged": v.key}, func() string {
-		return "purged " + v.key + ": its key material is gone for good\n"
+	if err := v.kek.PurgeKey(ctx, key); err != nil {
+		return vaultErr("purge", v.name, err)
+	}
+	return v.emit(stdout, map[string]string{"purged": v.name}, func() string {
+		return "purged " + v.name + ": its key material is gone for good\n"
 	})
 }
 
@@ -214,21 +216,17 @@ func vaultShow(ctx context.Context, argv []string, stdout, stderr io.Writer) err
 	if err := v.parse("show", "show NAME", argv, stderr, false, nil); err != nil {
 		return err
 	}
-	var views []keyView
-	pager := v.client.NewListKeyPropertiesVersionsPager(v.key, nil)
-	for pager.More() {
-		page, err := pager.NextPage(ctx)
-		if err != nil {
-			return vaultErr("show", v.key, err)
-		}
-		for _, p := range page.Value {
-			kv := keyView{KID: string(*p.KID)}
-			if p.Attributes != nil {
-				kv.Enabled = p.Attributes.Enabled != nil && *p.Attributes.Enabled
-				kv.Expires = p.Attributes.Expires
-			}
-			views = append(views, kv)
-		}
+	key, err := v.key()
+	if err != nil {
+		return err
+	}
+	versions, err := v.kek.Versions(ctx, key)
+	if err != nil {
+		return vaultErr("show", v.name, err)
+	}
+	views := make([]keyView, 0, len(versions))
+	for _, ver := range versions {
+		views = append(views, viewOfKey(kek.KeyInfo{KID: key.At(ver.Version), Enabled: ver.Enabled, Expires: ver.Expires}))
 	}
 	return v.emit(stdout, views, func() string {
 		var b strings.Builder
@@ -255,21 +253,14 @@ func vaultAccess(revoke bool) func(context.Context, []string, io.Writer, io.Writ
 		if !v.cfg.KeyVault.Emulator {
 			return fmt.Errorf("vault %s works on the emulator only; on Azure, change cmkd's role assignment", verb)
 		}
-		body, _ := json.Marshal(map[string]bool{"revoked": revoke})
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, v.vault+"/_emulator/access", bytes.NewReader(body))
+		pool, err := loadCA(v.cfg.KeyVault.CAFile)
 		if err != nil {
-			return err
+			return fmt.Errorf("keyvault.ca_file: %w", err)
 		}
-		req.Header.Set("Authorization", "Bearer "+v.cfg.KeyVault.Token)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := v.http.Do(req)
-		if err != nil {
-			return vaultErr(verb, v.key, err)
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode/100 != 2 {
-			msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-			return fmt.Errorf("%s: emulator answered %s: %s", verb, resp.Status, msg)
+		remote := keyvault.Remote{URL: v.vault, Token: v.cfg.KeyVault.Token,
+			HTTP: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsTrusting(pool)}}}
+		if err := remote.SetAccess(ctx, revoke); err != nil {
+			return fmt.Errorf("vault %s: %w (is cmkd dev running?)", verb, err)
 		}
 		return v.emit(stdout, map[string]bool{"revoked": revoke}, func() string {
 			return "access " + map[bool]string{true: "revoked", false: "granted"}[revoke] + " at " + v.vault + "\n"
@@ -277,26 +268,28 @@ func vaultAccess(revoke bool) func(context.Context, []string, io.Writer, io.Writ
 	}
 }
 
-// vaultErr turns an azkeys failure into one line that says what to do: the
-// SDK's own message is a multi-line request dump. A 404 wraps
-// kek.ErrNotFound so the command exits 4.
+// vaultErr turns a Key Vault failure, classified by kek, into one line that
+// says what to do. A missing key wraps kek.ErrNotFound so the command
+// exits 4.
 func vaultErr(verb, name string, err error) error {
-	var re *azcore.ResponseError
-	if !errors.As(err, &re) {
-		return fmt.Errorf("vault %s %s: %w (is the vault URL right and reachable?)", verb, name, err)
+	var ke *kek.Error
+	if !errors.As(err, &ke) {
+		return fmt.Errorf("vault %s %s: %w", verb, name, err)
 	}
-	what := fmt.Sprintf("Key Vault answered %d %s", re.StatusCode, re.ErrorCode)
+	what := fmt.Sprintf("Key Vault answered %d %s", ke.Status, ke.Code)
 	switch {
-	case re.StatusCode == http.StatusNotFound && (verb == "recover" || verb == "purge"):
+	case ke.Status == 0:
+		return fmt.Errorf("vault %s %s: %w (is the vault URL right and reachable?)", verb, name, err)
+	case errors.Is(err, kek.ErrNotFound) && (verb == "recover" || verb == "purge"):
 		return fmt.Errorf("vault %s %s: %w: %s (no deleted key of that name: never deleted, or purged)",
 			verb, name, kek.ErrNotFound, what)
-	case re.StatusCode == http.StatusNotFound:
+	case errors.Is(err, kek.ErrNotFound):
 		return fmt.Errorf("vault %s %s: %w: %s (check the name and --vault; a deleted key must be recovered first)",
 			verb, name, kek.ErrNotFound, what)
-	case re.StatusCode == http.StatusUnauthorized, re.StatusCode == http.StatusForbidden:
+	case errors.Is(err, kek.ErrAccessDenied):
 		return fmt.Errorf("vault %s %s: %w: %s (check keyvault.credential and the identity's Key Vault role)",
 			verb, name, kek.ErrAccessDenied, what)
-	case re.StatusCode == http.StatusConflict:
+	case ke.Status == http.StatusConflict:
 		return fmt.Errorf("vault %s %s: %s (a deleted key of that name exists: recover or purge it first)", verb, name, what)
 	default:
 		return fmt.Errorf("vault %s %s: %s", verb, name, what)

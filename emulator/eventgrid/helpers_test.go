@@ -179,15 +179,3 @@ func wantResponseError(t *testing.T, err error, status int, code string) {
 		t.Fatalf("got %d %s, want %d %s", re.StatusCode, re.ErrorCode, status, code)
 	}
 }
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}

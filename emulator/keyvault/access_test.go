@@ -11,6 +11,8 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
+
+	"github.com/cmkd-io/cmkd/internal/eventually"
 )
 
 // The first request of azkeys carries no token and no body; the 401 must
@@ -142,7 +144,7 @@ func TestThrottle(t *testing.T) {
 	}
 	// A short window refills by itself.
 	srv.SetThrottle(1, 50*time.Millisecond, false)
-	waitFor(t, 5*time.Second, "throttle window to refill", func() bool {
+	eventually.True(t, 5*time.Second, "throttle window to refill", func() bool {
 		_, err := c.NewListKeyPropertiesPager(nil).NextPage(t.Context())
 		return err == nil
 	})

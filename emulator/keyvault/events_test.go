@@ -10,6 +10,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/messaging"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/eventgrid/azsystemevents"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
+
+	"github.com/cmkd-io/cmkd/internal/eventually"
 )
 
 type fakeClock struct{ unix atomic.Int64 }
@@ -65,11 +67,11 @@ func TestExpiryEvents(t *testing.T) {
 	kb := createKey(t, c, "exp", azkeys.CreateKeyParameters{Kty: ptr(azkeys.KeyTypeOctHSM), KeyAttributes: &azkeys.KeyAttributes{Expires: &exp}})
 
 	clock.advance(25 * time.Hour)
-	waitFor(t, 5*time.Second, "KeyNearExpiry", func() bool { return len(log.all()) >= 2 })
+	eventually.True(t, 5*time.Second, "KeyNearExpiry", func() bool { return len(log.all()) >= 2 })
 	checkKeyEvent(t, log.all()[1], azsystemevents.TypeKeyVaultKeyNearExpiry, DefaultVaultName, kb)
 
 	clock.advance(24 * time.Hour)
-	waitFor(t, 5*time.Second, "KeyExpired", func() bool { return len(log.all()) >= 3 })
+	eventually.True(t, 5*time.Second, "KeyExpired", func() bool { return len(log.all()) >= 3 })
 	checkKeyEvent(t, log.all()[2], azsystemevents.TypeKeyVaultKeyExpired, DefaultVaultName, kb)
 	if extra := srv.expiryEvents(); len(extra) != 0 || len(log.all()) != 3 {
 		t.Fatalf("expiry events must fire once per version: %d more", len(extra))
@@ -79,7 +81,7 @@ func TestExpiryEvents(t *testing.T) {
 	if _, err := c.UpdateKey(t.Context(), "exp", "", azkeys.UpdateKeyParameters{KeyAttributes: &azkeys.KeyAttributes{Expires: &later}}, nil); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "re-armed KeyNearExpiry", func() bool { return len(log.all()) >= 4 })
+	eventually.True(t, 5*time.Second, "re-armed KeyNearExpiry", func() bool { return len(log.all()) >= 4 })
 	if typ := log.all()[3].Type; typ != EventKeyNearExpiry {
 		t.Fatalf("got %s", typ)
 	}

@@ -120,18 +120,6 @@ func (l *eventLog) all() []CloudEvent {
 	return append([]CloudEvent(nil), l.evs...)
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // rawJSON sends an authenticated request without the SDK and decodes the
 // JSON answer into out; it returns the status.
 func rawJSON(t *testing.T, srv *Server, method, url, body string, out any) int {

@@ -7,6 +7,8 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
+
+	"github.com/cmkd-io/cmkd/internal/eventually"
 )
 
 // TestExpiryEventsNotRepeatedAfterRestart: a KeyNearExpiry sent before a
@@ -21,7 +23,7 @@ func TestExpiryEventsNotRepeatedAfterRestart(t *testing.T) {
 	srv := start(t, cfg)
 	exp := clock.now().Add(time.Hour)
 	createKey(t, newClient(t, srv), "exp", azkeys.CreateKeyParameters{Kty: to.Ptr(azkeys.KeyTypeOctHSM), KeyAttributes: &azkeys.KeyAttributes{Expires: &exp}})
-	waitFor(t, 5*time.Second, "KeyNearExpiry", func() bool { return len(log.all()) >= 2 })
+	eventually.True(t, 5*time.Second, "KeyNearExpiry", func() bool { return len(log.all()) >= 2 })
 	if typ := log.all()[1].Type; typ != EventKeyNearExpiry {
 		t.Fatalf("got %s, want %s", typ, EventKeyNearExpiry)
 	}
@@ -33,12 +35,12 @@ func TestExpiryEventsNotRepeatedAfterRestart(t *testing.T) {
 	restart(t, srv, cfg)
 	// The second read of the clock begins the second check, so the first
 	// check and anything it emitted are done.
-	waitFor(t, 5*time.Second, "an expiry check after the restart", func() bool { return checks.Load() >= 2 })
+	eventually.True(t, 5*time.Second, "an expiry check after the restart", func() bool { return checks.Load() >= 2 })
 	if evs := after.all(); len(evs) != 0 {
 		t.Fatalf("the restarted emulator sent %s again", evs[0].Type)
 	}
 	clock.advance(2 * time.Hour)
-	waitFor(t, 5*time.Second, "KeyExpired", func() bool { return len(after.all()) >= 1 })
+	eventually.True(t, 5*time.Second, "KeyExpired", func() bool { return len(after.all()) >= 1 })
 	if evs := after.all(); len(evs) != 1 || evs[0].Type != EventKeyExpired {
 		t.Fatalf("after expiry: %d events, first %s; want one %s", len(evs), evs[0].Type, EventKeyExpired)
 	}

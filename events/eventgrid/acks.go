@@ -87,6 +87,6 @@ func (a *acker) send(tokens []string) {
 	if err = errors.Join(err, failure(r.FailedLockTokens)); err != nil {
 		a.s.metrics.settleFails.WithLabelValues(opAck).Inc()
 		a.s.log.Warn("eventgrid acknowledge failed; the events will be delivered again",
-			slog.Int("events", len(tokens)), slog.Any("error", err))
+			slog.Int("events", len(tokens)), slog.Any("err", err))
 	}
 }

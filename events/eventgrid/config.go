@@ -64,8 +64,6 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// Decoder turns a received CloudEvent into a lifecycle event. Required.
 	Decoder *events.Decoder
-	// Handler handles each relevant event. Required.
-	Handler events.Handler
 	// Logger receives delivery logs; nil discards them.
 	Logger *slog.Logger
 	// Registerer receives the source's metrics; nil keeps them unregistered.
@@ -122,8 +120,6 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("ShutdownTimeout %s must be positive", c.ShutdownTimeout)
 	case c.Decoder == nil:
 		return errors.New("Decoder is required")
-	case c.Handler == nil:
-		return errors.New("Handler is required")
 	}
 	return nil
 }

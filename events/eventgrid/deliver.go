@@ -16,8 +16,8 @@ import (
 // context ended, so it has its own deadline.
 const settleTimeout = 30 * time.Second
 
-// deliver decodes, handles and settles one delivery.
-func (s *Source) deliver(ctx context.Context, d delivery) {
+// deliver decodes, hands to h and settles one delivery.
+func (s *Source) deliver(ctx context.Context, h events.Handler, d delivery) {
 	start := time.Now()
 	s.metrics.inFlight.Inc()
 	defer func() {
@@ -28,34 +28,33 @@ func (s *Source) deliver(ctx context.Context, d delivery) {
 	ev, relevant, err := s.cfg.Decoder.DecodeCloudEvent(d.raw)
 	switch {
 	case err != nil:
-		log.Warn("eventgrid event malformed, rejecting", slog.Any("error", err))
+		log.Warn("eventgrid event malformed, rejecting", slog.Any("err", err))
 		s.settle(ctx, opReject, d, 0, outcomeMalformed)
 	case !relevant:
 		s.settle(ctx, opAck, d, 0, outcomeIgnored)
 	default:
-		log = log.With(slog.String("event_id", ev.ID), slog.String("type", ev.Type), slog.String("key", ev.KeyURL))
-		s.finish(ctx, log, d, s.handle(ctx, d.token, ev))
+		log = log.With(slog.String("event_id", ev.ID), slog.String("type", ev.Type), slog.String("key", ev.Key.String()))
+		s.finish(ctx, log, d, s.handle(ctx, h, d.token, ev))
 	}
 }
 
-// finish settles a handled delivery according to the handler's error.
+// finish settles a handled delivery as events.Settle says. The worker has
+// logged the handler's failure already.
 func (s *Source) finish(ctx context.Context, log *slog.Logger, d delivery, err error) {
-	switch {
-	case err == nil:
+	switch verdict, asked := events.Settle(err); verdict {
+	case events.Ack:
 		s.settle(ctx, opAck, d, 0, outcomeHandled)
-	case events.IsPermanent(err):
-		log.Error("eventgrid handler failed permanently, rejecting", slog.Any("error", err))
+	case events.DeadLetter:
 		s.settle(ctx, opReject, d, 0, outcomeRejected)
 	default:
-		asked, ok := events.RetryDelay(err)
-		delay := backoff(s.cfg.ReleaseDelay, d.deliveryCount, asked, ok)
-		log.Warn("eventgrid handler failed, releasing", slog.Any("error", err), slog.Duration("delay", delay))
+		delay := backoff(s.cfg.ReleaseDelay, d.deliveryCount, asked, asked > 0)
+		log.Debug("eventgrid releasing for redelivery", slog.Duration("delay", delay))
 		s.settle(ctx, opRelease, d, delay, outcomeRetried)
 	}
 }
 
 // handle runs the handler while a renewer keeps the lock.
-func (s *Source) handle(ctx context.Context, token string, ev events.Event) (err error) {
+func (s *Source) handle(ctx context.Context, h events.Handler, token string, ev events.Event) error {
 	renewCtx, stopRenew := context.WithCancel(ctx)
 	renewed := make(chan struct{})
 	go func() {
@@ -66,12 +65,7 @@ func (s *Source) handle(ctx context.Context, token string, ev events.Event) (err
 		stopRenew()
 		<-renewed
 	}()
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("handler panic: %v", p)
-		}
-	}()
-	return s.cfg.Handler(ctx, ev)
+	return h(ctx, ev)
 }
 
 // renew renews the lock every LockRenew until ctx ends.
@@ -92,7 +86,7 @@ func (s *Source) renew(ctx context.Context, token string) {
 			return
 		}
 		s.metrics.renewalFails.Inc()
-		s.log.Warn("eventgrid lock renewal failed; the event may be delivered again", slog.Any("error", errors.Join(err, failure(resp.FailedLockTokens))))
+		s.log.Warn("eventgrid lock renewal failed; the event may be delivered again", slog.Any("err", errors.Join(err, failure(resp.FailedLockTokens))))
 	}
 }
 
@@ -131,7 +125,7 @@ func (s *Source) settle(ctx context.Context, op string, d delivery, delay time.D
 	s.metrics.deliveries.WithLabelValues(outcome).Inc()
 	if err = errors.Join(err, failure(failed)); err != nil {
 		s.metrics.settleFails.WithLabelValues(op).Inc()
-		s.log.Warn("eventgrid settle failed; the event will be delivered again", slog.String("op", op), slog.Any("error", err))
+		s.log.Warn("eventgrid settle failed; the event will be delivered again", slog.String("op", op), slog.Any("err", err))
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/eventgrid/aznamespaces"
+
+	"github.com/cmkd-io/cmkd/events"
 )
 
 // Source pulls events from one namespace topic subscription.
@@ -57,11 +59,14 @@ func newClient(cfg Config) (*aznamespaces.ReceiverClient, error) {
 	return aznamespaces.NewReceiverClient(cfg.Endpoint, cfg.Topic, cfg.Subscription, cfg.Credential, opts)
 }
 
-// Run receives and handles events until ctx ends. Then it stops receiving,
-// lets running handlers finish (cancelling them after ShutdownTimeout) and
-// settles them, and returns nil. Receive failures are logged and retried
-// with backoff; they never end Run.
-func (s *Source) Run(ctx context.Context) error {
+// Name implements events.Source.
+func (s *Source) Name() string { return "eventgrid" }
+
+// Run receives events and hands them to h until ctx ends. Then it stops
+// receiving, lets running handlers finish (cancelling them after
+// ShutdownTimeout) and settles them, and returns nil. Receive failures are
+// logged and retried with backoff; they never end Run.
+func (s *Source) Run(ctx context.Context, h events.Handler) error {
 	// Handlers and settling outlive ctx so that shutdown drains instead of
 	// abandoning locked events.
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
@@ -83,7 +88,7 @@ func (s *Source) Run(ctx context.Context) error {
 				break
 			}
 			s.metrics.receiveErrs.Inc()
-			s.log.Warn("eventgrid receive failed", slog.Any("error", err))
+			s.log.Warn("eventgrid receive failed", slog.Any("err", err))
 			if !pause.wait(ctx) {
 				break
 			}
@@ -95,7 +100,7 @@ func (s *Source) Run(ctx context.Context) error {
 			go func() {
 				defer wg.Done()
 				defer func() { <-slots }()
-				s.deliver(work, d)
+				s.deliver(work, h, d)
 			}()
 		}
 	}

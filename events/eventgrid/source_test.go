@@ -15,6 +15,8 @@ import (
 	emulator "github.com/cmkd-io/cmkd/emulator/eventgrid"
 	"github.com/cmkd-io/cmkd/events"
 	"github.com/cmkd-io/cmkd/events/eventgrid"
+
+	"github.com/cmkd-io/cmkd/internal/eventually"
 )
 
 const (
@@ -92,7 +94,6 @@ func run(t *testing.T, emuCfg emulator.Config, rec *recorder, tweak func(*eventg
 		Endpoint: emu.URL(), Topic: topic, Subscription: sub, Key: key, RootCAs: emu.CAPool(),
 		MaxWait: 10 * time.Second, ReleaseDelay: -1,
 		Decoder:    events.NewDecoder(events.DecoderConfig{}),
-		Handler:    rec.handle,
 		Registerer: reg,
 	}
 	if tweak != nil {
@@ -104,7 +105,7 @@ func run(t *testing.T, emuCfg emulator.Config, rec *recorder, tweak func(*eventg
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx) }()
+	go func() { done <- src.Run(ctx, rec.handle) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -143,18 +144,7 @@ func (f *fixture) waitCall(t *testing.T) events.Event {
 
 func (f *fixture) waitSettled(t *testing.T) {
 	t.Helper()
-	eventually(t, 15*time.Second, "all events settled", func() bool { return f.emu.Pending(topic, sub) == 0 })
-}
-
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	eventually.True(t, 15*time.Second, "all events settled", func() bool { return f.emu.Pending(topic, sub) == 0 })
 }
 
 // deliveries reads cmkd_eventgrid_deliveries_total{outcome}.
@@ -186,7 +176,7 @@ func TestSuccessSettlesOnce(t *testing.T) {
 	f.publish(t, body)
 
 	ev := f.waitCall(t)
-	if ev.Type != events.TypeProbe || ev.KeyURL != "https://sample-kv.vault.azure.net/keys/tenant-key" {
+	if ev.Type != events.TypeProbe || ev.Key.URL() != "https://sample-kv.vault.azure.net/keys/tenant-key" {
 		t.Errorf("handled %+v, want the probe of tenant-key", ev)
 	}
 	var raw map[string]any
@@ -194,7 +184,7 @@ func TestSuccessSettlesOnce(t *testing.T) {
 		t.Errorf("Raw = %s, want the delivered event", ev.Raw)
 	}
 	f.waitSettled(t)
-	eventually(t, 5*time.Second, "handled counted", func() bool { return f.deliveries(t, "handled") == 1 })
+	eventually.True(t, 5*time.Second, "handled counted", func() bool { return f.deliveries(t, "handled") == 1 })
 	if n := f.rec.count("probe-1"); n != 1 {
 		t.Errorf("handled %d times, want once", n)
 	}
@@ -223,7 +213,7 @@ func TestManyEventsAcknowledgedInBatches(t *testing.T) {
 			}
 		}
 	}()
-	eventually(t, 15*time.Second, "all handled", func() bool { return f.deliveries(t, "handled") == n })
+	eventually.True(t, 15*time.Second, "all handled", func() bool { return f.deliveries(t, "handled") == n })
 	f.waitSettled(t)
 	for i := range n {
 		if c := f.rec.count(fmt.Sprintf("probe-%03d", i)); c != 1 {
@@ -248,14 +238,14 @@ func TestHandlerErrorRedelivers(t *testing.T) {
 	if n := rec.count("probe-retry"); n != 2 {
 		t.Errorf("handled %d times, want 2 (fail, then succeed)", n)
 	}
-	eventually(t, 5*time.Second, "outcomes counted", func() bool {
+	eventually.True(t, 5*time.Second, "outcomes counted", func() bool {
 		return f.deliveries(t, "retried") == 1 && f.deliveries(t, "handled") == 1
 	})
 }
 
 func TestMalformedDeadLetteredAndSourceGoesOn(t *testing.T) {
 	rec := newRecorder(func(ev events.Event, _ int) error {
-		if strings.HasSuffix(ev.KeyURL, "/forbidden") {
+		if ev.Key.Name == "forbidden" {
 			return events.Permanent(errors.New("access denied"))
 		}
 		return nil
@@ -277,7 +267,7 @@ func TestMalformedDeadLetteredAndSourceGoesOn(t *testing.T) {
 	if len(dl) != 2 || dl[0].Event.ID != "bad-1" || dl[1].Event.ID != "perm-1" || dl[0].Reason != emulator.ReasonRejected {
 		t.Fatalf("dead letters = %+v, want bad-1 and perm-1 rejected", dl)
 	}
-	eventually(t, 5*time.Second, "outcomes counted", func() bool {
+	eventually.True(t, 5*time.Second, "outcomes counted", func() bool {
 		return f.deliveries(t, "malformed") == 1 && f.deliveries(t, "ignored") == 1 &&
 			f.deliveries(t, "rejected") == 1 && f.deliveries(t, "handled") == 1
 	})
@@ -308,12 +298,12 @@ func TestShutdownDrainsInFlight(t *testing.T) {
 	src, err := eventgrid.New(eventgrid.Config{
 		Endpoint: emu.URL(), Topic: topic, Subscription: sub, Key: key, RootCAs: emu.CAPool(), MaxWait: 10 * time.Second,
 		Decoder: events.NewDecoder(events.DecoderConfig{}),
-		Handler: func(ctx context.Context, _ events.Event) error {
-			close(started)
-			<-finish
-			return ctx.Err()
-		},
 	})
+	handler := func(ctx context.Context, _ events.Event) error {
+		close(started)
+		<-finish
+		return ctx.Err()
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,7 +312,7 @@ func TestShutdownDrainsInFlight(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx) }()
+	go func() { done <- src.Run(ctx, handler) }()
 	<-started
 	cancel()
 	select {
@@ -348,7 +338,7 @@ func TestConfigValidate(t *testing.T) {
 	valid := func() eventgrid.Config {
 		return eventgrid.Config{
 			Endpoint: "https://ns.westeurope-1.eventgrid.azure.net", Topic: "t", Subscription: "s", Key: "k",
-			Decoder: events.NewDecoder(events.DecoderConfig{}), Handler: func(context.Context, events.Event) error { return nil },
+			Decoder: events.NewDecoder(events.DecoderConfig{}),
 		}
 	}
 	if _, err := eventgrid.New(valid()); err != nil {
@@ -364,7 +354,6 @@ func TestConfigValidate(t *testing.T) {
 		"MaxInFlight":  func(c *eventgrid.Config) { c.MaxInFlight = -1 },
 		"ReleaseDelay": func(c *eventgrid.Config) { c.ReleaseDelay = 2 * time.Hour },
 		"Decoder":      func(c *eventgrid.Config) { c.Decoder = nil },
-		"Handler":      func(c *eventgrid.Config) { c.Handler = nil },
 	} {
 		cfg := valid()
 		breakIt(&cfg)

@@ -63,8 +63,6 @@ type Config struct {
 	DrainTimeout time.Duration
 	// Decoder decodes message bodies. Required.
 	Decoder *events.Decoder
-	// Handler handles each event. Required.
-	Handler events.Handler
 	// Logger (default slog.Default()).
 	Logger *slog.Logger
 	// Registerer receives cmkd_natsq_* metrics; nil keeps them unregistered.
@@ -109,8 +107,6 @@ func (c *Config) Validate() error {
 	switch {
 	case c.Decoder == nil:
 		return errors.New("natsq: Decoder is required")
-	case c.Handler == nil:
-		return errors.New("natsq: Handler is required")
 	case c.MaxDeliver < 1:
 		return fmt.Errorf("natsq: MaxDeliver %d: must be at least 1", c.MaxDeliver)
 	case c.AckWait < time.Second:

@@ -1,9 +1,9 @@
 package natsq
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cmkd-io/cmkd/internal/promx"
 )
 
 // Settlement outcomes, the "outcome" label of cmkd_natsq_messages_total.
@@ -30,26 +30,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "CMKD_EVENTS messages being handled now.",
 		}),
 	}
-	if reg != nil {
-		m.messages = register(reg, m.messages)
-		m.inFlight = register(reg, m.inFlight)
-	}
+	m.messages = promx.Register(reg, m.messages)
+	m.inFlight = promx.Register(reg, m.inFlight)
 	for _, o := range []string{outcomeAck, outcomeNak, outcomeDLQ, outcomeLost} {
 		m.messages.WithLabelValues(o)
 	}
 	return m
-}
-
-// register registers c or returns the collector already registered under
-// its name, so that several sources may share a registry.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-	}
-	return c
 }

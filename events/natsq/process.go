@@ -22,8 +22,8 @@ const (
 	HeaderSubject       = "Cmkd-Dlq-Subject"
 )
 
-// process handles one message and settles it exactly once.
-func (s *Source) process(ctx context.Context, msg jetstream.Msg) {
+// process hands one message's events to h and settles it exactly once.
+func (s *Source) process(ctx context.Context, h events.Handler, msg jetstream.Msg) {
 	s.m.inFlight.Inc()
 	defer s.m.inFlight.Dec()
 	md, err := msg.Metadata()
@@ -35,24 +35,25 @@ func (s *Source) process(ctx context.Context, msg jetstream.Msg) {
 		s.deadLetter(ctx, msg, md, "max deliveries exceeded")
 		return
 	}
-	err = s.handle(ctx, msg)
+	err = s.handle(ctx, h, msg)
+	verdict, asked := events.Settle(err)
 	switch {
-	case err == nil:
+	case verdict == events.Ack:
 		s.settle(msg, outcomeAck, msg.Ack())
-	case events.IsPermanent(err):
+	case verdict == events.DeadLetter:
 		s.deadLetter(ctx, msg, md, err.Error())
 	case md.NumDelivered >= uint64(s.cfg.MaxDeliver):
 		s.deadLetter(ctx, msg, md, fmt.Sprintf("failed %d deliveries: %v", md.NumDelivered, err))
 	default:
-		delay := s.retryDelay(err, md.NumDelivered)
+		delay := s.retryDelay(asked, md.NumDelivered)
 		s.settle(msg, outcomeNak, msg.NakWithDelay(delay),
-			slog.Uint64("delivery", md.NumDelivered), slog.Duration("delay", delay), slog.Any("error", err))
+			slog.Uint64("delivery", md.NumDelivered), slog.Duration("delay", delay), slog.Any("err", err))
 	}
 }
 
-// handle decodes the body and hands its events to the handler in order,
-// extending the delivery's ack deadline while they run.
-func (s *Source) handle(ctx context.Context, msg jetstream.Msg) error {
+// handle decodes the body and hands its events to h in order, extending
+// the delivery's ack deadline while they run.
+func (s *Source) handle(ctx context.Context, h events.Handler, msg jetstream.Msg) error {
 	res, err := s.cfg.Decoder.Decode(msg.Data())
 	if err != nil {
 		return err
@@ -60,7 +61,7 @@ func (s *Source) handle(ctx context.Context, msg jetstream.Msg) error {
 	stop := s.keepAlive(msg)
 	defer stop()
 	for _, ev := range res.Events {
-		if err := s.cfg.Handler(ctx, ev); err != nil {
+		if err := h(ctx, ev); err != nil {
 			return fmt.Errorf("event %s: %w", ev.ID, err)
 		}
 	}
@@ -85,9 +86,11 @@ func (s *Source) keepAlive(msg jetstream.Msg) (stop func()) {
 	return func() { t.Stop(); close(done) }
 }
 
-func (s *Source) retryDelay(err error, delivered uint64) time.Duration {
-	if d, ok := events.RetryDelay(err); ok && d > 0 {
-		return d
+// retryDelay is the delay the handler asked for, or the configured
+// back-off for the delivery count.
+func (s *Source) retryDelay(asked time.Duration, delivered uint64) time.Duration {
+	if asked > 0 {
+		return asked
 	}
 	i := min(int(delivered)-1, len(s.cfg.Backoff)-1)
 	return s.cfg.Backoff[max(i, 0)]
@@ -113,8 +116,8 @@ func (s *Source) deadLetter(ctx context.Context, msg jetstream.Msg, md *jetstrea
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if _, err := s.js.PublishMsg(pctx, dl); err != nil {
-		s.settle(msg, outcomeNak, msg.NakWithDelay(s.retryDelay(nil, md.NumDelivered)),
-			slog.String("reason", "dead-letter publish failed"), slog.Any("error", err))
+		s.settle(msg, outcomeNak, msg.NakWithDelay(s.retryDelay(0, md.NumDelivered)),
+			slog.String("reason", "dead-letter publish failed"), slog.Any("err", err))
 		return
 	}
 	s.settle(msg, outcomeDLQ, msg.Term(), slog.String("reason", reason), slog.Uint64("stream_seq", md.Sequence.Stream))
@@ -124,7 +127,7 @@ func (s *Source) deadLetter(ctx context.Context, msg jetstream.Msg, md *jetstrea
 func (s *Source) settle(msg jetstream.Msg, outcome string, err error, attrs ...any) {
 	if err != nil {
 		s.m.messages.WithLabelValues(outcomeLost).Inc()
-		s.log.Error("natsq: settle message", append(attrs, slog.String("outcome", outcome), slog.Any("error", err))...)
+		s.log.Error("natsq: settle message", append(attrs, slog.String("outcome", outcome), slog.Any("err", err))...)
 		return
 	}
 	s.m.messages.WithLabelValues(outcome).Inc()

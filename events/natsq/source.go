@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cmkd-io/cmkd/events"
 )
 
 // Source consumes CMKD_EVENTS and hands each event to the handler.
@@ -31,10 +33,14 @@ func New(js jetstream.JetStream, cfg Config) (*Source, error) {
 	return &Source{js: js, cfg: cfg, log: cfg.Logger, m: newMetrics(cfg.Registerer)}, nil
 }
 
-// Run consumes until ctx ends, then stops fetching, waits up to
-// DrainTimeout for running handlers and returns. Unsettled messages are
-// redelivered, to this or another replica, after AckWait.
-func (s *Source) Run(ctx context.Context) error {
+// Name implements events.Source.
+func (s *Source) Name() string { return "queue" }
+
+// Run consumes, handing events to h, until ctx ends; then it stops
+// fetching, waits up to DrainTimeout for running handlers and returns.
+// Unsettled messages are redelivered, to this or another replica, after
+// AckWait.
+func (s *Source) Run(ctx context.Context, h events.Handler) error {
 	cons, err := s.consumer(ctx)
 	if err != nil {
 		return err
@@ -58,7 +64,7 @@ func (s *Source) Run(ctx context.Context) error {
 			if ctx.Err() == nil && !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				// Heartbeat loss and similar are reported but not fatal: the
 				// iterator reconnects. Pause so a persistent error cannot spin.
-				s.log.Warn("natsq: next message", slog.Any("error", err))
+				s.log.Warn("natsq: next message", slog.Any("err", err))
 				select {
 				case <-ctx.Done():
 				case <-time.After(time.Second):
@@ -70,7 +76,7 @@ func (s *Source) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			s.process(hctx, msg)
+			s.process(hctx, h, msg)
 		}()
 	}
 	s.drain(&wg, cancelHandlers)

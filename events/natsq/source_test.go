@@ -16,6 +16,8 @@ import (
 	"github.com/cmkd-io/cmkd/events"
 	"github.com/cmkd-io/cmkd/events/natsq"
 	"github.com/cmkd-io/cmkd/internal/natstest"
+
+	"github.com/cmkd-io/cmkd/internal/eventually"
 )
 
 // startJetStream runs an embedded nats-server with JetStream and returns a
@@ -62,23 +64,10 @@ func (r *recorder) distinct() int {
 	return len(r.calls)
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-func testConfig(h events.Handler) natsq.Config {
+func testConfig() natsq.Config {
 	return natsq.Config{
 		CreateStream: true,
 		Decoder:      events.NewDecoder(events.DecoderConfig{}),
-		Handler:      h,
 		AckWait:      2 * time.Second,
 		Backoff:      []time.Duration{10 * time.Millisecond},
 		MaxDeliver:   3,
@@ -86,8 +75,9 @@ func testConfig(h events.Handler) natsq.Config {
 	}
 }
 
-// run starts a Source and stops it at test end, failing if Run fails.
-func run(t *testing.T, js jetstream.JetStream, cfg natsq.Config) {
+// run starts a Source handing events to h and stops it at test end,
+// failing if Run fails.
+func run(t *testing.T, js jetstream.JetStream, cfg natsq.Config, h events.Handler) {
 	t.Helper()
 	src, err := natsq.New(js, cfg)
 	if err != nil {
@@ -95,7 +85,7 @@ func run(t *testing.T, js jetstream.JetStream, cfg natsq.Config) {
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx) }()
+	go func() { done <- src.Run(ctx, h) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -108,7 +98,7 @@ func run(t *testing.T, js jetstream.JetStream, cfg natsq.Config) {
 		}
 	})
 	// Run creates the stream; wait for it so publishes are captured.
-	eventually(t, "consumer", func() bool {
+	eventually.True(t, 15*time.Second, "consumer", func() bool {
 		_, err := js.Consumer(t.Context(), natsq.DefaultStream, natsq.DefaultDurable)
 		return err == nil
 	})
@@ -152,11 +142,11 @@ func dlqMessages(t *testing.T, js jetstream.JetStream, n int) []jetstream.Msg {
 func TestSuccessSettlesOnce(t *testing.T) {
 	js := startJetStream(t)
 	var rec recorder
-	run(t, js, testConfig(rec.handle))
+	run(t, js, testConfig(), rec.handle)
 	if err := natsq.Enqueue(t.Context(), js, "", probe("ok-1")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "handled and acked", func() bool { return rec.count("ok-1") == 1 && settled(t, js) })
+	eventually.True(t, 15*time.Second, "handled and acked", func() bool { return rec.count("ok-1") == 1 && settled(t, js) })
 	c, _ := js.Consumer(t.Context(), natsq.DefaultStream, natsq.DefaultDurable)
 	ci, err := c.Info(t.Context())
 	if err != nil || ci.NumRedelivered != 0 || ci.Delivered.Consumer != 1 {
@@ -175,24 +165,24 @@ func TestHandlerErrorRedelivers(t *testing.T) {
 		}
 		return nil
 	}}
-	run(t, js, testConfig(rec.handle))
+	run(t, js, testConfig(), rec.handle)
 	if err := natsq.Enqueue(t.Context(), js, "", probe("retry-1")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "redelivered and acked", func() bool { return rec.count("retry-1") == 2 && settled(t, js) })
+	eventually.True(t, 15*time.Second, "redelivered and acked", func() bool { return rec.count("retry-1") == 2 && settled(t, js) })
 }
 
 func TestMalformedIsDeadLetteredAndSourceGoesOn(t *testing.T) {
 	js := startJetStream(t)
 	var rec recorder
-	run(t, js, testConfig(rec.handle))
+	run(t, js, testConfig(), rec.handle)
 	if err := natsq.Enqueue(t.Context(), js, "cmkd.events.bad", []byte(`{"not":"an event"}`)); err != nil {
 		t.Fatal(err)
 	}
 	if err := natsq.Enqueue(t.Context(), js, "", probe("after-bad")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "good event handled", func() bool { return rec.count("after-bad") == 1 && settled(t, js) })
+	eventually.True(t, 15*time.Second, "good event handled", func() bool { return rec.count("after-bad") == 1 && settled(t, js) })
 	m := dlqMessages(t, js, 1)[0]
 	if string(m.Data()) != `{"not":"an event"}` {
 		t.Errorf("dead letter body = %s", m.Data())
@@ -212,14 +202,14 @@ func TestPermanentAndExhaustedAreDeadLettered(t *testing.T) {
 		}
 		return events.Transient(errors.New("throttled"), 5*time.Millisecond)
 	}}
-	run(t, js, testConfig(rec.handle))
+	run(t, js, testConfig(), rec.handle)
 	for _, id := range []string{"forbidden", "flaky"} {
 		if err := natsq.Enqueue(t.Context(), js, "", probe(id)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	msgs := dlqMessages(t, js, 2)
-	eventually(t, "queue settled", func() bool { return settled(t, js) })
+	eventually.True(t, 15*time.Second, "queue settled", func() bool { return settled(t, js) })
 	got := map[string]string{}
 	for _, m := range msgs {
 		got[m.Headers().Get(nats.MsgIdHdr)] = m.Headers().Get(natsq.HeaderDeliveryCount)
@@ -235,7 +225,7 @@ func TestPermanentAndExhaustedAreDeadLettered(t *testing.T) {
 func TestEnqueueDropsDuplicateDelivery(t *testing.T) {
 	js := startJetStream(t)
 	var rec recorder
-	run(t, js, testConfig(rec.handle))
+	run(t, js, testConfig(), rec.handle)
 	for range 2 {
 		if err := natsq.Enqueue(t.Context(), js, "", probe("dup")); err != nil {
 			t.Fatal(err)
@@ -244,7 +234,7 @@ func TestEnqueueDropsDuplicateDelivery(t *testing.T) {
 	if err := natsq.Enqueue(t.Context(), js, "", probe("marker")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "marker handled", func() bool { return rec.count("marker") == 1 && settled(t, js) })
+	eventually.True(t, 15*time.Second, "marker handled", func() bool { return rec.count("marker") == 1 && settled(t, js) })
 	if n := rec.count("dup"); n != 1 {
 		t.Errorf("event enqueued twice handled %d times, want 1", n)
 	}
@@ -254,14 +244,14 @@ func TestTwoConsumersSplitThousandEvents(t *testing.T) {
 	js := startJetStream(t)
 	const n = 1000
 	var a, b recorder
-	run(t, js, testConfig(a.handle))
-	run(t, js, testConfig(b.handle))
+	run(t, js, testConfig(), a.handle)
+	run(t, js, testConfig(), b.handle)
 	for i := range n {
 		if err := natsq.Enqueue(t.Context(), js, "", probe(fmt.Sprintf("ev-%04d", i))); err != nil {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, "all events handled and acked", func() bool { return a.distinct()+b.distinct() >= n && settled(t, js) })
+	eventually.True(t, 15*time.Second, "all events handled and acked", func() bool { return a.distinct()+b.distinct() >= n && settled(t, js) })
 	for i := range n {
 		id := fmt.Sprintf("ev-%04d", i)
 		if got := a.count(id) + b.count(id); got != 1 {
@@ -276,17 +266,15 @@ func TestTwoConsumersSplitThousandEvents(t *testing.T) {
 
 func TestConfigValidate(t *testing.T) {
 	dec := events.NewDecoder(events.DecoderConfig{})
-	h := func(context.Context, events.Event) error { return nil }
 	js := startJetStream(t)
 	for _, tc := range []struct {
 		cfg  natsq.Config
 		want string
 	}{
-		{natsq.Config{Handler: h}, "Decoder"},
-		{natsq.Config{Decoder: dec}, "Handler"},
-		{natsq.Config{Decoder: dec, Handler: h, MaxDeliver: -1}, "MaxDeliver"},
-		{natsq.Config{Decoder: dec, Handler: h, AckWait: time.Millisecond}, "AckWait"},
-		{natsq.Config{Decoder: dec, Handler: h, Backoff: []time.Duration{-1}}, "Backoff[0]"},
+		{natsq.Config{}, "Decoder"},
+		{natsq.Config{Decoder: dec, MaxDeliver: -1}, "MaxDeliver"},
+		{natsq.Config{Decoder: dec, AckWait: time.Millisecond}, "AckWait"},
+		{natsq.Config{Decoder: dec, Backoff: []time.Duration{-1}}, "Backoff[0]"},
 	} {
 		_, err := natsq.New(js, tc.cfg)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -298,18 +286,19 @@ func TestConfigValidate(t *testing.T) {
 func TestRunDrainsRunningHandlerOnShutdown(t *testing.T) {
 	js := startJetStream(t)
 	started, release := make(chan struct{}), make(chan struct{})
-	src, err := natsq.New(js, testConfig(func(ctx context.Context, _ events.Event) error {
+	src, err := natsq.New(js, testConfig())
+	handler := func(ctx context.Context, _ events.Event) error {
 		close(started)
 		<-release
 		return ctx.Err()
-	}))
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx) }()
-	eventually(t, "consumer", func() bool {
+	go func() { done <- src.Run(ctx, handler) }()
+	eventually.True(t, 15*time.Second, "consumer", func() bool {
 		_, err := js.Consumer(t.Context(), natsq.DefaultStream, natsq.DefaultDurable)
 		return err == nil
 	})
@@ -327,5 +316,5 @@ func TestRunDrainsRunningHandlerOnShutdown(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	eventually(t, "message acked after drain", func() bool { return settled(t, js) })
+	eventually.True(t, 15*time.Second, "message acked after drain", func() bool { return settled(t, js) })
 }

@@ -10,7 +10,8 @@
 // relays on one store publish each event once.
 //
 // Each message is a CloudEvents 1.0 JSON document in structured mode on
-// cmkd.status.<tenant>.<kind>; Encode writes it and Decode reads it back.
+// cmkd.status.<tenant>.<kind> (cmkd.StatusEvent.MarshalCloudEvent writes
+// it, cmkd.ParseStatusEvent reads it back).
 // Tail reads the stream through an ordered ephemeral consumer for
 // `cmkd audit tail`.
 package status

@@ -13,11 +13,14 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/cmkd-io/cmkd"
 	"github.com/cmkd-io/cmkd/events/status"
 	"github.com/cmkd-io/cmkd/internal/natstest"
 	"github.com/cmkd-io/cmkd/kek"
 	"github.com/cmkd-io/cmkd/store"
 	"github.com/cmkd-io/cmkd/store/sqlite"
+
+	"github.com/cmkd-io/cmkd/internal/eventually"
 )
 
 // openStore opens a SQLite store. The relay never calls Key Vault, so the
@@ -78,26 +81,26 @@ func runRelay(t *testing.T, st *store.Store, js jetstream.JetStream, cfg status.
 	return r
 }
 
-func event(i int, tenant, kind string) store.StatusEvent {
-	return store.StatusEvent{ID: fmt.Sprintf("ev-%04d", i), Kind: kind, Tenant: tenant,
-		Data: map[string]any{"reason": "disabled", "key": "https://v.vault.azure.net/keys/k"}}
+func event(i int, tenant string, kind cmkd.Kind) cmkd.StatusEvent {
+	return cmkd.StatusEvent{ID: fmt.Sprintf("ev-%04d", i), Kind: kind, Tenant: tenant,
+		Reason: "disabled", Key: cmkd.MustParseKeyID("https://v.vault.azure.net/keys/k")}
 }
 
 // write adds events from..from+n-1 for tenant acme to the outbox.
 func write(t *testing.T, st *store.Store, from, n int) {
 	t.Helper()
 	for i := from; i < from+n; i++ {
-		if err := st.Publish(t.Context(), event(i, "acme", store.KindSealed)); err != nil {
+		if err := st.AppendOutbox(t.Context(), event(i, "acme", cmkd.KindSealed)); err != nil {
 			t.Fatal(err)
 		}
 	}
 }
 
 // readAll reads the whole stream in order.
-func readAll(t *testing.T, js jetstream.JetStream) []status.Event {
+func readAll(t *testing.T, js jetstream.JetStream) []status.Received {
 	t.Helper()
-	var evs []status.Event
-	err := status.Tail(t.Context(), js, status.TailOptions{}, func(e status.Event) error {
+	var evs []status.Received
+	err := status.Tail(t.Context(), js, status.TailOptions{}, func(e status.Received) error {
 		evs = append(evs, e)
 		return nil
 	})
@@ -105,20 +108,6 @@ func readAll(t *testing.T, js jetstream.JetStream) []status.Event {
 		t.Fatal(err)
 	}
 	return evs
-}
-
-// eventually polls cond until it holds or within passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting until %s", within, what)
-		}
-		<-tick.C
-	}
 }
 
 func streamMsgs(t *testing.T, js jetstream.JetStream) uint64 {
@@ -134,14 +123,14 @@ func streamMsgs(t *testing.T, js jetstream.JetStream) uint64 {
 }
 
 // waitStream waits until the stream holds n events and returns them.
-func waitStream(t *testing.T, js jetstream.JetStream, n int) []status.Event {
+func waitStream(t *testing.T, js jetstream.JetStream, n int) []status.Received {
 	t.Helper()
-	eventually(t, 20*time.Second, fmt.Sprintf("the stream holds %d events", n), func() bool { return streamMsgs(t, js) >= uint64(n) })
+	eventually.True(t, 20*time.Second, fmt.Sprintf("the stream holds %d events", n), func() bool { return streamMsgs(t, js) >= uint64(n) })
 	return readAll(t, js)
 }
 
 // checkOnceEach fails unless evs are exactly ev-from..ev-(from+n-1), each once.
-func checkOnceEach(t *testing.T, evs []status.Event, from, n int) {
+func checkOnceEach(t *testing.T, evs []status.Received, from, n int) {
 	t.Helper()
 	seen := map[string]int{}
 	for _, e := range evs {

@@ -10,7 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/cmkd-io/cmkd/store"
+	"github.com/cmkd-io/cmkd"
 )
 
 // step publishes what the relay holds, claiming a new batch when it holds
@@ -122,9 +122,10 @@ func (r *Relay) sendPending() []sent {
 	return out
 }
 
-func (r *Relay) send(ev store.StatusEvent) sent {
+func (r *Relay) send(ev cmkd.StatusEvent) sent {
 	s := sent{id: ev.ID, start: time.Now()}
-	body, err := Encode(r.cfg.Instance, ev)
+	ev.Source = "cmkd/" + r.cfg.Instance
+	body, err := ev.MarshalCloudEvent()
 	if err != nil {
 		// It can never be published; it comes back when its claim expires,
 		// so an operator sees it in the log until it is fixed.
@@ -132,9 +133,9 @@ func (r *Relay) send(ev store.StatusEvent) sent {
 		r.cfg.Logger.Error("status relay: skipping an event that cannot be published", slog.String("id", ev.ID), slog.Any("err", err))
 		return s
 	}
-	msg := nats.NewMsg(Subject(ev.Tenant, ev.Kind))
+	msg := nats.NewMsg(ev.Subject())
 	msg.Data = body
-	msg.Header.Set("Content-Type", ContentType)
+	msg.Header.Set("Content-Type", cmkd.StatusContentType)
 	// No retries inside the client: they run on timers of their own and
 	// would reorder events; the relay's loop retries, in order.
 	if s.future, err = r.js.PublishMsgAsync(msg, jetstream.WithMsgID(ev.ID), jetstream.WithRetryAttempts(0)); err != nil {

@@ -9,8 +9,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/cmkd-io/cmkd"
 	"github.com/cmkd-io/cmkd/events/status"
 	"github.com/cmkd-io/cmkd/store"
+
+	"github.com/cmkd-io/cmkd/internal/eventually"
 )
 
 func TestRelayPublishesCloudEvents(t *testing.T) {
@@ -23,9 +26,9 @@ func TestRelayPublishesCloudEvents(t *testing.T) {
 	}
 	runRelay(t, st, js, testConfig("r1"))
 	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	ev := event(0, "acme", store.KindRewrapCompleted)
+	ev := event(0, "acme", cmkd.KindRewrapCompleted)
 	ev.Time = at
-	if err := st.Publish(t.Context(), ev); err != nil {
+	if err := st.AppendOutbox(t.Context(), ev); err != nil {
 		t.Fatal(err)
 	}
 	msg, err := sub.NextMsg(10 * time.Second)
@@ -41,14 +44,19 @@ func TestRelayPublishesCloudEvents(t *testing.T) {
 	if h := msg.Header.Get("Content-Type"); h != "application/cloudevents+json" {
 		t.Errorf("Content-Type %q", h)
 	}
-	got, err := status.Decode(msg.Data)
+	got, err := cmkd.ParseStatusEvent(msg.Data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.SpecVersion != "1.0" || got.ID != ev.ID || got.Source != "cmkd/r1" || got.Type != "io.cmkd.rewrap.completed" ||
-		got.Subject != "acme" || got.Tenant() != "acme" || !got.Time.Equal(at) || got.DataContentType != "application/json" ||
-		got.Data["reason"] != "disabled" || got.Data["tenant"] != "acme" {
+	if got.ID != ev.ID || got.Source != "cmkd/r1" || got.Kind != cmkd.KindRewrapCompleted ||
+		got.Tenant != "acme" || !got.Time.Equal(at) || got.Reason != "disabled" || got.Key != ev.Key {
 		t.Errorf("published %s", msg.Data)
+	}
+	for _, want := range []string{`"specversion":"1.0"`, `"type":"io.cmkd.rewrap.completed"`, `"subject":"acme"`,
+		`"datacontenttype":"application/json"`, `"tenant":"acme"`} {
+		if !strings.Contains(string(msg.Data), want) {
+			t.Errorf("published document lacks %s: %s", want, msg.Data)
+		}
 	}
 	if !strings.Contains(string(msg.Data), `"time":"2026-03-01T12:00:00Z"`) {
 		t.Errorf("time is not RFC 3339 UTC: %s", msg.Data)
@@ -65,7 +73,7 @@ func TestRelayCountsWhatItPublishes(t *testing.T) {
 	runRelay(t, st, js, cfg)
 	write(t, st, 0, 5)
 	waitStream(t, js, 5)
-	eventually(t, 10*time.Second, "5 publishes are counted", func() bool {
+	eventually.True(t, 10*time.Second, "5 publishes are counted", func() bool {
 		return metric(t, reg, "cmkd_status_published_total") == 5
 	})
 	if n := metric(t, reg, "cmkd_status_publish_seconds"); n != 5 {
@@ -110,7 +118,7 @@ func TestNATSOutageLosesNothingAndDoublesNothing(t *testing.T) {
 	ns.Shutdown()
 	ns.WaitForShutdown()
 	write(t, st, 10, 20) // state changes go on while NATS is down
-	eventually(t, 10*time.Second, "the relay notices NATS is down", func() bool {
+	eventually.True(t, 10*time.Second, "the relay notices NATS is down", func() bool {
 		return metric(t, reg, "cmkd_status_publish_failures_total") >= 2
 	})
 	startNATS(t, portOf(t, clientURL), dir)
@@ -179,11 +187,12 @@ func TestRepublishAfterCrashIsDeduplicated(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, e := range entries {
-		body, err := status.Encode("crashed", e.Event)
+		e.Event.Source = "cmkd/crashed"
+		body, err := e.Event.MarshalCloudEvent()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := js.Publish(t.Context(), status.Subject(e.Event.Tenant, e.Event.Kind), body, jetstream.WithMsgID(e.Event.ID)); err != nil {
+		if _, err := js.Publish(t.Context(), e.Event.Subject(), body, jetstream.WithMsgID(e.Event.ID)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -191,7 +200,7 @@ func TestRepublishAfterCrashIsDeduplicated(t *testing.T) {
 	write(t, st, 3, 1) // published after the others only once they are marked
 	evs := waitStream(t, js, 4)
 	checkOnceEach(t, evs, 0, 4)
-	eventually(t, 10*time.Second, "the relay marks every entry sent", func() bool {
+	eventually.True(t, 10*time.Second, "the relay marks every entry sent", func() bool {
 		left, err := st.ClaimOutbox(t.Context(), "probe", 10, time.Nanosecond)
 		return err == nil && len(left) == 0
 	})
@@ -251,13 +260,13 @@ func TestRelayHoldsEventsUntilTheStreamExists(t *testing.T) {
 	runRelay(t, st, js, cfg)
 	start := time.Now()
 	write(t, st, 0, 3)
-	eventually(t, 10*time.Second, "publishes fail for want of a stream", func() bool {
+	eventually.True(t, 10*time.Second, "publishes fail for want of a stream", func() bool {
 		return metric(t, reg, "cmkd_status_publish_failures_total") >= 1
 	})
 	// Written while the first batch is still claimed: they must not
 	// overtake it when its claim runs out and it is taken again.
 	write(t, st, 3, 2)
-	eventually(t, 10*time.Second, "the first claim has run out", func() bool { return time.Since(start) > cfg.Claim+cfg.Claim/8 })
+	eventually.True(t, 10*time.Second, "the first claim has run out", func() bool { return time.Since(start) > cfg.Claim+cfg.Claim/8 })
 	if _, err := status.EnsureStream(t.Context(), js, status.Config{Instance: "operator"}); err != nil {
 		t.Fatal(err)
 	}

@@ -6,10 +6,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-)
 
-// SubjectsAll matches every status event.
-const SubjectsAll = "cmkd.status.>"
+	"github.com/cmkd-io/cmkd"
+)
 
 // StreamConfig is the status stream cmkd creates when allowed to: file
 // storage, subjects cmkd.status.>, events kept maxAge, and a duplicate
@@ -17,7 +16,7 @@ const SubjectsAll = "cmkd.status.>"
 // a lost ack is dropped by JetStream.
 func StreamConfig(name string, maxAge, duplicates time.Duration, replicas int) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
-		Name: name, Subjects: []string{SubjectsAll}, Storage: jetstream.FileStorage,
+		Name: name, Subjects: []string{cmkd.StatusSubjects}, Storage: jetstream.FileStorage,
 		Retention: jetstream.LimitsPolicy, MaxAge: maxAge, Duplicates: duplicates, Replicas: max(replicas, 1),
 		Description: "cmkd status events (CloudEvents 1.0) for audit",
 	}

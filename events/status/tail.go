@@ -9,12 +9,19 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/cmkd-io/cmkd/store"
+	"github.com/cmkd-io/cmkd"
 )
 
 // followPoll bounds one fetch while following, so a fetch lost to a
 // reconnect is renewed.
 const followPoll = 5 * time.Second
+
+// Received is a status event as a reader gets it from the stream.
+type Received struct {
+	cmkd.StatusEvent
+	// Seq is the event's sequence in the stream.
+	Seq uint64
+}
 
 // TailOptions selects the status events Tail reads.
 type TailOptions struct {
@@ -31,15 +38,15 @@ type TailOptions struct {
 // Tail calls fn for each status event in stream order, through an ordered
 // ephemeral consumer (nothing is left behind on the server). It returns nil
 // when done or when ctx ends, fn's error if fn fails, and an error wrapping
-// ErrInvalidEvent if the stream holds something that is not a status event.
-func Tail(ctx context.Context, js jetstream.JetStream, opts TailOptions, fn func(Event) error) error {
+// cmkd.ErrInvalidStatusEvent if the stream holds something that is not a status event.
+func Tail(ctx context.Context, js jetstream.JetStream, opts TailOptions, fn func(Received) error) error {
 	stream := or(opts.Stream, DefaultStream)
-	subject := SubjectsAll
+	subject := cmkd.StatusSubjects
 	if opts.Tenant != "" {
-		if err := store.ValidateTenantID(opts.Tenant); err != nil {
+		if err := cmkd.ValidateTenantID(opts.Tenant); err != nil {
 			return fmt.Errorf("tail: %w", err)
 		}
-		subject = Subject(opts.Tenant, ">")
+		subject = cmkd.StatusSubject(opts.Tenant, ">")
 	}
 	occ := jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverAllPolicy}
 	var start time.Time
@@ -81,7 +88,7 @@ func lastSeq(ctx context.Context, s jetstream.Stream, subject string, start time
 }
 
 // tailLoop reads c until ctx ends or, when last is not 0, past sequence last.
-func tailLoop(ctx context.Context, c jetstream.Consumer, stream string, last uint64, fn func(Event) error) error {
+func tailLoop(ctx context.Context, c jetstream.Consumer, stream string, last uint64, fn func(Received) error) error {
 	for {
 		msg, err := next(ctx, c)
 		switch {
@@ -95,7 +102,8 @@ func tailLoop(ctx context.Context, c jetstream.Consumer, stream string, last uin
 		case err != nil:
 			return fmt.Errorf("tail stream %s: %w", stream, err)
 		}
-		ev, err := Decode(msg.Data())
+		var ev Received
+		ev.StatusEvent, err = cmkd.ParseStatusEvent(msg.Data())
 		if meta, merr := msg.Metadata(); merr == nil {
 			ev.Seq = meta.Sequence.Stream
 		}

@@ -9,15 +9,17 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cmkd-io/cmkd"
 	"github.com/cmkd-io/cmkd/events/status"
-	"github.com/cmkd-io/cmkd/store"
+
+	"github.com/cmkd-io/cmkd/internal/eventually"
 )
 
 // tailIDs tails js without following and returns the event ids read.
 func tailIDs(t *testing.T, js jetstream.JetStream, opts status.TailOptions) []string {
 	t.Helper()
 	ids := []string{}
-	err := status.Tail(t.Context(), js, opts, func(e status.Event) error {
+	err := status.Tail(t.Context(), js, opts, func(e status.Received) error {
 		ids = append(ids, e.ID)
 		return nil
 	})
@@ -32,7 +34,7 @@ func TestTailFiltersByTenantAndStopsAtTheEnd(t *testing.T) {
 	js := jsFor(t, ns.ClientURL())
 	st := newStore(t)
 	for i, tenant := range []string{"acme", "globex", "acme", "acme"} {
-		if err := st.Publish(t.Context(), event(i, tenant, store.KindSealed)); err != nil {
+		if err := st.AppendOutbox(t.Context(), event(i, tenant, cmkd.KindSealed)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -77,7 +79,7 @@ func TestTailSinceSkipsOlderEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "the clock has moved on", func() bool { return time.Since(last.Time) > 400*time.Millisecond })
+	eventually.True(t, 5*time.Second, "the clock has moved on", func() bool { return time.Since(last.Time) > 400*time.Millisecond })
 	write(t, st, 2, 2)
 	waitStream(t, js, 4)
 
@@ -105,7 +107,7 @@ func TestTailFollowsUntilCancelled(t *testing.T) {
 	got := make(chan string, 10)
 	done := make(chan error, 1)
 	go func() {
-		done <- status.Tail(ctx, js, status.TailOptions{Tenant: "acme", Follow: true}, func(e status.Event) error {
+		done <- status.Tail(ctx, js, status.TailOptions{Tenant: "acme", Follow: true}, func(e status.Received) error {
 			got <- e.ID
 			return nil
 		})
@@ -142,17 +144,17 @@ func TestTailReportsFnErrorsAndBadInput(t *testing.T) {
 
 	stop := errors.New("stop")
 	n := 0
-	if err := status.Tail(t.Context(), js, status.TailOptions{}, func(status.Event) error { n++; return stop }); !errors.Is(err, stop) || n != 1 {
+	if err := status.Tail(t.Context(), js, status.TailOptions{}, func(status.Received) error { n++; return stop }); !errors.Is(err, stop) || n != 1 {
 		t.Errorf("Tail returned %v after %d calls, want fn's error after 1", err, n)
 	}
-	if err := status.Tail(t.Context(), js, status.TailOptions{Tenant: "a.*"}, func(status.Event) error { return nil }); !errors.Is(err, store.ErrInvalidTenant) {
+	if err := status.Tail(t.Context(), js, status.TailOptions{Tenant: "a.*"}, func(status.Received) error { return nil }); !errors.Is(err, cmkd.ErrInvalidTenant) {
 		t.Errorf("Tail with tenant a.* returned %v, want ErrInvalidTenant", err)
 	}
 	// Something else published onto a status subject.
 	if _, err := js.Publish(t.Context(), "cmkd.status.acme.sealed", []byte(`not json`)); err != nil {
 		t.Fatal(err)
 	}
-	if err := status.Tail(t.Context(), js, status.TailOptions{}, func(status.Event) error { return nil }); !errors.Is(err, status.ErrInvalidEvent) {
+	if err := status.Tail(t.Context(), js, status.TailOptions{}, func(status.Received) error { return nil }); !errors.Is(err, cmkd.ErrInvalidStatusEvent) {
 		t.Errorf("Tail over a foreign message returned %v, want ErrInvalidEvent", err)
 	}
 }

@@ -26,6 +26,8 @@ const (
 
 // Config configures the endpoint.
 type Config struct {
+	// Listen is the address Run serves on, e.g. ":8443".
+	Listen string
 	// Path the endpoint answers on; other paths get 404. Empty answers on
 	// every path.
 	Path string
@@ -36,10 +38,9 @@ type Config struct {
 	Auth Auth
 	// Decoder decodes deliveries. Required.
 	Decoder *events.Decoder
-	// Handler handles events inline. Exactly one of Handler and Enqueue.
-	Handler events.Handler
 	// Enqueue, in queue-based deployments, stores the delivery body for
-	// the work queue (natsq.Enqueue) instead of handling it here.
+	// the work queue (natsq.Enqueue) instead of handing its events to the
+	// handler here.
 	Enqueue func(ctx context.Context, body []byte) error
 	// Logger (default slog.Default()).
 	Logger *slog.Logger
@@ -105,8 +106,6 @@ func (c *Config) Validate() error {
 	switch {
 	case c.Decoder == nil:
 		return errors.New("webhook: Decoder is required")
-	case (c.Handler == nil) == (c.Enqueue == nil):
-		return errors.New("webhook: exactly one of Handler and Enqueue is required")
 	case c.MaxBody < 0 || c.MaxBody > events.MaxBodyBytes:
 		return fmt.Errorf("webhook: MaxBody %d: must be 1..%d", c.MaxBody, events.MaxBodyBytes)
 	case c.Auth.SharedSecret == "" && c.Auth.Entra == nil:

@@ -10,28 +10,18 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-
-	"github.com/prometheus/client_golang/prometheus"
+	"time"
 
 	"github.com/cmkd-io/cmkd/events"
 )
 
 const validationEventType = "Microsoft.EventGrid.SubscriptionValidationEvent"
 
+// endpoint answers Event Grid's deliveries, handing their events to handle
+// (or enqueueing them, in queue mode).
 type endpoint struct {
-	cfg      Config
-	auth     *authenticator
-	log      *slog.Logger
-	requests *prometheus.CounterVec
-}
-
-// New returns the webhook endpoint for cfg, with defaults applied.
-func New(cfg Config) (http.Handler, error) {
-	cfg.setDefaults()
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	return &endpoint{cfg: cfg, auth: newAuthenticator(cfg.Auth), log: cfg.Logger, requests: newRequestCounter(cfg.Registerer)}, nil
+	*Source
+	handle events.Handler
 }
 
 func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -68,7 +58,7 @@ func (e *endpoint) abuseProtection(w http.ResponseWriter, r *http.Request) {
 
 func (e *endpoint) post(w http.ResponseWriter, r *http.Request) {
 	if err := e.auth.check(r); err != nil {
-		e.log.Warn("webhook: unauthenticated request", slog.String("remote", r.RemoteAddr), slog.Any("error", err))
+		e.log.Warn("webhook: unauthenticated request", slog.String("remote", r.RemoteAddr), slog.Any("err", err))
 		if e.auth.bearer != nil {
 			w.Header().Set("WWW-Authenticate", "Bearer")
 		}
@@ -95,7 +85,7 @@ func (e *endpoint) post(w http.ResponseWriter, r *http.Request) {
 		e.enqueue(w, r, body, res)
 		return
 	}
-	e.handle(w, r, res)
+	e.deliver(w, r, res)
 }
 
 func (e *endpoint) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
@@ -119,7 +109,7 @@ func (e *endpoint) readBody(w http.ResponseWriter, r *http.Request) ([]byte, boo
 func (e *endpoint) enqueue(w http.ResponseWriter, r *http.Request, body []byte, res events.Result) {
 	if len(res.Events) > 0 {
 		if err := e.cfg.Enqueue(r.Context(), body); err != nil {
-			e.log.Error("webhook: enqueue", slog.Any("error", err))
+			e.log.Error("webhook: enqueue", slog.Any("err", err))
 			e.fail(w, http.StatusServiceUnavailable, outcomeRetry, "enqueue failed")
 			return
 		}
@@ -128,31 +118,29 @@ func (e *endpoint) enqueue(w http.ResponseWriter, r *http.Request, body []byte, 
 	w.WriteHeader(http.StatusOK)
 }
 
-// handle runs the handler on every event. Any retryable failure makes the
-// whole delivery retry (handlers are idempotent); a permanent one, with
-// nothing to retry, rejects it.
-func (e *endpoint) handle(w http.ResponseWriter, r *http.Request, res events.Result) {
+// deliver hands every event to the handler and answers as events.Settle
+// says. Any retryable failure makes the whole delivery retry (handlers are
+// idempotent); a permanent one, with nothing to retry, rejects it.
+func (e *endpoint) deliver(w http.ResponseWriter, r *http.Request, res events.Result) {
 	var retry, reject error
+	var delay time.Duration
 	for _, ev := range res.Events {
-		err := e.cfg.Handler(r.Context(), ev)
-		switch {
-		case err == nil:
-		case events.IsPermanent(err):
+		err := e.handle(r.Context(), ev)
+		switch verdict, asked := events.Settle(err); verdict {
+		case events.DeadLetter:
 			reject = fmt.Errorf("event %s: %w", ev.ID, err)
-		default:
-			retry = fmt.Errorf("event %s: %w", ev.ID, err)
+		case events.Retry:
+			retry, delay = fmt.Errorf("event %s: %w", ev.ID, err), max(delay, asked)
 		}
 	}
 	switch {
 	case retry != nil:
-		if d, ok := events.RetryDelay(retry); ok && d > 0 {
-			w.Header().Set("Retry-After", strconv.Itoa(int((d+999_999_999)/1_000_000_000)))
+		if delay > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int((delay+time.Second-1)/time.Second)))
 		}
-		e.log.Warn("webhook: delivery to be retried", slog.Any("error", retry))
 		e.fail(w, http.StatusServiceUnavailable, outcomeRetry, "try again later")
 	case reject != nil:
-		e.log.Warn("webhook: delivery rejected", slog.Any("error", reject))
-		e.fail(w, http.StatusBadRequest, outcomeRejected, reject.Error())
+		e.fail(w, http.StatusBadRequest, outcomeRejected, "event rejected: it cannot be handled")
 	default:
 		e.requests.WithLabelValues(outcomeHandled).Inc()
 		w.WriteHeader(http.StatusOK)

@@ -1,9 +1,9 @@
 package webhook
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cmkd-io/cmkd/internal/promx"
 )
 
 // Request outcomes, the "outcome" label of cmkd_webhook_requests_total.
@@ -23,16 +23,7 @@ func newRequestCounter(reg prometheus.Registerer) *prometheus.CounterVec {
 		Name: "cmkd_webhook_requests_total",
 		Help: "Webhook requests, by outcome.",
 	}, []string{"outcome"})
-	if reg != nil {
-		if err := reg.Register(c); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if errors.As(err, &are) {
-				if existing, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
-					c = existing
-				}
-			}
-		}
-	}
+	c = promx.Register(reg, c)
 	for _, o := range []string{outcomeHandled, outcomeHandshake, outcomeUnauthorized, outcomeTooLarge,
 		outcomeMalformed, outcomeRejected, outcomeRetry, outcomeBadRequest} {
 		c.WithLabelValues(o)

@@ -9,6 +9,7 @@ import (
 	"github.com/cmkd-io/cmkd/events"
 	"github.com/cmkd-io/cmkd/events/natsq"
 	"github.com/cmkd-io/cmkd/events/webhook"
+	"github.com/cmkd-io/cmkd/internal/eventually"
 	"github.com/cmkd-io/cmkd/internal/natstest"
 )
 
@@ -21,34 +22,27 @@ func TestQueueModeThroughJetStream(t *testing.T) {
 	got := make(chan events.Event, 4)
 	src, err := natsq.New(js, natsq.Config{
 		CreateStream: true, Decoder: events.NewDecoder(events.DecoderConfig{}), Logger: slog.New(slog.DiscardHandler),
-		Handler: func(_ context.Context, ev events.Event) error { got <- ev; return nil },
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx) }()
+	go func() { done <- src.Run(ctx, func(_ context.Context, ev events.Event) error { got <- ev; return nil }) }()
 	t.Cleanup(func() { cancel(); <-done })
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := js.Stream(t.Context(), natsq.DefaultStream); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("stream not created")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	eventually.True(t, 10*time.Second, "the queue stream", func() bool {
+		_, err := js.Stream(t.Context(), natsq.DefaultStream)
+		return err == nil
+	})
 
 	url := serve(t, webhook.Config{Auth: webhook.Auth{SharedSecret: secret},
-		Enqueue: func(ctx context.Context, body []byte) error { return natsq.Enqueue(ctx, js, "", body) }})
+		Enqueue: func(ctx context.Context, body []byte) error { return natsq.Enqueue(ctx, js, "", body) }}, nil)
 	if resp, body := post(t, url, keyEvent, withSecret); resp.StatusCode != 200 {
 		t.Fatalf("status %d: %s", resp.StatusCode, body)
 	}
 	select {
 	case ev := <-got:
-		if ev.ID != "ev-1" || ev.KeyURL != "https://kv.vault.azure.net/keys/k" {
+		if ev.ID != "ev-1" || ev.Key.URL() != "https://kv.vault.azure.net/keys/k" {
 			t.Errorf("handled %+v", ev)
 		}
 	case <-time.After(10 * time.Second):

@@ -44,17 +44,18 @@ type calls struct {
 func (c *calls) add(id string) { c.mu.Lock(); c.ids = append(c.ids, id); c.mu.Unlock() }
 func (c *calls) n() int        { c.mu.Lock(); defer c.mu.Unlock(); return len(c.ids) }
 
-func serve(t *testing.T, cfg webhook.Config) string {
+// serve serves the endpoint of cfg, handing events to h.
+func serve(t *testing.T, cfg webhook.Config, h events.Handler) string {
 	t.Helper()
 	if cfg.Decoder == nil {
 		cfg.Decoder = events.NewDecoder(events.DecoderConfig{})
 	}
 	cfg.Logger = slog.New(slog.DiscardHandler)
-	h, err := webhook.New(cfg)
+	src, err := webhook.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(h)
+	srv := httptest.NewServer(src.Handler(h))
 	t.Cleanup(srv.Close)
 	return srv.URL + cfg.Path
 }
@@ -82,8 +83,8 @@ var withSecret = map[string]string{webhook.DefaultSecretHeader: secret}
 
 func TestHandshakes(t *testing.T) {
 	var c calls
-	url := serve(t, webhook.Config{Path: "/events", Auth: webhook.Auth{SharedSecret: secret},
-		Handler: func(_ context.Context, ev events.Event) error { c.add(ev.ID); return nil }})
+	url := serve(t, webhook.Config{Path: "/events", Auth: webhook.Auth{SharedSecret: secret}},
+		func(_ context.Context, ev events.Event) error { c.add(ev.ID); return nil })
 
 	resp, body := post(t, url, validationEvent, withSecret)
 	var got struct{ ValidationResponse string }
@@ -111,8 +112,8 @@ func TestDeliveryOutcomes(t *testing.T) {
 	var mode string
 	var mu sync.Mutex
 	setMode := func(m string) { mu.Lock(); mode = m; mu.Unlock() }
-	url := serve(t, webhook.Config{Path: "/events", MaxBody: 4096, Auth: webhook.Auth{SharedSecret: secret},
-		Handler: func(_ context.Context, ev events.Event) error {
+	url := serve(t, webhook.Config{Path: "/events", MaxBody: 4096, Auth: webhook.Auth{SharedSecret: secret}},
+		func(_ context.Context, ev events.Event) error {
 			c.add(ev.ID)
 			mu.Lock()
 			defer mu.Unlock()
@@ -123,7 +124,7 @@ func TestDeliveryOutcomes(t *testing.T) {
 				return events.Permanent(errors.New("forbidden"))
 			}
 			return nil
-		}})
+		})
 
 	tests := []struct {
 		name, mode, body, url string
@@ -160,8 +161,8 @@ func TestDeliveryOutcomes(t *testing.T) {
 }
 
 func TestOversizedWithoutContentLength(t *testing.T) {
-	url := serve(t, webhook.Config{MaxBody: 1024, Auth: webhook.Auth{SharedSecret: secret},
-		Handler: func(context.Context, events.Event) error { return nil }})
+	url := serve(t, webhook.Config{MaxBody: 1024, Auth: webhook.Auth{SharedSecret: secret}},
+		func(context.Context, events.Event) error { return nil })
 	pr, pw := io.Pipe()
 	go func() { _, _ = pw.Write([]byte(strings.Repeat("x", 4096))); pw.Close() }()
 	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, url, pr)
@@ -189,7 +190,7 @@ func TestQueueModeEnqueuesBodyUnchanged(t *testing.T) {
 			}
 			queued = append(queued, string(body))
 			return nil
-		}})
+		}}, nil)
 	if resp, _ := post(t, url, keyEvent, withSecret); resp.StatusCode != 200 {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
@@ -206,17 +207,15 @@ func TestQueueModeEnqueuesBodyUnchanged(t *testing.T) {
 
 func TestConfigValidate(t *testing.T) {
 	dec := events.NewDecoder(events.DecoderConfig{})
-	h := func(context.Context, events.Event) error { return nil }
 	for _, tc := range []struct {
 		cfg  webhook.Config
 		want string
 	}{
-		{webhook.Config{Handler: h, Auth: webhook.Auth{SharedSecret: "x"}}, "Decoder"},
-		{webhook.Config{Decoder: dec, Auth: webhook.Auth{SharedSecret: "x"}}, "Handler and Enqueue"},
-		{webhook.Config{Decoder: dec, Handler: h}, "Auth"},
-		{webhook.Config{Decoder: dec, Handler: h, Auth: webhook.Auth{Entra: &webhook.EntraAuth{Issuer: "i", JWKSURL: "https://x"}}}, "Audience"},
-		{webhook.Config{Decoder: dec, Handler: h, Auth: webhook.Auth{Entra: &webhook.EntraAuth{Audience: "a", Issuer: "i", JWKSURL: "http://x"}}}, "JWKSURL"},
-		{webhook.Config{Decoder: dec, Handler: h, MaxBody: 2 << 20, Auth: webhook.Auth{SharedSecret: "x"}}, "MaxBody"},
+		{webhook.Config{Auth: webhook.Auth{SharedSecret: "x"}}, "Decoder"},
+		{webhook.Config{Decoder: dec}, "Auth"},
+		{webhook.Config{Decoder: dec, Auth: webhook.Auth{Entra: &webhook.EntraAuth{Issuer: "i", JWKSURL: "https://x"}}}, "Audience"},
+		{webhook.Config{Decoder: dec, Auth: webhook.Auth{Entra: &webhook.EntraAuth{Audience: "a", Issuer: "i", JWKSURL: "http://x"}}}, "JWKSURL"},
+		{webhook.Config{Decoder: dec, MaxBody: 2 << 20, Auth: webhook.Auth{SharedSecret: "x"}}, "MaxBody"},
 	} {
 		if _, err := webhook.New(tc.cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("err = %v, want it to name %s", err, tc.want)
@@ -246,9 +245,8 @@ func TestEntraBearerToken(t *testing.T) {
 	const aud, iss = "api://cmkd-webhook", "https://login.microsoftonline.com/tenant-id/v2.0"
 	var c calls
 	url := serve(t, webhook.Config{
-		Auth:    webhook.Auth{Entra: &webhook.EntraAuth{Audience: aud, Issuer: iss, JWKSURL: jwks.URL, HTTPClient: jwks.Client()}},
-		Handler: func(_ context.Context, ev events.Event) error { c.add(ev.ID); return nil },
-	})
+		Auth: webhook.Auth{Entra: &webhook.EntraAuth{Audience: aud, Issuer: iss, JWKSURL: jwks.URL, HTTPClient: jwks.Client()}},
+	}, func(_ context.Context, ev events.Event) error { c.add(ev.ID); return nil })
 	now := time.Now()
 	sign := func(k *rsa.PrivateKey, kid string, claims jwt.MapClaims) string {
 		tok := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)

@@ -45,7 +45,7 @@ func newBenchEnv(b *testing.B) *benchEnv {
 	if e.plainGetStmt, err = e.plain.PrepareContext(b.Context(), `SELECT value FROM records WHERE tenant = ? AND key = ?`); err != nil {
 		b.Fatal(err)
 	}
-	if _, err := e.s.AddTenant(b.Context(), "a", h.KeyURL); err != nil {
+	if _, err := e.s.AddTenant(b.Context(), "a", h.Key); err != nil {
 		b.Fatal(err)
 	}
 	for i := range benchRecords {

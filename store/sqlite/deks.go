@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/cmkd-io/cmkd"
 	"github.com/cmkd-io/cmkd/store"
 )
 
@@ -27,19 +28,31 @@ func (r *dekRow) dest() []any {
 		&r.prevWrapped, &r.kcv, &r.active, &r.created, &r.uses}
 }
 
-func (r *dekRow) dek() store.DEK {
+// dek reads the row; the key ids it holds were written canonical, so one
+// that does not parse is a damaged row.
+func (r *dekRow) dek() (store.DEK, error) {
 	d := store.DEK{
-		ID: r.id.String, Tenant: r.tenant.String, KeyURL: r.keyURL.String,
-		Current:   store.Wrapped{KID: r.kid.String, Alg: r.alg.String, Value: r.wrapped},
+		ID: r.id.String, Tenant: r.tenant.String,
+		Current:   cmkd.Wrapped{Alg: r.alg.String, Value: r.wrapped},
 		KCV:       r.kcv,
 		Active:    r.active.Bool,
 		CreatedAt: fromNano(r.created.Int64),
 		Uses:      r.uses.Int64,
 	}
-	if r.prevKID.Valid {
-		d.Previous = &store.Wrapped{KID: r.prevKID.String, Alg: r.prevAlg.String, Value: r.prevWrapped}
+	var err error
+	if d.Key, err = cmkd.ParseKeyID(r.keyURL.String); err != nil {
+		return d, fmt.Errorf("dek %s: stored key: %w", d.ID, err)
 	}
-	return d
+	if d.Current.KID, err = cmkd.ParseKeyID(r.kid.String); err != nil {
+		return d, fmt.Errorf("dek %s: stored kid: %w", d.ID, err)
+	}
+	if r.prevKID.Valid {
+		d.Previous = &cmkd.Wrapped{Alg: r.prevAlg.String, Value: r.prevWrapped}
+		if d.Previous.KID, err = cmkd.ParseKeyID(r.prevKID.String); err != nil {
+			return d, fmt.Errorf("dek %s: stored previous kid: %w", d.ID, err)
+		}
+	}
+	return d, nil
 }
 
 // stateRow scans tenantStateCols from a LEFT JOIN rooted at the tenant.
@@ -74,7 +87,7 @@ func (b *Backend) dekWithState(ctx context.Context, tenant, join string, args ..
 	case !d.id.Valid:
 		return store.DEK{}, fmt.Errorf("dek: %w", store.ErrNotFound)
 	}
-	return d.dek(), nil
+	return d.dek()
 }
 
 // ActiveDEK implements store.Backend.
@@ -105,7 +118,11 @@ func (b *Backend) queryDEKs(ctx context.Context, q string, args ...any) ([]store
 		if err := rows.Scan(d.dest()...); err != nil {
 			return nil, fmt.Errorf("list deks: %w", err)
 		}
-		out = append(out, d.dek())
+		dek, err := d.dek()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, dek)
 	}
 	return out, rows.Err()
 }
@@ -121,7 +138,7 @@ func (b *Backend) InsertDEK(ctx context.Context, d store.DEK) error {
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO deks (id, tenant, key_url, kid, version, alg, wrapped, kcv, active, created_at, uses)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, 0)`,
-			d.ID, d.Tenant, d.KeyURL, d.Current.KID, store.KeyVersion(d.Current.KID), d.Current.Alg, d.Current.Value,
+			d.ID, d.Tenant, d.Key.URL(), d.Current.KID.String(), d.Current.KID.Version, d.Current.Alg, d.Current.Value,
 			d.KCV, unixNano(d.CreatedAt))
 		if err != nil {
 			return fmt.Errorf("insert dek: %w", err)

@@ -8,12 +8,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cmkd-io/cmkd"
 	"github.com/cmkd-io/cmkd/store"
 )
 
 // appendOutbox writes events in the caller's transaction. An event id seen
 // before is ignored: writing the same event twice publishes it once.
-func appendOutbox(ctx context.Context, tx *sql.Tx, evs []store.StatusEvent) error {
+func appendOutbox(ctx context.Context, tx *sql.Tx, evs []cmkd.StatusEvent) error {
 	if len(evs) == 0 {
 		return nil
 	}
@@ -22,11 +23,11 @@ func appendOutbox(ctx context.Context, tx *sql.Tx, evs []store.StatusEvent) erro
 	// commit.
 	rows := make([]outboxRow, len(evs))
 	for i, ev := range evs {
-		data, err := json.Marshal(ev.Data)
+		data, err := ev.MarshalData()
 		if err != nil {
 			return fmt.Errorf("encode event %s: %w", ev.ID, err)
 		}
-		rows[i] = outboxRow{ev.ID, ev.Tenant, ev.Kind, unixNano(ev.Time), string(data)}
+		rows[i] = outboxRow{ev.ID, ev.Tenant, string(ev.Kind), unixNano(ev.Time), string(data)}
 	}
 	doc, err := json.Marshal(rows)
 	if err != nil {
@@ -51,7 +52,7 @@ type outboxRow struct {
 }
 
 // AppendOutbox implements store.Backend.
-func (b *Backend) AppendOutbox(ctx context.Context, evs []store.StatusEvent) error {
+func (b *Backend) AppendOutbox(ctx context.Context, evs []cmkd.StatusEvent) error {
 	return b.tx(ctx, func(tx *sql.Tx) error { return appendOutbox(ctx, tx, evs) })
 }
 
@@ -83,7 +84,7 @@ func scanOutbox(rows *sql.Rows) ([]store.OutboxEntry, error) {
 			return nil, fmt.Errorf("claim outbox: %w", err)
 		}
 		e.Event.Time = fromNano(t)
-		if err := json.Unmarshal([]byte(data), &e.Event.Data); err != nil {
+		if err := e.Event.UnmarshalData([]byte(data)); err != nil {
 			return nil, fmt.Errorf("decode event %s: %w", e.Event.ID, err)
 		}
 		out = append(out, e)

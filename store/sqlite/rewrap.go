@@ -6,19 +6,20 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/cmkd-io/cmkd"
 	"github.com/cmkd-io/cmkd/store"
 )
 
 // ListDEKsNotAt implements store.Backend.
-func (b *Backend) ListDEKsNotAt(ctx context.Context, keyURL, version, after string, limit int) ([]store.DEK, error) {
+func (b *Backend) ListDEKsNotAt(ctx context.Context, key cmkd.KeyID, version, after string, limit int) ([]store.DEK, error) {
 	return b.queryDEKs(ctx, `SELECT `+dekCols+` FROM deks d
-		WHERE d.key_url = ? AND d.version <> ? AND d.id > ? ORDER BY d.id LIMIT ?`, keyURL, version, after, limit)
+		WHERE d.key_url = ? AND d.version <> ? AND d.id > ? ORDER BY d.id LIMIT ?`, key.URL(), version, after, limit)
 }
 
 // DEKsAt implements store.Backend.
-func (b *Backend) DEKsAt(ctx context.Context, keyURL, version string, limit int) ([]store.DEK, error) {
+func (b *Backend) DEKsAt(ctx context.Context, key cmkd.KeyID, version string, limit int) ([]store.DEK, error) {
 	return b.queryDEKs(ctx, `SELECT `+dekCols+` FROM deks d
-		WHERE d.key_url = ? AND d.version = ? ORDER BY d.id LIMIT ?`, keyURL, version, limit)
+		WHERE d.key_url = ? AND d.version = ? ORDER BY d.id LIMIT ?`, key.URL(), version, limit)
 }
 
 // casSQL swaps one DEK's wrapping if it is still wrapped by the expected
@@ -29,10 +30,10 @@ const casSQL = `UPDATE deks SET
 	WHERE id = ? AND kid = ?`
 
 // RollbackWrapping implements store.Backend.
-func (b *Backend) RollbackWrapping(ctx context.Context, id, expectKID string) error {
+func (b *Backend) RollbackWrapping(ctx context.Context, id string, expect cmkd.KeyID) error {
 	return b.tx(ctx, func(tx *sql.Tx) error {
 		var prev sql.NullString
-		err := tx.QueryRowContext(ctx, `SELECT prev_kid FROM deks WHERE id = ? AND kid = ?`, id, expectKID).Scan(&prev)
+		err := tx.QueryRowContext(ctx, `SELECT prev_kid FROM deks WHERE id = ? AND kid = ?`, id, expect.String()).Scan(&prev)
 		if errors.Is(err, sql.ErrNoRows) {
 			return b.casResult(ctx, tx, nil, id)
 		}
@@ -42,12 +43,16 @@ func (b *Backend) RollbackWrapping(ctx context.Context, id, expectKID string) er
 		if !prev.Valid {
 			return store.ErrNoPrevious
 		}
+		prevKID, err := cmkd.ParseKeyID(prev.String)
+		if err != nil {
+			return fmt.Errorf("dek %s: previous kid: %w", id, err)
+		}
 		// The rolled-back wrapping stays as previous, so a rollback can be
 		// undone the same way.
 		_, err = tx.ExecContext(ctx, `UPDATE deks SET
 			kid = prev_kid, alg = prev_alg, wrapped = prev_wrapped, version = ?,
 			prev_kid = kid, prev_alg = alg, prev_wrapped = wrapped
-			WHERE id = ?`, store.KeyVersion(prev.String), id)
+			WHERE id = ?`, prevKID.Version, id)
 		if err != nil {
 			return fmt.Errorf("roll back wrapping: %w", err)
 		}
@@ -74,8 +79,8 @@ func (b *Backend) casResult(ctx context.Context, q querier, res sql.Result, id s
 }
 
 // VersionCounts implements store.Backend.
-func (b *Backend) VersionCounts(ctx context.Context, keyURL string) (map[string]int, error) {
-	rows, err := b.db.QueryContext(ctx, `SELECT version, count(*) FROM deks WHERE key_url = ? GROUP BY version`, keyURL)
+func (b *Backend) VersionCounts(ctx context.Context, key cmkd.KeyID) (map[string]int, error) {
+	rows, err := b.db.QueryContext(ctx, `SELECT version, count(*) FROM deks WHERE key_url = ? GROUP BY version`, key.URL())
 	if err != nil {
 		return nil, fmt.Errorf("count versions: %w", err)
 	}
@@ -93,7 +98,8 @@ func (b *Backend) VersionCounts(ctx context.Context, keyURL string) (map[string]
 }
 
 // CompleteRewrap implements store.Backend.
-func (b *Backend) CompleteRewrap(ctx context.Context, keyURL, version string, evs []store.StatusEvent) error {
+func (b *Backend) CompleteRewrap(ctx context.Context, key cmkd.KeyID, version string, evs []cmkd.StatusEvent) error {
+	keyURL := key.URL()
 	return b.tx(ctx, func(tx *sql.Tx) error {
 		var left int
 		err := tx.QueryRowContext(ctx, `SELECT count(*) FROM deks WHERE key_url = ? AND version <> ?`, keyURL, version).Scan(&left)

@@ -75,6 +75,16 @@ CREATE TABLE leases (
 	// this covering index answers that check in one b-tree search instead
 	// of the primary-key index plus the table row.
 	`CREATE INDEX tenants_state ON tenants (id, state);`,
+	// Key ids are stored in cmkd.ParseKeyID's canonical form: lower-case
+	// host, name and version, no default port. Earlier versions kept the
+	// name's case and a ":443", so two spellings of one key were two keys.
+	`
+UPDATE tenants SET key_url = lower(replace(key_url, ':443/', '/'));
+UPDATE deks SET key_url = lower(replace(key_url, ':443/', '/')),
+	kid = lower(replace(kid, ':443/', '/')),
+	prev_kid = lower(replace(prev_kid, ':443/', '/')),
+	version = lower(version);
+`,
 }
 
 // SchemaVersion is the schema version this package writes.

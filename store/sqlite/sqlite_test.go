@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cmkd-io/cmkd"
 	"github.com/cmkd-io/cmkd/store"
 	"github.com/cmkd-io/cmkd/store/sqlite"
 	"github.com/cmkd-io/cmkd/store/storetest"
@@ -54,7 +55,7 @@ func TestWALMode(t *testing.T) {
 func TestSchemaVersion(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "cmkd.db")
 	b := open(t, path)
-	if err := b.AddTenant(t.Context(), store.Tenant{ID: "a", KeyURL: "https://v/keys/k", State: store.StateActive}); err != nil {
+	if err := b.AddTenant(t.Context(), store.Tenant{ID: "a", Key: cmkd.MustParseKeyID("https://v/keys/k"), State: store.StateActive}); err != nil {
 		t.Fatal(err)
 	}
 	b.Close()
@@ -99,7 +100,7 @@ func TestConcurrentFirstOpen(t *testing.T) {
 		}
 		b := <-bs
 		defer b.Close()
-		if _, err := b.ListTenants(t.Context(), ""); err != nil {
+		if _, err := b.ListTenants(t.Context(), cmkd.KeyID{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -124,7 +125,7 @@ func holdWriteLock(t *testing.T, path string) func() {
 }
 
 func addTenant(ctx context.Context, b store.Backend, id string) error {
-	return b.AddTenant(ctx, store.Tenant{ID: id, KeyURL: "https://v/keys/k", State: store.StateActive, CreatedAt: time.Now()})
+	return b.AddTenant(ctx, store.Tenant{ID: id, Key: cmkd.MustParseKeyID("https://v/keys/k"), State: store.StateActive, CreatedAt: time.Now()})
 }
 
 // A write waits for another handle's write lock for up to the busy
@@ -173,7 +174,7 @@ func TestBusyTimeoutExpires(t *testing.T) {
 		t.Fatalf("write failed after %s, busy timeout 100ms", d)
 	}
 	// Readers are not blocked by the writer in WAL mode.
-	if _, err := b.ListTenants(t.Context(), ""); err != nil {
+	if _, err := b.ListTenants(t.Context(), cmkd.KeyID{}); err != nil {
 		t.Fatalf("read while another handle writes: %v", err)
 	}
 }

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/cmkd-io/cmkd/store"
+	"github.com/cmkd-io/cmkd"
 )
 
 // swaps group-commits compare-and-swaps of DEK wrappings. A bulk rewrap swaps
@@ -23,13 +23,13 @@ type swaps struct {
 
 type swap struct {
 	id, expectKID string
-	w             store.Wrapped
+	w             cmkd.Wrapped
 	done          chan error
 }
 
 // CompareAndSwapWrapping implements store.Backend.
-func (b *Backend) CompareAndSwapWrapping(ctx context.Context, id, expectKID string, w store.Wrapped) error {
-	s := &swap{id: id, expectKID: expectKID, w: w, done: make(chan error, 1)}
+func (b *Backend) CompareAndSwapWrapping(ctx context.Context, id string, expect cmkd.KeyID, w cmkd.Wrapped) error {
+	s := &swap{id: id, expectKID: expect.String(), w: w, done: make(chan error, 1)}
 	g := &b.swaps
 	g.mu.Lock()
 	g.queue = append(g.queue, s)
@@ -58,7 +58,7 @@ func (b *Backend) commitSwaps(ctx context.Context, batch []*swap) {
 	err := b.tx(ctx, func(tx *sql.Tx) error {
 		cas := tx.StmtContext(ctx, b.cas)
 		for i, s := range batch {
-			res, err := cas.ExecContext(ctx, s.w.KID, store.KeyVersion(s.w.KID), s.w.Alg, s.w.Value, s.id, s.expectKID)
+			res, err := cas.ExecContext(ctx, s.w.KID.String(), s.w.KID.Version, s.w.Alg, s.w.Value, s.id, s.expectKID)
 			if err != nil {
 				return fmt.Errorf("swap wrapping: %w", err)
 			}

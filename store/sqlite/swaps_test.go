@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cmkd-io/cmkd"
 	"github.com/cmkd-io/cmkd/store"
 )
 
@@ -19,16 +20,17 @@ func TestConcurrentSwapsEachAnswerForThemselves(t *testing.T) {
 	b := open(t, filepath.Join(t.TempDir(), "cmkd.db"))
 	defer b.Close()
 	ctx := t.Context()
-	const keyURL, v1, v2 = "https://v.vault.azure.net/keys/k", "v1", "v2"
-	if err := b.AddTenant(ctx, store.Tenant{ID: "t", KeyURL: keyURL, State: store.StateActive, CreatedAt: time.Now()}); err != nil {
+	const v1, v2 = "v1", "v2"
+	key := cmkd.MustParseKeyID("https://v.vault.azure.net/keys/k")
+	if err := b.AddTenant(ctx, store.Tenant{ID: "t", Key: key, State: store.StateActive, CreatedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	const n = 64
-	wrapped := func(v string) store.Wrapped {
-		return store.Wrapped{KID: keyURL + "/" + v, Alg: "RSA-OAEP-256", Value: []byte(v)}
+	wrapped := func(v string) cmkd.Wrapped {
+		return cmkd.Wrapped{KID: key.At(v), Alg: "RSA-OAEP-256", Value: []byte(v)}
 	}
 	for i := range n + 1 {
-		d := store.DEK{ID: fmt.Sprintf("d%02d", i), Tenant: "t", KeyURL: keyURL, Current: wrapped(v1), KCV: []byte("12345678"), CreatedAt: time.Now()}
+		d := store.DEK{ID: fmt.Sprintf("d%02d", i), Tenant: "t", Key: key, Current: wrapped(v1), KCV: []byte("12345678"), CreatedAt: time.Now()}
 		if err := b.InsertDEK(ctx, d); err != nil {
 			t.Fatal(err)
 		}
@@ -61,7 +63,7 @@ func TestConcurrentSwapsEachAnswerForThemselves(t *testing.T) {
 	if !errors.Is(errs[2*n], store.ErrNotFound) {
 		t.Fatalf("swap of a missing dek: %v, want ErrNotFound", errs[2*n])
 	}
-	counts, err := b.VersionCounts(ctx, keyURL)
+	counts, err := b.VersionCounts(ctx, key)
 	if err != nil || counts[v2] != n+1 || counts[v1] != 0 {
 		t.Fatalf("versions after the swaps: %v, %v", counts, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/cmkd-io/cmkd"
 	"github.com/cmkd-io/cmkd/store"
 )
 
@@ -19,16 +20,23 @@ type rowScanner interface{ Scan(...any) error }
 func scanTenant(r rowScanner) (store.Tenant, error) {
 	var t store.Tenant
 	var sealed, created int64
-	err := r.Scan(&t.ID, &t.KeyURL, &t.KeyVersion, &t.State, &t.SealReason, &sealed, &created)
+	var key string
+	if err := r.Scan(&t.ID, &key, &t.KeyVersion, &t.State, &t.SealReason, &sealed, &created); err != nil {
+		return t, err
+	}
 	t.SealedAt, t.CreatedAt = fromNano(sealed), fromNano(created)
-	return t, err
+	var err error
+	if t.Key, err = cmkd.ParseKeyID(key); err != nil {
+		return t, fmt.Errorf("tenant %s: stored key: %w", t.ID, err)
+	}
+	return t, nil
 }
 
 // AddTenant implements store.Backend.
 func (b *Backend) AddTenant(ctx context.Context, t store.Tenant) error {
 	res, err := b.db.ExecContext(ctx, `INSERT INTO tenants (`+tenantCols+`) VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO NOTHING`,
-		t.ID, t.KeyURL, t.KeyVersion, t.State, t.SealReason, unixNano(t.SealedAt), unixNano(t.CreatedAt))
+		t.ID, t.Key.URL(), t.KeyVersion, t.State, t.SealReason, unixNano(t.SealedAt), unixNano(t.CreatedAt))
 	if err != nil {
 		return fmt.Errorf("insert tenant: %w", err)
 	}
@@ -48,7 +56,8 @@ func (b *Backend) GetTenant(ctx context.Context, id string) (store.Tenant, error
 }
 
 // ListTenants implements store.Backend.
-func (b *Backend) ListTenants(ctx context.Context, keyURL string) ([]store.Tenant, error) {
+func (b *Backend) ListTenants(ctx context.Context, key cmkd.KeyID) ([]store.Tenant, error) {
+	keyURL := key.URL()
 	rows, err := b.db.QueryContext(ctx, `SELECT `+tenantCols+` FROM tenants
 		WHERE ? = '' OR key_url = ? ORDER BY id`, keyURL, keyURL)
 	if err != nil {
@@ -96,7 +105,7 @@ func (b *Backend) RemoveTenant(ctx context.Context, id string, force bool) error
 }
 
 // SetTenantState implements store.Backend.
-func (b *Backend) SetTenantState(ctx context.Context, id, state, reason string, since time.Time, ev store.StatusEvent) (bool, error) {
+func (b *Backend) SetTenantState(ctx context.Context, id, state, reason string, since time.Time, ev cmkd.StatusEvent) (bool, error) {
 	changed := false
 	err := b.tx(ctx, func(tx *sql.Tx) error {
 		var sealedAt int64
@@ -117,7 +126,7 @@ func (b *Backend) SetTenantState(ctx context.Context, id, state, reason string, 
 			return nil // already in that state
 		}
 		changed = true
-		return appendOutbox(ctx, tx, []store.StatusEvent{ev})
+		return appendOutbox(ctx, tx, []cmkd.StatusEvent{ev})
 	})
 	return changed, err
 }
@@ -127,9 +136,9 @@ func (b *Backend) SetTenantState(ctx context.Context, id, state, reason string, 
 // array — because every reader of those tenants keeps reading until the
 // commit, and on a busy machine each statement's overhead is multiplied by
 // the goroutines competing for the CPU.
-func (b *Backend) SealTenants(ctx context.Context, reason string, since time.Time, evs []store.StatusEvent) ([]string, error) {
+func (b *Backend) SealTenants(ctx context.Context, reason string, since time.Time, evs []cmkd.StatusEvent) ([]string, error) {
 	ids := make([]string, len(evs))
-	byID := make(map[string]store.StatusEvent, len(evs))
+	byID := make(map[string]cmkd.StatusEvent, len(evs))
 	for i, ev := range evs {
 		ids[i], byID[ev.Tenant] = ev.Tenant, ev
 	}
@@ -149,7 +158,7 @@ func (b *Backend) SealTenants(ctx context.Context, reason string, since time.Tim
 		if changed, err = scanStrings(rows); err != nil {
 			return fmt.Errorf("seal: %w", err)
 		}
-		out := make([]store.StatusEvent, 0, len(changed))
+		out := make([]cmkd.StatusEvent, 0, len(changed))
 		for _, id := range changed {
 			out = append(out, byID[id])
 		}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/cmkd-io/cmkd/store"
+
+	"github.com/cmkd-io/cmkd"
 )
 
 var dekCases = []testCase{
@@ -26,7 +28,7 @@ func testDEKWrappedOnly(t *testing.T, f *fixture) {
 		t.Fatalf("new tenant has %d deks, want 1", len(ds))
 	}
 	d := ds[0]
-	if !d.Active || d.Tenant != "a" || d.KeyURL != f.KeyURL || d.Previous != nil || d.Uses != 0 {
+	if !d.Active || d.Tenant != "a" || d.Key != f.Key || d.Previous != nil || d.Uses != 0 {
 		t.Fatalf("dek = %+v", d)
 	}
 	if d.Current.KID != f.KID(f.Version) || d.Version() != f.Version || d.Current.Alg != "RSA-OAEP-256" {
@@ -100,10 +102,10 @@ func testDEKListNotAt(t *testing.T, f *fixture) {
 		f.addTenant(s, fmt.Sprintf("t%d", i))
 	}
 	v2 := f.Rotate()
-	if l := listNotAt(t, s, f.KeyURL, f.Version, 2); len(l) != 0 {
+	if l := listNotAt(t, s, f.Key, f.Version, 2); len(l) != 0 {
 		t.Fatalf("%d deks listed as not at the version wrapping all of them", len(l))
 	}
-	todo := listNotAt(t, s, f.KeyURL, v2, 2)
+	todo := listNotAt(t, s, f.Key, v2, 2)
 	if len(todo) != 5 {
 		t.Fatalf("listed %d deks not at %s, want 5", len(todo), v2)
 	}
@@ -113,25 +115,25 @@ func testDEKListNotAt(t *testing.T, f *fixture) {
 		}
 	}
 	for _, d := range todo[:2] {
-		if _, err := s.RewrapDEK(t.Context(), d, f.KeyURL, true); err != nil {
+		if _, err := s.RewrapDEK(t.Context(), d, f.Key, true); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if l := listNotAt(t, s, f.KeyURL, v2, 2); len(l) != 3 {
+	if l := listNotAt(t, s, f.Key, v2, 2); len(l) != 3 {
 		t.Fatalf("after moving 2, %d left, want 3", len(l))
 	}
-	counts, err := s.VersionCounts(t.Context(), f.KeyURL)
+	counts, err := s.VersionCounts(t.Context(), f.Key)
 	if err != nil || counts[f.Version] != 3 || counts[v2] != 2 || len(counts) != 2 {
 		t.Fatalf("version counts = %v, %v", counts, err)
 	}
 }
 
-func listNotAt(t *testing.T, s *store.Store, keyURL, version string, batch int) []store.DEK {
+func listNotAt(t *testing.T, s *store.Store, key cmkd.KeyID, version string, batch int) []store.DEK {
 	t.Helper()
 	var all []store.DEK
 	after := ""
 	for {
-		page, err := s.ListDEKsNotAt(t.Context(), keyURL, version, after, batch)
+		page, err := s.ListDEKsNotAt(t.Context(), key, version, after, batch)
 		if err != nil {
 			t.Fatal(err)
 		}

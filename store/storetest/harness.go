@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +13,8 @@ import (
 	"github.com/cmkd-io/cmkd/emulator/keyvault"
 	"github.com/cmkd-io/cmkd/kek"
 	"github.com/cmkd-io/cmkd/store"
+
+	"github.com/cmkd-io/cmkd"
 )
 
 // KeyName is the name of the key NewHarness creates.
@@ -24,8 +27,8 @@ type Harness struct {
 	KV  *keyvault.Server
 	KEK *kek.Client
 	AZ  *azkeys.Client
-	// KeyURL is the versionless URL of the key KeyName.
-	KeyURL string
+	// Key is the key KeyName, versionless.
+	Key cmkd.KeyID
 	// Version is the key's version when the harness was made.
 	Version string
 	// Clock is the clock NewStore gives stores unless tune replaces it.
@@ -63,16 +66,16 @@ func NewHarness(tb testing.TB) *Harness {
 	if err != nil {
 		tb.Fatalf("create key: %v", err)
 	}
-	id, err := kek.ParseKeyID(string(*resp.Key.KID))
+	id, err := cmkd.ParseKeyID(string(*resp.Key.KID))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	h.KeyURL, h.Version = id.KeyURL(), id.Version
+	h.Key, h.Version = id.Versionless(), id.Version
 	return h
 }
 
 // KID is the versioned key id of version.
-func (h *Harness) KID(version string) string { return h.KeyURL + "/" + version }
+func (h *Harness) KID(version string) cmkd.KeyID { return h.Key.At(version) }
 
 // Rotate makes a new current version of the key and returns it. The kek
 // client forgets its probe of the key, so the next versionless wrap uses the
@@ -83,8 +86,8 @@ func (h *Harness) Rotate() string {
 	if err != nil {
 		h.TB.Fatalf("rotate: %v", err)
 	}
-	h.KEK.Invalidate(h.KeyURL)
-	return resp.Key.KID.Version()
+	h.KEK.Invalidate(h.Key)
+	return strings.ToLower(resp.Key.KID.Version())
 }
 
 // SetEnabled enables or disables one version of the key.
@@ -96,7 +99,7 @@ func (h *Harness) SetEnabled(version string, on bool) {
 	if err != nil {
 		h.TB.Fatalf("update key: %v", err)
 	}
-	h.KEK.Invalidate(h.KeyURL)
+	h.KEK.Invalidate(h.Key)
 }
 
 // NewStore makes a Store over b with the harness's kek client and clock;

@@ -7,11 +7,13 @@ import (
 	"testing"
 
 	"github.com/cmkd-io/cmkd/store"
+
+	"github.com/cmkd-io/cmkd"
 )
 
 func (f *fixture) addTenant(s *store.Store, id string) {
 	f.t.Helper()
-	if _, err := s.AddTenant(f.t.Context(), id, f.KeyURL); err != nil {
+	if _, err := s.AddTenant(f.t.Context(), id, f.Key); err != nil {
 		f.t.Fatalf("add tenant %s: %v", id, err)
 	}
 }
@@ -111,8 +113,8 @@ func claimAll(t *testing.T, s *store.Store) []store.OutboxEntry {
 	return es
 }
 
-func kinds(es []store.OutboxEntry) []string {
-	var out []string
+func kinds(es []store.OutboxEntry) []cmkd.Kind {
+	var out []cmkd.Kind
 	for _, e := range es {
 		out = append(out, e.Event.Kind)
 	}

@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/cmkd-io/cmkd/store"
+
+	"github.com/cmkd-io/cmkd"
 )
 
 var leakCases = []testCase{
@@ -80,20 +82,20 @@ func provokeEverything(t *testing.T, f *fixture, s *store.Store) []error {
 
 	v2 := f.Rotate()
 	stale := activeDEK(t, s, "a")
-	for _, d := range listNotAt(t, s, f.KeyURL, v2, 100) {
-		if _, err := s.RewrapDEK(ctx, d, f.KeyURL, true); err != nil {
+	for _, d := range listNotAt(t, s, f.Key, v2, 100) {
+		if _, err := s.RewrapDEK(ctx, d, f.Key, true); err != nil {
 			t.Fatal(err)
 		}
 	}
-	_, err := s.RewrapDEK(ctx, stale, f.KeyURL, false)
+	_, err := s.RewrapDEK(ctx, stale, f.Key, false)
 	fail(err, store.ErrCASConflict)
 	fail(s.RollbackWrapping(ctx, stale.ID, stale.Current.KID), store.ErrCASConflict)
-	fail(s.CompleteRewrap(ctx, f.KeyURL, f.Version), store.ErrRewrapIncomplete)
+	fail(s.CompleteRewrap(ctx, f.Key, f.Version), store.ErrRewrapIncomplete)
 
 	// A wrapping of the wrong key: key check value mismatch, logged.
 	other := make([]byte, store.DEKSize)
 	rand.Read(other)
-	bad, err := f.KEK.Wrap(ctx, f.KeyURL, other)
+	bad, err := f.KEK.Wrap(ctx, f.Key, other)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,20 +124,20 @@ func provokeEverything(t *testing.T, f *fixture, s *store.Store) []error {
 	fail(err, store.ErrNotFound)
 	fail(s.RemoveTenant(ctx, "a", false), store.ErrNotEmpty)
 
-	if err := s.Seal(ctx, "a", "key disabled", store.StatusEvent{}); err != nil {
+	if err := s.Seal(ctx, "a", "key disabled", cmkd.StatusEvent{}); err != nil {
 		t.Fatal(err)
 	}
 	_, err = s.Get(ctx, "a", "k01")
 	fail(err, store.ErrSealed)
 	fail(s.Put(ctx, "a", "k01", []byte("x")), store.ErrSealed)
 	f.SetEnabled(v2, false)
-	err = s.Unseal(ctx, "a", store.StatusEvent{})
+	err = s.Unseal(ctx, "a", cmkd.StatusEvent{})
 	if err == nil {
 		t.Fatal("unsealed with the key version disabled")
 	}
 	errs = append(errs, err)
 	f.SetEnabled(v2, true)
-	if err := s.Unseal(ctx, "a", store.StatusEvent{}); err != nil {
+	if err := s.Unseal(ctx, "a", cmkd.StatusEvent{}); err != nil {
 		t.Fatal(err)
 	}
 	get(t, s, "a", "k09")

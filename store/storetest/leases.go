@@ -16,7 +16,7 @@ var leaseCases = []testCase{
 func testLease(t *testing.T, f *fixture) {
 	a, b := f.store(nil), f.store(nil)
 	ctx := t.Context()
-	name := store.LeaseName(f.KeyURL)
+	name := f.Key.LeaseName()
 	la, err := a.AcquireLease(ctx, name, "a", time.Minute)
 	if err != nil || la.Holder != "a" || la.Token <= 0 || !la.Expires.Equal(f.Clock.Now().Add(time.Minute)) {
 		t.Fatalf("acquire = %+v, %v", la, err)

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cmkd-io/cmkd/store"
+	"github.com/cmkd-io/cmkd"
 )
 
 var outboxCases = []testCase{
@@ -17,7 +17,7 @@ func testOutboxClaim(t *testing.T, f *fixture) {
 	s := f.store(nil)
 	ctx := t.Context()
 	for _, id := range []string{"e1", "e2", "e3"} {
-		if err := s.Publish(ctx, store.StatusEvent{ID: id, Kind: store.KindKeyNearExpiry, Tenant: "a"}); err != nil {
+		if err := s.AppendOutbox(ctx, cmkd.StatusEvent{ID: id, Kind: cmkd.KindKeyNearExpiry, Tenant: "a"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -26,7 +26,7 @@ func testOutboxClaim(t *testing.T, f *fixture) {
 		t.Fatalf("first claim = %+v, %v", first, err)
 	}
 	e := first[0].Event
-	if e.Kind != store.KindKeyNearExpiry || e.Tenant != "a" || e.Data["tenant"] != "a" || !e.Time.Equal(f.Clock.Now()) || first[0].Attempts != 1 {
+	if e.Kind != cmkd.KindKeyNearExpiry || e.Tenant != "a" || !e.Time.Equal(f.Clock.Now()) || first[0].Attempts != 1 {
 		t.Fatalf("claimed event %+v", first[0])
 	}
 	second, err := s.ClaimOutbox(ctx, "relay-2", 10, time.Minute)
@@ -53,16 +53,16 @@ func testOutboxClaim(t *testing.T, f *fixture) {
 // An event written twice (a retried transaction) is published once.
 func testOutboxDuplicates(t *testing.T, f *fixture) {
 	s := f.store(nil)
-	ev := store.StatusEvent{ID: "dup", Kind: store.KindKeyExpired, Tenant: "a"}
+	ev := cmkd.StatusEvent{ID: "dup", Kind: cmkd.KindKeyExpired, Tenant: "a"}
 	for range 2 {
-		if err := s.Publish(t.Context(), ev); err != nil {
+		if err := s.AppendOutbox(t.Context(), ev); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := s.CompleteRewrap(t.Context(), f.KeyURL, f.Version, store.StatusEvent{ID: "dup"}); err != nil {
+	if err := s.CompleteRewrap(t.Context(), f.Key, f.Version, cmkd.StatusEvent{ID: "dup"}); err != nil {
 		t.Fatal(err)
 	}
-	if es := claimAll(t, s); len(es) != 1 || es[0].Event.Kind != store.KindKeyExpired {
+	if es := claimAll(t, s); len(es) != 1 || es[0].Event.Kind != cmkd.KindKeyExpired {
 		t.Fatalf("claimed %+v, want the event once as first written", es)
 	}
 }
@@ -72,14 +72,14 @@ func testOutboxDuplicates(t *testing.T, f *fixture) {
 func testOutboxWithState(t *testing.T, f *fixture) {
 	s := f.store(nil)
 	f.addTenant(s, "a")
-	if err := s.Seal(t.Context(), "nobody", reason, store.StatusEvent{}); err == nil {
+	if err := s.Seal(t.Context(), "nobody", reason, cmkd.StatusEvent{}); err == nil {
 		t.Fatal("sealed a tenant that does not exist")
 	}
-	ev := store.StatusEvent{ID: "seal-1", Data: map[string]any{"vault": "v"}}
+	ev := cmkd.StatusEvent{ID: "seal-1", Key: f.Key, Version: f.Version, Cause: "ev-1"}
 	if err := s.Seal(t.Context(), "a", reason, ev); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Seal(t.Context(), "a", "again", store.StatusEvent{}); err != nil {
+	if err := s.Seal(t.Context(), "a", "again", cmkd.StatusEvent{}); err != nil {
 		t.Fatal(err)
 	}
 	es := claimAll(t, s)
@@ -87,14 +87,14 @@ func testOutboxWithState(t *testing.T, f *fixture) {
 		t.Fatalf("outbox %v, want one sealed event", kinds(es))
 	}
 	e := es[0].Event
-	if e.ID != "seal-1" || e.Kind != store.KindSealed || e.Tenant != "a" ||
-		e.Data["reason"] != reason || e.Data["tenant"] != "a" || e.Data["vault"] != "v" {
+	if e.ID != "seal-1" || e.Kind != cmkd.KindSealed || e.Tenant != "a" ||
+		e.Reason != reason || e.Key != f.Key || e.Version != f.Version || e.Cause != "ev-1" {
 		t.Fatalf("sealed event %+v", e)
 	}
-	if err := s.Unseal(t.Context(), "a", store.StatusEvent{}); err != nil {
+	if err := s.Unseal(t.Context(), "a", cmkd.StatusEvent{}); err != nil {
 		t.Fatal(err)
 	}
-	if es := claimAll(t, s); len(es) != 1 || es[0].Event.Kind != store.KindUnsealed {
+	if es := claimAll(t, s); len(es) != 1 || es[0].Event.Kind != cmkd.KindUnsealed {
 		t.Fatalf("outbox %v, want one unsealed event", kinds(es))
 	}
 }

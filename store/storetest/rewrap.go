@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/cmkd-io/cmkd/store"
+
+	"github.com/cmkd-io/cmkd"
 )
 
 var rewrapCases = []testCase{
@@ -24,7 +26,7 @@ func testRewrapCASStale(t *testing.T, f *fixture) {
 	f.addTenant(s, "a")
 	d := activeDEK(t, s, "a")
 	v2 := f.Rotate()
-	w, err := s.RewrapDEK(t.Context(), d, f.KeyURL, false)
+	w, err := s.RewrapDEK(t.Context(), d, f.Key, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +34,7 @@ func testRewrapCASStale(t *testing.T, f *fixture) {
 		t.Fatalf("rewrapped to %s, want %s", w.KID, f.KID(v2))
 	}
 	// d is what the losing writer read before the swap.
-	_, err = s.RewrapDEK(t.Context(), d, f.KeyURL, false)
+	_, err = s.RewrapDEK(t.Context(), d, f.Key, false)
 	wantErr(t, err, store.ErrCASConflict)
 	err = s.CompareAndSwapWrapping(t.Context(), d.ID, d.Current.KID, d.Current)
 	wantErr(t, err, store.ErrCASConflict)
@@ -55,7 +57,7 @@ func testRewrapCASConcurrent(t *testing.T, f *fixture) {
 		want[id] = putMany(t, s1, id, 2)
 	}
 	v2 := f.Rotate()
-	todo := listNotAt(t, s1, f.KeyURL, v2, 100)
+	todo := listNotAt(t, s1, f.Key, v2, 100)
 	var mu sync.Mutex
 	wins := map[string]int{}
 	var wg sync.WaitGroup
@@ -63,7 +65,7 @@ func testRewrapCASConcurrent(t *testing.T, f *fixture) {
 	for _, s := range []*store.Store{s1, s2} {
 		wg.Go(func() {
 			for _, d := range todo {
-				_, err := s.RewrapDEK(t.Context(), d, f.KeyURL, false)
+				_, err := s.RewrapDEK(t.Context(), d, f.Key, false)
 				switch {
 				case err == nil:
 					mu.Lock()
@@ -85,7 +87,7 @@ func testRewrapCASConcurrent(t *testing.T, f *fixture) {
 			t.Fatalf("dek %s swapped %d times, want exactly 1", d.ID, wins[d.ID])
 		}
 	}
-	for _, d := range listNotAt(t, s1, f.KeyURL, "", 100) {
+	for _, d := range listNotAt(t, s1, f.Key, "", 100) {
 		if d.Version() != v2 || d.Previous == nil || d.Previous.KID != f.KID(f.Version) {
 			t.Fatalf("dek %s at %s, previous %+v", d.ID, d.Version(), d.Previous)
 		}
@@ -103,8 +105,8 @@ func testRecordAfterRewrap(t *testing.T, f *fixture) {
 	f.addTenant(s, "a")
 	want := putMany(t, s, "a", 3)
 	v2 := f.Rotate()
-	for _, d := range listNotAt(t, s, f.KeyURL, v2, 10) {
-		if _, err := s.RewrapDEK(t.Context(), d, f.KeyURL, true); err != nil {
+	for _, d := range listNotAt(t, s, f.Key, v2, 10) {
+		if _, err := s.RewrapDEK(t.Context(), d, f.Key, true); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -125,7 +127,7 @@ func testRollback(t *testing.T, f *fixture) {
 	err := s.RollbackWrapping(t.Context(), d.ID, d.Current.KID)
 	wantErr(t, err, store.ErrNoPrevious)
 	v2 := f.Rotate()
-	w, err := s.RewrapDEK(t.Context(), d, f.KeyURL, true)
+	w, err := s.RewrapDEK(t.Context(), d, f.Key, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +153,7 @@ func testKCVVerified(t *testing.T, f *fixture) {
 	d := activeDEK(t, s, "a")
 	other := make([]byte, store.DEKSize)
 	rand.Read(other)
-	bad, err := f.KEK.Wrap(t.Context(), f.KeyURL, other)
+	bad, err := f.KEK.Wrap(t.Context(), f.Key, other)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,15 +164,15 @@ func testKCVVerified(t *testing.T, f *fixture) {
 	_, err = r.Get(t.Context(), "a", "k00")
 	wantErr(t, err, store.ErrIntegrity)
 	wantErr(t, r.VerifyWrapping(t.Context(), d, bad), store.ErrIntegrity)
-	wantErr(t, r.VerifyVersion(t.Context(), f.KeyURL, f.Version), store.ErrIntegrity)
+	wantErr(t, r.VerifyVersion(t.Context(), f.KID(f.Version)), store.ErrIntegrity)
 	f.Rotate()
-	_, err = r.RewrapDEK(t.Context(), activeDEK(t, s, "a"), f.KeyURL, false)
+	_, err = r.RewrapDEK(t.Context(), activeDEK(t, s, "a"), f.Key, false)
 	wantErr(t, err, store.ErrIntegrity)
 	if err := s.RollbackWrapping(t.Context(), d.ID, bad.KID); err != nil {
 		t.Fatal(err)
 	}
 	readsBack(t, r, "a", want)
-	if err := r.VerifyVersion(t.Context(), f.KeyURL, f.Version); err != nil {
+	if err := r.VerifyVersion(t.Context(), f.KID(f.Version)); err != nil {
 		t.Fatalf("verify version after rollback: %v", err)
 	}
 }
@@ -182,25 +184,25 @@ func testCompleteRewrap(t *testing.T, f *fixture) {
 	f.addTenant(s, "a")
 	f.addTenant(s, "b")
 	v2 := f.Rotate()
-	todo := listNotAt(t, s, f.KeyURL, v2, 10)
-	if _, err := s.RewrapDEK(t.Context(), todo[0], f.KeyURL, false); err != nil {
+	todo := listNotAt(t, s, f.Key, v2, 10)
+	if _, err := s.RewrapDEK(t.Context(), todo[0], f.Key, false); err != nil {
 		t.Fatal(err)
 	}
-	evs := func() []store.StatusEvent {
-		return []store.StatusEvent{{Tenant: "a"}, {Tenant: "b"}}
+	evs := func() []cmkd.StatusEvent {
+		return []cmkd.StatusEvent{{Tenant: "a"}, {Tenant: "b"}}
 	}
-	wantErr(t, s.CompleteRewrap(t.Context(), f.KeyURL, v2, evs()...), store.ErrRewrapIncomplete)
+	wantErr(t, s.CompleteRewrap(t.Context(), f.Key, v2, evs()...), store.ErrRewrapIncomplete)
 	if es := claimAll(t, s); len(es) != 0 {
 		t.Fatalf("incomplete rewrap wrote events %v", kinds(es))
 	}
-	if _, err := s.RewrapDEK(t.Context(), todo[1], f.KeyURL, false); err != nil {
+	if _, err := s.RewrapDEK(t.Context(), todo[1], f.Key, false); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CompleteRewrap(t.Context(), f.KeyURL, v2, evs()...); err != nil {
+	if err := s.CompleteRewrap(t.Context(), f.Key, v2, evs()...); err != nil {
 		t.Fatal(err)
 	}
 	es := claimAll(t, s)
-	if len(es) != 2 || es[0].Event.Kind != store.KindRewrapCompleted || es[0].Event.Tenant != "a" || es[1].Event.Tenant != "b" {
+	if len(es) != 2 || es[0].Event.Kind != cmkd.KindRewrapCompleted || es[0].Event.Tenant != "a" || es[1].Event.Tenant != "b" {
 		t.Fatalf("events after complete rewrap: %+v", es)
 	}
 	for _, id := range []string{"a", "b"} {

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/cmkd-io/cmkd/store"
+
+	"github.com/cmkd-io/cmkd"
 )
 
 var sealCases = []testCase{
@@ -41,7 +43,7 @@ func testSealedNoKeyVault(t *testing.T, f *fixture) {
 	putMany(t, s, "a", 3)
 	put(t, s, "b", "k", []byte("b"))
 	get(t, s, "a", "k00")
-	if err := s.Seal(t.Context(), "a", reason, store.StatusEvent{}); err != nil {
+	if err := s.Seal(t.Context(), "a", reason, cmkd.StatusEvent{}); err != nil {
 		t.Fatal(err)
 	}
 	f.ResetCalls()
@@ -68,7 +70,7 @@ func testSealOtherProcess(t *testing.T, f *fixture) {
 	f.addTenant(s1, "a")
 	want := putMany(t, s1, "a", 3)
 	readsBack(t, s2, "a", want)
-	if err := s1.Seal(t.Context(), "a", reason, store.StatusEvent{}); err != nil {
+	if err := s1.Seal(t.Context(), "a", reason, cmkd.StatusEvent{}); err != nil {
 		t.Fatal(err)
 	}
 	f.ResetCalls()
@@ -76,7 +78,7 @@ func testSealOtherProcess(t *testing.T, f *fixture) {
 	if n := f.Calls(); n != 0 {
 		t.Fatalf("the other process made %d Key Vault calls", n)
 	}
-	if err := s1.Unseal(t.Context(), "a", store.StatusEvent{}); err != nil {
+	if err := s1.Unseal(t.Context(), "a", cmkd.StatusEvent{}); err != nil {
 		t.Fatal(err)
 	}
 	if n := f.readsUnwrapping(s2, "a", "k00", 2); n != 1 {
@@ -91,7 +93,7 @@ func testSealRestart(t *testing.T, f *fixture) {
 	s := f.store(nil)
 	f.addTenant(s, "a")
 	want := putMany(t, s, "a", 5)
-	if err := s.Seal(t.Context(), "a", reason, store.StatusEvent{}); err != nil {
+	if err := s.Seal(t.Context(), "a", reason, cmkd.StatusEvent{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
@@ -104,7 +106,7 @@ func testSealRestart(t *testing.T, f *fixture) {
 	if n := f.Calls(); n != 0 {
 		t.Fatalf("sealed tenant after restart made %d Key Vault calls", n)
 	}
-	if err := r.Unseal(t.Context(), "a", store.StatusEvent{}); err != nil {
+	if err := r.Unseal(t.Context(), "a", cmkd.StatusEvent{}); err != nil {
 		t.Fatal(err)
 	}
 	readsBack(t, r, "a", want)
@@ -115,29 +117,29 @@ func testUnsealNeedsUnwrap(t *testing.T, f *fixture) {
 	s := f.store(nil)
 	f.addTenant(s, "a")
 	want := putMany(t, s, "a", 2)
-	if err := s.Seal(t.Context(), "a", reason, store.StatusEvent{}); err != nil {
+	if err := s.Seal(t.Context(), "a", reason, cmkd.StatusEvent{}); err != nil {
 		t.Fatal(err)
 	}
 	f.SetEnabled(f.Version, false)
-	if err := s.Unseal(t.Context(), "a", store.StatusEvent{}); err == nil {
+	if err := s.Unseal(t.Context(), "a", cmkd.StatusEvent{}); err == nil {
 		t.Fatal("unsealed while the key version is disabled")
 	}
 	f.SetEnabled(f.Version, true)
 	f.KV.Revoke()
-	if err := s.Unseal(t.Context(), "a", store.StatusEvent{}); err == nil {
+	if err := s.Unseal(t.Context(), "a", cmkd.StatusEvent{}); err == nil {
 		t.Fatal("unsealed while access is revoked")
 	}
 	_, err := s.Get(t.Context(), "a", "k00")
 	wantSealed(t, err, "a", reason)
 	f.KV.Grant()
-	if err := s.Unseal(t.Context(), "a", store.StatusEvent{}); err != nil {
+	if err := s.Unseal(t.Context(), "a", cmkd.StatusEvent{}); err != nil {
 		t.Fatal(err)
 	}
 	readsBack(t, s, "a", want)
-	if es := claimAll(t, s); len(es) != 2 || es[0].Event.Kind != store.KindSealed || es[1].Event.Kind != store.KindUnsealed {
+	if es := claimAll(t, s); len(es) != 2 || es[0].Event.Kind != cmkd.KindSealed || es[1].Event.Kind != cmkd.KindUnsealed {
 		t.Fatalf("outbox %v, want one sealed then one unsealed", kinds(es))
 	}
-	if err := s.Unseal(t.Context(), "a", store.StatusEvent{}); err != nil {
+	if err := s.Unseal(t.Context(), "a", cmkd.StatusEvent{}); err != nil {
 		t.Fatalf("unseal of an active tenant: %v", err)
 	}
 	if es := claimAll(t, s); len(es) != 0 {
@@ -152,14 +154,14 @@ func testSealKeepsData(t *testing.T, f *fixture) {
 	want := putMany(t, s, "a", 5)
 	before := deks(t, s, "a")
 	for range 2 {
-		if err := s.Seal(t.Context(), "a", reason, store.StatusEvent{}); err != nil {
+		if err := s.Seal(t.Context(), "a", reason, cmkd.StatusEvent{}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if after := deks(t, s, "a"); len(after) != len(before) {
 		t.Fatalf("sealed tenant has %d deks, had %d", len(after), len(before))
 	}
-	if err := s.Unseal(t.Context(), "a", store.StatusEvent{}); err != nil {
+	if err := s.Unseal(t.Context(), "a", cmkd.StatusEvent{}); err != nil {
 		t.Fatal(err)
 	}
 	wrapped := map[string]string{}
@@ -187,12 +189,12 @@ func testSealTenants(t *testing.T, f *fixture) {
 		f.addTenant(s, id)
 		put(t, s, id, "k00", []byte(id))
 	}
-	if err := s.Seal(t.Context(), "c", "earlier", store.StatusEvent{}); err != nil {
+	if err := s.Seal(t.Context(), "c", "earlier", cmkd.StatusEvent{}); err != nil {
 		t.Fatal(err)
 	}
 	claimAll(t, s)
 	f.Clock.Add(time.Minute)
-	evs := []store.StatusEvent{{Tenant: "a"}, {Tenant: "b"}, {Tenant: "c"}}
+	evs := []cmkd.StatusEvent{{Tenant: "a"}, {Tenant: "b"}, {Tenant: "c"}}
 	changed, err := s.SealTenants(t.Context(), reason, evs)
 	if err != nil || len(changed) != 2 || changed[0] != "a" || changed[1] != "b" {
 		t.Fatalf("sealed %v, %v; want [a b]", changed, err)
@@ -213,8 +215,8 @@ func testSealTenants(t *testing.T, f *fixture) {
 		t.Fatal("sealing others changed tenant d")
 	}
 	es := claimAll(t, s)
-	if k := kinds(es); len(k) != 2 || k[0] != store.KindSealed || es[0].Event.Tenant != "a" || es[1].Event.Tenant != "b" ||
-		es[0].Event.Data["reason"] != reason {
+	if k := kinds(es); len(k) != 2 || k[0] != cmkd.KindSealed || es[0].Event.Tenant != "a" || es[1].Event.Tenant != "b" ||
+		es[0].Event.Reason != reason {
 		t.Fatalf("outbox after sealing a, b (c already sealed): %+v", es)
 	}
 }

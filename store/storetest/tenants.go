@@ -7,8 +7,9 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 
-	"github.com/cmkd-io/cmkd/kek"
 	"github.com/cmkd-io/cmkd/store"
+
+	"github.com/cmkd-io/cmkd"
 )
 
 var tenantCases = []testCase{
@@ -21,17 +22,19 @@ var tenantCases = []testCase{
 func testTenantIDValidation(t *testing.T, f *fixture) {
 	s := f.store(nil)
 	for _, id := range []string{"", "a.b", "a b", "t*", "t>", "é", strings.Repeat("a", 65)} {
-		_, err := s.AddTenant(t.Context(), id, f.KeyURL)
-		wantErr(t, err, store.ErrInvalidTenant)
+		_, err := s.AddTenant(t.Context(), id, f.Key)
+		wantErr(t, err, cmkd.ErrInvalidTenant)
 		_, err = s.Get(t.Context(), id, "k")
-		wantErr(t, err, store.ErrInvalidTenant)
+		wantErr(t, err, cmkd.ErrInvalidTenant)
 	}
 	for _, id := range []string{"a", "A-z_09", strings.Repeat("a", 64)} {
 		f.addTenant(s, id)
 	}
-	for _, u := range []string{"http://v.example/keys/k", f.KID(f.Version), "https://v.example/secrets/k", "not a url"} {
-		_, err := s.AddTenant(t.Context(), "ok", u)
-		wantErr(t, err, store.ErrInvalidKeyURL)
+	// A tenant follows its key's versions: a versioned id, or no key at
+	// all, is refused.
+	for _, k := range []cmkd.KeyID{f.KID(f.Version), {}} {
+		_, err := s.AddTenant(t.Context(), "ok", k)
+		wantErr(t, err, cmkd.ErrInvalidKeyID)
 	}
 	if _, err := s.Tenant(t.Context(), "ok"); err == nil {
 		t.Fatal("a tenant refused for its key url exists")
@@ -41,22 +44,24 @@ func testTenantIDValidation(t *testing.T, f *fixture) {
 func testTenantAddGetList(t *testing.T, f *fixture) {
 	s := f.store(nil)
 	other := f.createKey("other")
-	got, err := s.AddTenant(t.Context(), "b", strings.ToUpper(f.KeyURL[:8])+f.KeyURL[8:])
+	// Another spelling of the same key is the same key.
+	spelled := cmkd.MustParseKeyID(strings.ToUpper(f.Key.URL()[:8]) + f.Key.URL()[8:] + "/")
+	got, err := s.AddTenant(t.Context(), "b", spelled)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.ID != "b" || got.KeyURL != f.KeyURL || got.State != store.StateActive || got.CreatedAt.IsZero() {
+	if got.ID != "b" || got.Key != f.Key || got.State != store.StateActive || got.CreatedAt.IsZero() {
 		t.Fatalf("added %+v", got)
 	}
 	f.addTenant(s, "a")
 	if _, err := s.AddTenant(t.Context(), "c", other); err != nil {
 		t.Fatal(err)
 	}
-	_, err = s.AddTenant(t.Context(), "a", f.KeyURL)
+	_, err = s.AddTenant(t.Context(), "a", f.Key)
 	wantErr(t, err, store.ErrExists)
 
 	read, err := s.Tenant(t.Context(), "b")
-	if err != nil || read.KeyURL != f.KeyURL || read.Sealed() || !read.CreatedAt.Equal(got.CreatedAt) {
+	if err != nil || read.Key != f.Key || read.Sealed() || !read.CreatedAt.Equal(got.CreatedAt) {
 		t.Fatalf("tenant b = %+v, %v", read, err)
 	}
 	_, err = s.Tenant(t.Context(), "nobody")
@@ -66,7 +71,7 @@ func testTenantAddGetList(t *testing.T, f *fixture) {
 	if err != nil || len(all) != 3 || all[0].ID != "a" || all[1].ID != "b" || all[2].ID != "c" {
 		t.Fatalf("tenants = %+v, %v", all, err)
 	}
-	byKey, err := s.TenantsByKey(t.Context(), f.KeyURL)
+	byKey, err := s.TenantsByKey(t.Context(), f.Key)
 	if err != nil || len(byKey) != 2 || byKey[0].ID != "a" || byKey[1].ID != "b" {
 		t.Fatalf("tenants by key = %+v, %v", byKey, err)
 	}
@@ -110,15 +115,15 @@ func testTenantRemoveRefused(t *testing.T, f *fixture) {
 func testTenantKeyCannotWrap(t *testing.T, f *fixture) {
 	s := f.store(nil)
 	f.SetEnabled(f.Version, false)
-	if _, err := s.AddTenant(t.Context(), "a", f.KeyURL); err == nil {
+	if _, err := s.AddTenant(t.Context(), "a", f.Key); err == nil {
 		t.Fatal("tenant added on a disabled key")
 	}
 	_, err := s.Tenant(t.Context(), "a")
 	wantErr(t, err, store.ErrNotFound)
 }
 
-// createKey makes another RSA-2048 key and returns its versionless URL.
-func (f *fixture) createKey(name string) string {
+// createKey makes another RSA-2048 key and returns it, versionless.
+func (f *fixture) createKey(name string) cmkd.KeyID {
 	f.t.Helper()
 	resp, err := f.AZ.CreateKey(f.t.Context(), name, azkeys.CreateKeyParameters{
 		Kty: to.Ptr(azkeys.KeyTypeRSA), KeySize: to.Ptr[int32](2048),
@@ -126,9 +131,9 @@ func (f *fixture) createKey(name string) string {
 	if err != nil {
 		f.t.Fatalf("create key: %v", err)
 	}
-	id, err := kek.ParseKeyID(string(*resp.Key.KID))
+	id, err := cmkd.ParseKeyID(string(*resp.Key.KID))
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	return id.KeyURL()
+	return id.Versionless()
 }

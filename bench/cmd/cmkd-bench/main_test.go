@@ -11,13 +11,13 @@ import (
 	"github.com/cmkd-io/cmkd/bench"
 )
 
-// `cmkd bench --smoke` runs a scenario end to end and writes both reports;
+// `cmkd-bench --smoke` runs a scenario end to end and writes both reports;
 // the scenarios' own packages smoke-test every scenario.
 func TestBenchCommandWritesReports(t *testing.T) {
 	dir := t.TempDir()
 	md, js := filepath.Join(dir, "b.md"), filepath.Join(dir, "b.json")
 	var out, errs bytes.Buffer
-	code := run(t.Context(), []string{"bench", "--smoke", "--only", "store", "--out", md, "--json", js}, &out, &errs)
+	code := run(t.Context(), []string{"--smoke", "--only", "store", "--out", md, "--json", js}, &out, &errs)
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, errs.String())
 	}
@@ -38,7 +38,7 @@ func TestBenchCommandWritesReports(t *testing.T) {
 
 func TestBenchCommandRejectsUnknownScenario(t *testing.T) {
 	var out, errs bytes.Buffer
-	if code := run(t.Context(), []string{"bench", "--only", "nope"}, &out, &errs); code != exitUsage ||
+	if code := run(t.Context(), []string{"--only", "nope"}, &out, &errs); code != exitUsage ||
 		!strings.Contains(errs.String(), "there are: rewrap") {
 		t.Fatalf("exit %d: %s", code, errs.String())
 	}

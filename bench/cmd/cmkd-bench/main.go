@@ -1,13 +1,21 @@
+// Command cmkd-bench runs cmkd's benchmark scenarios against in-process
+// emulators, embedded NATS and SQLite, prints the table and writes the
+// Markdown and JSON reports (`make bench`). It is its own command so that
+// the production binary carries only what an operator runs.
 package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/cmkd-io/cmkd/bench"
 	"github.com/cmkd-io/cmkd/bench/rewrap"
@@ -27,18 +35,62 @@ type benchFlags struct {
 	only, md, json string
 }
 
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// Exit codes, as cmkd's.
+const (
+	exitOK    = 0
+	exitError = 1
+	exitUsage = 2
+)
+
+// usageError is a bad flag or argument: exit code 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(format, a...)} }
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	err := runBench(ctx, args, stdout, stderr)
+	var ue *usageError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return exitOK
+	case errors.As(err, &ue):
+		fmt.Fprintln(stderr, "cmkd-bench:", err)
+		return exitUsage
+	default:
+		fmt.Fprintln(stderr, "cmkd-bench:", err)
+		return exitError
+	}
+}
+
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var f benchFlags
-	fs := newFlags("bench", "bench [flags]", stderr)
+	fs := flag.NewFlagSet("cmkd-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: cmkd-bench [flags]   (make bench runs it and rewrites docs/benchmarks.md and .json)")
+		fs.PrintDefaults()
+	}
 	fs.BoolVar(&f.smoke, "smoke", false, "tiny sizes: checks the harness works, measures nothing")
 	fs.StringVar(&f.only, "only", "", "comma-separated scenarios to run (default all): "+names())
 	fs.StringVar(&f.md, "out", "", "write the Markdown report here (e.g. docs/benchmarks.md)")
 	fs.StringVar(&f.json, "json", "", "write the JSON report here (e.g. docs/benchmarks.json)")
-	if err := parse(fs, args); err != nil {
-		return err
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usagef("%v", err)
 	}
 	if fs.NArg() > 0 {
-		return usagef("bench takes no arguments, got %q", fs.Args())
+		return usagef("cmkd-bench takes no arguments, got %q", fs.Args())
 	}
 	run, err := selectScenarios(f.only)
 	if err != nil {
@@ -53,7 +105,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	rep := bench.Report{Machine: bench.ThisMachine("cmkd bench "+strings.Join(args, " "), f.smoke), Results: results}
+	rep := bench.Report{Machine: bench.ThisMachine("go run ./bench/cmd/cmkd-bench "+strings.Join(args, " "), f.smoke), Results: results}
 	rep.WriteText(stdout)
 	return writeReports(rep, f)
 }
