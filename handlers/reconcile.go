@@ -49,6 +49,10 @@ type Request struct {
 	// Guard, when set, is called between rewrap batches; an error (a lost
 	// lease) stops the rewrap, which resumes on the next Reconcile.
 	Guard func(context.Context) error
+	// Stopped, when set, is called before each DEK a rewrap moves; an
+	// error (the key was sealed, the worker shuts down) stops the rewrap
+	// after the DEKs already under way, so none of them is moved twice.
+	Stopped func() error
 	// Progress, when set, is told how far a rewrap has got.
 	Progress func(done, total int)
 }
@@ -65,7 +69,7 @@ const (
 	InStep      Outcome = "in_step" // usable; any sealed tenants unsealed
 )
 
-// Result describes one Reconcile.
+// Result describes one Check, Rewrap or Reconcile.
 type Result struct {
 	Outcome Outcome
 	// Reason is the seal reason when Outcome is Sealed.
@@ -73,45 +77,86 @@ type Result struct {
 	// Version is the key version the DEKs are (now) wrapped under.
 	Version string
 	Rewrap  *RewrapStats
+	// Probe is what the probe of the key's latest version found ("" when
+	// no tenant uses the key).
+	Probe kek.Outcome
+	// Versions is the number of key versions DEKs are wrapped under: a
+	// check costs one Key Vault call per version, and one more.
+	Versions int
 }
 
-// Reconcile probes req.Key and converges every tenant on it. The error is
-// non-nil only when the work could not be done and should be tried again
-// (the store failed, a rewrap stopped); what Key Vault said is in Result.
+// Plan is a rewrap a Check found to be needed: the key's DEKs not under
+// Target yet.
+type Plan struct {
+	stats   RewrapStats
+	tenants []store.Tenant
+}
+
+// Stats is what the plan will move.
+func (p *Plan) Stats() RewrapStats { return p.stats }
+
+// Reconcile checks req.Key and, when DEKs must move, rewraps them before
+// it returns: what `cmkd rewrap` and tests want. The worker calls Check and
+// Rewrap on their own, so that a long rewrap never holds back a probe.
 func (r *Reconciler) Reconcile(ctx context.Context, req Request) (Result, error) {
+	res, plan, err := r.Check(ctx, req)
+	if err != nil || plan == nil {
+		return res, err
+	}
+	return r.Rewrap(ctx, req, plan)
+}
+
+// Check probes req.Key and converges every tenant on it — seal, unseal,
+// warn of expiry, record a version all DEKs are under — and says whether
+// DEKs must move: then it returns a Plan for Rewrap, and does no bulk work
+// itself. The error is non-nil only when the work could not be done and
+// should be tried again (the store failed); what Key Vault said is in
+// Result.
+func (r *Reconciler) Check(ctx context.Context, req Request) (Result, *Plan, error) {
 	if req.Key.IsZero() {
-		return Result{}, fmt.Errorf("reconcile: %w: no key given", cmkd.ErrInvalidKeyID)
+		return Result{}, nil, fmt.Errorf("check: %w: no key given", cmkd.ErrInvalidKeyID)
 	}
 	req.Key = req.Key.Versionless()
 	key := req.Key
 	tenants, err := r.store.TenantsByKey(ctx, key)
 	if err != nil {
-		return Result{}, fmt.Errorf("reconcile %s: %w", key, err)
+		return Result{}, nil, fmt.Errorf("check %s: %w", key, err)
 	}
 	if len(tenants) == 0 {
-		return Result{Outcome: NothingToDo}, nil
+		return Result{Outcome: NothingToDo}, nil, nil
 	}
 	defer r.statusWritten()
 	a, err := r.assess(ctx, key)
 	if err != nil {
-		return Result{}, fmt.Errorf("reconcile %s: %w", key, err)
+		return Result{}, nil, fmt.Errorf("check %s: %w", key, err)
 	}
+	res, plan, err := r.converge(ctx, req, tenants, a)
+	res.Probe, res.Versions = a.latest.Outcome, len(inUseVersions(a.inUse))
+	return res, plan, err
+}
+
+// converge acts on what assess found.
+func (r *Reconciler) converge(ctx context.Context, req Request, tenants []store.Tenant, a assessment) (Result, *Plan, error) {
+	key := req.Key
 	switch {
 	case a.sealReason != "":
 		r.clearUnreachable(key)
-		return r.sealAll(ctx, req, tenants, a.sealReason, a.detail)
+		res, err := r.sealAll(ctx, req, tenants, a.sealReason, a.detail)
+		return res, nil, err
 	case a.transient != nil:
-		return r.whileUnreachable(ctx, req, tenants, a.transient)
+		res, err := r.whileUnreachable(ctx, req, tenants, a.transient)
+		return res, nil, err
 	}
 	r.clearUnreachable(key)
 	if err := r.warnExpiry(ctx, req, tenants, a.latest); err != nil {
-		return Result{}, err
+		return Result{}, nil, err
 	}
 	if a.latest.Outcome == kek.Expired && r.cfg.SealOnExpiry {
-		return r.sealAll(ctx, req, tenants, cmkd.ReasonExpired, a.latest.Err)
+		res, err := r.sealAll(ctx, req, tenants, cmkd.ReasonExpired, a.latest.Err)
+		return res, nil, err
 	}
 	if err := r.unsealAll(ctx, req, tenants); err != nil {
-		return Result{}, err
+		return Result{}, nil, err
 	}
-	return r.rotate(ctx, req, tenants, a)
+	return r.plan(ctx, req, tenants, a)
 }

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cmkd-io/cmkd"
+	"github.com/cmkd-io/cmkd/kek"
 	"github.com/cmkd-io/cmkd/store"
 )
 
@@ -24,15 +25,16 @@ type RewrapStats struct {
 	Sampled   int      // DEKs unwrapped again remotely afterwards
 }
 
-// rotate brings every DEK on the key to the newest usable version.
-func (r *Reconciler) rotate(ctx context.Context, req Request, tenants []store.Tenant, a assessment) (Result, error) {
+// plan decides whether every DEK on the key is under the newest usable
+// version; if not, it returns the rewrap to run.
+func (r *Reconciler) plan(ctx context.Context, req Request, tenants []store.Tenant, a assessment) (Result, *Plan, error) {
 	target, err := r.kek.WrapTarget(ctx, a.latest)
 	if err != nil {
-		return Result{}, err
+		return Result{}, nil, err
 	}
 	if target == "" {
 		r.log.Warn("no usable key version to wrap under", slog.String("key", req.Key.String()))
-		return Result{Outcome: InStep}, nil
+		return Result{Outcome: InStep}, nil, nil
 	}
 	stats := RewrapStats{Target: target}
 	for v, n := range a.inUse {
@@ -43,12 +45,24 @@ func (r *Reconciler) rotate(ctx context.Context, req Request, tenants []store.Te
 	}
 	slices.Sort(stats.Previous)
 	if stats.Total == 0 {
-		return r.recordVersion(ctx, req, tenants, target)
+		res, err := r.recordVersion(ctx, req, tenants, target)
+		return res, nil, err
 	}
-	if err := r.rewrap(ctx, req, tenants, &stats); err != nil {
+	return Result{Outcome: InStep, Version: target}, &Plan{stats: stats, tenants: tenants}, nil
+}
+
+// Rewrap runs plan: it moves the key's DEKs to the plan's target version.
+// Its Key Vault calls are bulk work, which probes go before. It stops when
+// ctx ends or req.Guard fails, between DEKs, and resumes from what the
+// store holds: a DEK moved before the stop is not moved again.
+func (r *Reconciler) Rewrap(ctx context.Context, req Request, plan *Plan) (Result, error) {
+	defer r.statusWritten()
+	req.Key = req.Key.Versionless()
+	stats := plan.stats
+	if err := r.rewrap(kek.Bulk(ctx), req, plan.tenants, &stats); err != nil {
 		return Result{Rewrap: &stats}, err
 	}
-	return Result{Outcome: Rewrapped, Version: target, Rewrap: &stats}, nil
+	return Result{Outcome: Rewrapped, Version: stats.Target, Rewrap: &stats}, nil
 }
 
 // recordVersion handles a key whose DEKs are all under target already: it
@@ -126,7 +140,8 @@ func previousOf(t store.Tenant, stats *RewrapStats) string {
 // stay under their old version and readable.
 func (r *Reconciler) failRewrap(ctx context.Context, req Request, tenants []store.Tenant, stats *RewrapStats, cause error) error {
 	r.log.Error("rewrap failed", slog.String("key", req.Key.String()), slog.String("version", stats.Target), slog.Any("err", cause))
-	r.appendAll(ctx, r.eventsFor(tenants, cmkd.KindRewrapFailed, req, stats.Target, "", func(ev *cmkd.StatusEvent, _ store.Tenant) {
+	// The stop may be the context's end: the report is written all the same.
+	r.appendAll(context.WithoutCancel(ctx), r.eventsFor(tenants, cmkd.KindRewrapFailed, req, stats.Target, "", func(ev *cmkd.StatusEvent, _ store.Tenant) {
 		ev.Reason = cause.Error()
 		ev.DEKs = &cmkd.DEKCounts{Total: stats.Total, Rewrapped: stats.Rewrapped}
 	}))
@@ -215,11 +230,20 @@ func (run *rewrapRun) batches(ctx context.Context) error {
 		after = deks[len(deks)-1].ID
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(run.r.cfg.RewrapConcurrency)
+		var stop error
 		for _, d := range deks {
+			if run.req.Stopped != nil {
+				if stop = run.req.Stopped(); stop != nil {
+					break
+				}
+			}
 			g.Go(func() error { return run.move(gctx, d, false) })
 		}
 		if err := g.Wait(); err != nil {
 			return err
+		}
+		if stop != nil {
+			return fmt.Errorf("stopped: %w", stop)
 		}
 	}
 }

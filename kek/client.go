@@ -59,6 +59,10 @@ func New(cfg Config) (*Client, error) {
 	}, nil
 }
 
+// VaultLimit is the calls per second a vault allows (LimiterConfig.
+// VaultLimit): what shares of a vault's capacity are measured against.
+func (c *Client) VaultLimit(string) float64 { return c.cfg.Limiter.VaultLimit }
+
 // Rate is the current call rate limit of a vault ("https://host" or host),
 // 0 for a vault not used yet.
 func (c *Client) Rate(vaultURL string) float64 {
@@ -124,7 +128,8 @@ func (c *Client) do(ctx context.Context, attempt func(context.Context) error) er
 // call makes one try of op through the vault's limiter and records it.
 // It returns nil, ctx.Err() or a classified *Error.
 func (c *Client) call(ctx context.Context, v *vault, op string, fn func(context.Context) error) error {
-	epoch, err := v.lim.acquire(ctx)
+	bulk := isBulk(ctx)
+	epoch, err := v.lim.acquire(ctx, bulk)
 	if err != nil {
 		return err
 	}
@@ -132,11 +137,11 @@ func (c *Client) call(ctx context.Context, v *vault, op string, fn func(context.
 	err = fn(ctx)
 	c.metrics.seconds.WithLabelValues(v.url, op).Observe(time.Since(start).Seconds())
 	if err != nil && ctx.Err() != nil {
-		v.lim.done(epoch, resultFailed, 0)
+		v.lim.done(epoch, bulk, resultFailed, 0)
 		return ctx.Err()
 	}
 	ke := classify(err)
-	v.lim.done(epoch, limiterResult(ke), retryAfterOf(ke))
+	v.lim.done(epoch, bulk, limiterResult(ke), retryAfterOf(ke))
 	c.metrics.calls.WithLabelValues(v.url, op, outcomeLabel(ke)).Inc()
 	if ke == nil {
 		return nil

@@ -27,6 +27,9 @@ const (
 	DefaultIncrease       = 0.05
 	DefaultMaxConcurrency = 64
 	DefaultMaxPause       = 30 * time.Second
+	// DefaultVaultLimit is Key Vault's documented per-vault limit for
+	// cryptographic operations with RSA-2048 keys: 4,000 per 10 s.
+	DefaultVaultLimit = 400.0
 )
 
 // Config configures a Client. Zero fields take the Default… values.
@@ -66,6 +69,11 @@ type Config struct {
 // pauses the whole vault for Retry-After, or 1, 2, 4, 8, 16 s without one,
 // never longer than MaxPause.
 type LimiterConfig struct {
+	// VaultLimit is the calls per second a vault allows, as documented
+	// (DefaultVaultLimit). The limiter still finds the real rate by 429s;
+	// this is the figure shares of the limit (the probe budget) are taken
+	// of, so that they do not swing with the limiter's estimate.
+	VaultLimit     float64
 	InitialRate    float64 // calls per second
 	MinRate        float64
 	MaxRate        float64
@@ -92,6 +100,7 @@ func (c *Config) setDefaults() {
 }
 
 func (l *LimiterConfig) setDefaults() {
+	l.VaultLimit = orDefault(l.VaultLimit, DefaultVaultLimit)
 	l.InitialRate = orDefault(l.InitialRate, DefaultInitialRate)
 	l.MinRate = orDefault(l.MinRate, DefaultMinRate)
 	l.MaxRate = orDefault(l.MaxRate, DefaultMaxRate)
@@ -127,6 +136,8 @@ func (c Config) Validate() error {
 func (l LimiterConfig) Validate() error {
 	l.setDefaults()
 	switch {
+	case l.VaultLimit <= 0:
+		return fmt.Errorf("kek limiter: VaultLimit %v must be positive", l.VaultLimit)
 	case l.MinRate <= 0:
 		return fmt.Errorf("kek limiter: MinRate %v must be positive", l.MinRate)
 	case l.MaxRate < l.MinRate:

@@ -11,9 +11,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/cmkd-io/cmkd/emulator/keyvault"
-
 	"github.com/cmkd-io/cmkd"
+	"github.com/cmkd-io/cmkd/emulator/keyvault"
 )
 
 // env is one emulated vault, an admin client that shapes its keys, and the

@@ -8,12 +8,16 @@ import (
 
 // limiter is one vault's adaptive rate limit (AIMD token bucket) and
 // concurrency bound. Key Vault throttles per vault, so all calls to one
-// vault share it.
+// vault share it. Urgent calls (probes, seals, single wraps) go before bulk
+// ones (a rewrap's): a bulk call takes a token only while no urgent call
+// waits for one, and bulk calls hold at most three quarters of the
+// concurrency slots, so a rewrap at full speed never delays a seal.
 type limiter struct {
-	cfg  LimiterConfig
-	now  func() time.Time
-	rand func() float64
-	sem  chan struct{}
+	cfg     LimiterConfig
+	now     func() time.Time
+	rand    func() float64
+	sem     chan struct{}
+	bulkSem chan struct{}
 
 	mu          sync.Mutex
 	rate        float64 // tokens per second
@@ -23,6 +27,7 @@ type limiter struct {
 	pausedUntil time.Time
 	strikes     int    // 429 pauses since the last success
 	epoch       uint64 // bumped on every decrease; see done
+	urgentWait  int    // urgent callers waiting for a token
 	// slowStart grows the rate by one call per second per success until
 	// the first 429, as TCP's slow start does: a rewrap should find the
 	// vault's limit in seconds, not creep up to it by Increase per second.
@@ -34,8 +39,9 @@ func newLimiter(cfg LimiterConfig, now func() time.Time, onRate func(float64)) *
 	t := now()
 	l := &limiter{
 		cfg: cfg, now: now, rand: uniform,
-		sem:  make(chan struct{}, cfg.MaxConcurrency),
-		rate: cfg.InitialRate, tokens: 1, refilled: t, grown: t,
+		sem:     make(chan struct{}, cfg.MaxConcurrency),
+		bulkSem: make(chan struct{}, max(1, cfg.MaxConcurrency*3/4)),
+		rate:    cfg.InitialRate, tokens: 1, refilled: t, grown: t,
 		slowStart: true, onRate: onRate,
 	}
 	l.onRate(l.rate)
@@ -43,15 +49,33 @@ func newLimiter(cfg LimiterConfig, now func() time.Time, onRate func(float64)) *
 }
 
 // acquire waits for a concurrency slot and a token. The returned epoch goes
-// back to done. On error nothing is held.
-func (l *limiter) acquire(ctx context.Context) (uint64, error) {
+// back to done, with the same bulk flag. On error nothing is held.
+func (l *limiter) acquire(ctx context.Context, bulk bool) (uint64, error) {
+	if bulk {
+		select {
+		case l.bulkSem <- struct{}{}:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
 	select {
 	case l.sem <- struct{}{}:
 	case <-ctx.Done():
+		l.releaseBulk(bulk)
 		return 0, ctx.Err()
 	}
+	if !bulk {
+		l.mu.Lock()
+		l.urgentWait++
+		l.mu.Unlock()
+		defer func() {
+			l.mu.Lock()
+			l.urgentWait--
+			l.mu.Unlock()
+		}()
+	}
 	for {
-		wait, epoch := l.take()
+		wait, epoch := l.takeFor(bulk)
 		if wait == 0 {
 			return epoch, nil
 		}
@@ -61,13 +85,24 @@ func (l *limiter) acquire(ctx context.Context) (uint64, error) {
 		case <-ctx.Done():
 			t.Stop()
 			<-l.sem
+			l.releaseBulk(bulk)
 			return 0, ctx.Err()
 		}
 	}
 }
 
-// take takes a token, or says how long to wait for one.
-func (l *limiter) take() (time.Duration, uint64) {
+func (l *limiter) releaseBulk(bulk bool) {
+	if bulk {
+		<-l.bulkSem
+	}
+}
+
+// take takes a token for an urgent call, or says how long to wait.
+func (l *limiter) take() (time.Duration, uint64) { return l.takeFor(false) }
+
+// takeFor takes a token, or says how long to wait for one. A bulk call
+// waits while urgent calls wait: they take the next tokens.
+func (l *limiter) takeFor(bulk bool) (time.Duration, uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
@@ -75,11 +110,15 @@ func (l *limiter) take() (time.Duration, uint64) {
 		return l.pausedUntil.Sub(now), 0
 	}
 	l.refill(now)
+	perToken := time.Duration(float64(time.Second) / l.rate)
+	if bulk && l.urgentWait > 0 {
+		return max(perToken, time.Millisecond), 0
+	}
 	if l.tokens >= 1 {
 		l.tokens--
 		return 0, l.epoch
 	}
-	wait := time.Duration((1 - l.tokens) / l.rate * float64(time.Second))
+	wait := time.Duration((1 - l.tokens) * float64(perToken))
 	return max(wait, time.Millisecond), 0
 }
 
@@ -107,8 +146,9 @@ const (
 // pauses the vault only when the call started after the last decrease
 // (same epoch): the calls that were in flight together with it met the same
 // congestion and must not halve the rate again.
-func (l *limiter) done(epoch uint64, r result, retryAfter time.Duration) {
+func (l *limiter) done(epoch uint64, bulk bool, r result, retryAfter time.Duration) {
 	<-l.sem
+	l.releaseBulk(bulk)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	switch r {

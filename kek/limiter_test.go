@@ -30,8 +30,8 @@ func TestLimiterHalvesOnceAndPauses(t *testing.T) {
 	}
 	l.sem <- struct{}{}
 	l.sem <- struct{}{}
-	l.done(e2, resultThrottled, 0)
-	l.done(e2, resultThrottled, 0) // in flight together: no second halving
+	l.done(e2, false, resultThrottled, 0)
+	l.done(e2, false, resultThrottled, 0) // in flight together: no second halving
 	if got := l.Rate(); got != 50 {
 		t.Fatalf("rate after 429 = %v, want 50", got)
 	}
@@ -49,7 +49,7 @@ func TestLimiterPauseSequence(t *testing.T) {
 		c.add(time.Minute) // past any pause
 		_, epoch := l.take()
 		l.sem <- struct{}{}
-		l.done(epoch, resultThrottled, 0)
+		l.done(epoch, false, resultThrottled, 0)
 		got = append(got, l.pausedUntil.Sub(c.now()))
 	}
 	want := []time.Duration{1, 2, 4, 8, 16, 16}
@@ -65,11 +65,11 @@ func TestLimiterPauseSequence(t *testing.T) {
 	c.add(time.Minute)
 	_, epoch := l.take()
 	l.sem <- struct{}{}
-	l.done(epoch, resultOK, 0)
+	l.done(epoch, false, resultOK, 0)
 	c.add(time.Minute)
 	_, epoch = l.take()
 	l.sem <- struct{}{}
-	l.done(epoch, resultThrottled, 0)
+	l.done(epoch, false, resultThrottled, 0)
 	if p := l.pausedUntil.Sub(c.now()); p != time.Second {
 		t.Fatalf("pause after success = %v, want 1s", p)
 	}
@@ -80,14 +80,14 @@ func TestLimiterHonoursRetryAfterAndMaxPause(t *testing.T) {
 	l := testLimiter(c, LimiterConfig{MaxPause: 10 * time.Second})
 	_, e := l.take()
 	l.sem <- struct{}{}
-	l.done(e, resultThrottled, 3*time.Second)
+	l.done(e, false, resultThrottled, 3*time.Second)
 	if p := l.pausedUntil.Sub(c.now()); p != 3*time.Second {
 		t.Fatalf("pause = %v, want Retry-After 3s", p)
 	}
 	c.add(time.Minute)
 	_, e = l.take()
 	l.sem <- struct{}{}
-	l.done(e, resultThrottled, time.Hour)
+	l.done(e, false, resultThrottled, time.Hour)
 	if p := l.pausedUntil.Sub(c.now()); p != 10*time.Second {
 		t.Fatalf("pause = %v, want MaxPause 10s", p)
 	}
@@ -102,17 +102,17 @@ func TestLimiterSlowStart(t *testing.T) {
 	for range 300 {
 		c.add(time.Millisecond)
 		l.sem <- struct{}{}
-		l.done(0, resultOK, 0)
+		l.done(0, false, resultOK, 0)
 	}
 	if r := l.Rate(); r != 400 {
 		t.Fatalf("rate after 300 successes in slow start = %v, want 400", r)
 	}
 	_, e := l.take()
 	l.sem <- struct{}{}
-	l.done(e, resultThrottled, time.Second)
+	l.done(e, false, resultThrottled, time.Second)
 	c.add(2 * time.Second)
 	l.sem <- struct{}{}
-	l.done(0, resultOK, 0)
+	l.done(0, false, resultOK, 0)
 	if want := 200 * 1.05; math.Abs(l.Rate()-want) > 1e-9 {
 		t.Fatalf("rate a second after the 429 = %v, want %v (halved, then +5 %%)", l.Rate(), want)
 	}
@@ -125,7 +125,7 @@ func TestLimiterFloorAndGrowth(t *testing.T) {
 		c.add(time.Minute)
 		_, e := l.take()
 		l.sem <- struct{}{}
-		l.done(e, resultThrottled, time.Second)
+		l.done(e, false, resultThrottled, time.Second)
 	}
 	if l.Rate() != 2 {
 		t.Fatalf("rate = %v, want MinRate 2", l.Rate())
@@ -133,14 +133,14 @@ func TestLimiterFloorAndGrowth(t *testing.T) {
 	for range 10 {
 		c.add(time.Second)
 		l.sem <- struct{}{}
-		l.done(0, resultOK, 0)
+		l.done(0, false, resultOK, 0)
 	}
 	if l.Rate() != 5 {
 		t.Fatalf("rate = %v, want MaxRate 5", l.Rate())
 	}
 	// 5xx neither grows nor shrinks.
 	l.sem <- struct{}{}
-	l.done(l.epoch, resultFailed, 0)
+	l.done(l.epoch, false, resultFailed, 0)
 	if l.Rate() != 5 {
 		t.Fatalf("rate after 5xx = %v", l.Rate())
 	}
@@ -164,17 +164,17 @@ func TestLimiterPacesTokens(t *testing.T) {
 
 func TestLimiterConcurrencyAndCancel(t *testing.T) {
 	l := newLimiter(LimiterConfig{InitialRate: 1000, MinRate: 1, MaxRate: 1000, MaxConcurrency: 1, MaxPause: time.Second}, time.Now, func(float64) {})
-	e, err := l.acquire(t.Context())
+	e, err := l.acquire(t.Context(), false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
 	defer cancel()
-	if _, err := l.acquire(ctx); err == nil {
+	if _, err := l.acquire(ctx, false); err == nil {
 		t.Fatal("second acquire passed the concurrency bound")
 	}
-	l.done(e, resultOK, 0)
-	if _, err := l.acquire(t.Context()); err != nil {
+	l.done(e, false, resultOK, 0)
+	if _, err := l.acquire(t.Context(), false); err != nil {
 		t.Fatalf("slot not released: %v", err)
 	}
 }

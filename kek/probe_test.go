@@ -10,9 +10,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 
-	"github.com/cmkd-io/cmkd/emulator/keyvault"
-
 	"github.com/cmkd-io/cmkd"
+	"github.com/cmkd-io/cmkd/emulator/keyvault"
 )
 
 func TestProbeOutcomes(t *testing.T) {

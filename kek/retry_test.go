@@ -9,9 +9,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/cmkd-io/cmkd/emulator/keyvault"
-
 	"github.com/cmkd-io/cmkd"
+	"github.com/cmkd-io/cmkd/emulator/keyvault"
 )
 
 // attempts counts our tries of op against the emulator's vault, by outcome,

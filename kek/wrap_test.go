@@ -9,9 +9,8 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 
-	"github.com/cmkd-io/cmkd/emulator/keyvault"
-
 	"github.com/cmkd-io/cmkd"
+	"github.com/cmkd-io/cmkd/emulator/keyvault"
 )
 
 func roundTrip(t *testing.T, e *env, key cmkd.KeyID, d []byte) cmkd.Wrapped {

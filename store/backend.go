@@ -79,6 +79,14 @@ type Backend interface {
 	// ListRecords lists, in order, at most limit record keys after after.
 	ListRecords(ctx context.Context, tenant, after string, limit int) ([]string, error)
 
+	// Keys lists, ordered by key, every key some tenant uses, with its
+	// tenants counted by state.
+	Keys(ctx context.Context) ([]KeyUse, error)
+	// PutKeyStatus records st, replacing what was recorded of st.Key.
+	PutKeyStatus(ctx context.Context, st KeyStatus) error
+	// KeyStatuses lists, ordered by key, what was recorded of every key.
+	KeyStatuses(ctx context.Context) ([]KeyStatus, error)
+
 	// AppendOutbox writes events that go with no state change.
 	AppendOutbox(ctx context.Context, evs []cmkd.StatusEvent) error
 	// ClaimOutbox claims, in write order, up to limit unsent entries that

@@ -6,11 +6,10 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/cmkd-io/cmkd"
 	"github.com/cmkd-io/cmkd/store"
 	"github.com/cmkd-io/cmkd/store/sqlite"
 	"github.com/cmkd-io/cmkd/store/storetest"
-
-	"github.com/cmkd-io/cmkd"
 )
 
 func newStore(t *testing.T, h *storetest.Harness) *store.Store {

@@ -17,9 +17,16 @@ import (
 // Defaults for Config.
 const (
 	DefaultProbeInterval   = 60 * time.Second
-	DefaultConcurrency     = 8
+	DefaultProbeJitter     = 0.1
+	DefaultProbeBudget     = 0.1
+	DefaultConcurrency     = 4
+	DefaultVaultRewraps    = 2
+	DefaultCheckTimeout    = 2 * time.Minute
 	DefaultLeaseTTL        = 30 * time.Second
 	DefaultShutdownTimeout = 30 * time.Second
+	// maxKeyRefresh bounds how long a key some other process started to
+	// use (a tenant added by the CLI) waits before it is watched.
+	maxKeyRefresh = 5 * time.Second
 )
 
 // Runner is a long-running part the worker starts and stops with itself:
@@ -33,13 +40,33 @@ type Config struct {
 	// Store and Reconciler are required.
 	Store      *store.Store
 	Reconciler *handlers.Reconciler
+	// Limits says how many calls per second each vault allows: the
+	// probe budget is a share of it. Required (the *kek.Client).
+	Limits vaultLimits
 	// Instance names this replica: lease holder and status event source.
 	Instance string
 	// ProbeInterval is how often every key in use is probed, events or not:
-	// Key Vault sends no event for disable, delete or lost access.
+	// Key Vault sends no event for disable, delete or lost access. Each key
+	// has its own schedule, spread over the interval.
 	ProbeInterval time.Duration
-	// Concurrency bounds keys reconciled at once.
+	// ProbeJitter spreads each key's interval by ± this fraction, so keys
+	// probed together drift apart.
+	ProbeJitter float64
+	// ProbeBudget is the share of a vault's limit (kek's VaultLimit) that
+	// probes may use. When the vault's keys at ProbeInterval would need
+	// more, their interval stretches (and cmkd says so).
+	ProbeBudget float64
+	// Concurrency bounds the keys of one vault checked at once: a hung
+	// vault holds back only its own keys.
 	Concurrency int
+	// VaultRewraps bounds the rewraps running at once in one vault; they
+	// share its limit. Rewraps in different vaults run in parallel.
+	VaultRewraps int
+	// CheckTimeout bounds one check (probe and seal decisions).
+	CheckTimeout time.Duration
+	// KeyRefresh is how often the set of keys in use is read again; at
+	// most ProbeInterval and 5 s.
+	KeyRefresh time.Duration
 	// LeaseTTL is how long a key's lease lasts unless renewed; a replica
 	// that dies holding one blocks that key for at most this long.
 	LeaseTTL time.Duration
@@ -69,12 +96,18 @@ func (c Config) Validate() error {
 		return errors.New("worker config: Store is required")
 	case c.Reconciler == nil:
 		return errors.New("worker config: Reconciler is required")
+	case c.Limits == nil:
+		return errors.New("worker config: Limits is required")
 	case c.Instance == "":
 		return errors.New("worker config: Instance is required")
 	case c.ProbeInterval < 0, c.LeaseTTL < 0, c.ShutdownTimeout < 0:
 		return errors.New("worker config: ProbeInterval, LeaseTTL and ShutdownTimeout must not be negative")
-	case c.Concurrency < 0:
-		return errors.New("worker config: Concurrency must not be negative")
+	case c.Concurrency < 0, c.VaultRewraps < 0, c.CheckTimeout < 0, c.KeyRefresh < 0:
+		return errors.New("worker config: Concurrency, VaultRewraps, CheckTimeout and KeyRefresh must not be negative")
+	case c.ProbeJitter < 0 || c.ProbeJitter >= 1:
+		return errors.New("worker config: ProbeJitter must be in [0, 1)")
+	case c.ProbeBudget < 0 || c.ProbeBudget > 1:
+		return errors.New("worker config: ProbeBudget must be in (0, 1]")
 	}
 	return nil
 }
@@ -85,6 +118,21 @@ func (c *Config) setDefaults() {
 	}
 	if c.Concurrency == 0 {
 		c.Concurrency = DefaultConcurrency
+	}
+	if c.ProbeJitter == 0 {
+		c.ProbeJitter = DefaultProbeJitter
+	}
+	if c.ProbeBudget == 0 {
+		c.ProbeBudget = DefaultProbeBudget
+	}
+	if c.VaultRewraps == 0 {
+		c.VaultRewraps = DefaultVaultRewraps
+	}
+	if c.CheckTimeout == 0 {
+		c.CheckTimeout = DefaultCheckTimeout
+	}
+	if c.KeyRefresh == 0 {
+		c.KeyRefresh = min(c.ProbeInterval, maxKeyRefresh)
 	}
 	if c.LeaseTTL == 0 {
 		c.LeaseTTL = DefaultLeaseTTL

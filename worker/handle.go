@@ -43,3 +43,18 @@ func (w *Worker) handle(ctx context.Context, ev events.Event) error {
 	}
 	return errors.Join(errs...)
 }
+
+// keysInUse lists the keys some tenant uses in vault.
+func (w *Worker) keysInUse(ctx context.Context, vault string) ([]cmkd.KeyID, error) {
+	uses, err := w.store.Keys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var keys []cmkd.KeyID
+	for _, u := range uses {
+		if u.Key.Vault == vault {
+			keys = append(keys, u.Key)
+		}
+	}
+	return keys, nil
+}

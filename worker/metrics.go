@@ -19,6 +19,8 @@ type metrics struct {
 	duration   prometheus.Histogram
 	rewrapped  prometheus.Counter
 	tenants    *prometheus.GaugeVec
+	interval   *prometheus.GaugeVec
+	stretched  *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -44,10 +46,18 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "cmkd_deks_rewrapped_total", Help: "DEKs re-wrapped under a new key version.",
 		}),
 		tenants: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "cmkd_tenants", Help: "Tenants by state, as of the last reconcile pass.",
+			Name: "cmkd_tenants", Help: "Tenants by state, as of the last read of the keys in use.",
 		}, []string{"state"}),
+		interval: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "cmkd_vault_probe_interval_seconds",
+			Help: "Effective probe interval of a vault's keys: the configured one, or longer when the probe budget demands it.",
+		}, []string{"vault"}),
+		stretched: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "cmkd_vault_probe_budget_exceeded",
+			Help: "1 when probing a vault's keys at the configured interval would exceed the probe budget, so the interval is stretched.",
+		}, []string{"vault"}),
 	}
-	for _, c := range []prometheus.Collector{m.events, m.handling, m.panics, m.reconciles, m.duration, m.rewrapped, m.tenants} {
+	for _, c := range []prometheus.Collector{m.events, m.handling, m.panics, m.reconciles, m.duration, m.rewrapped, m.tenants, m.interval, m.stretched} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -84,12 +94,22 @@ func (m *metrics) event(source, typ string, v events.Verdict, d time.Duration) {
 	m.handling.WithLabelValues(source).Observe(d.Seconds())
 }
 
-func (m *metrics) countTenants(ts []store.Tenant) {
-	n := map[string]int{store.StateActive: 0, store.StateSealed: 0}
-	for _, t := range ts {
-		n[t.State]++
+// countKeys sets the tenant gauge from the keys in use.
+func (m *metrics) countKeys(uses []store.KeyUse) {
+	var active, sealed int
+	for _, u := range uses {
+		active, sealed = active+u.Active, sealed+u.Sealed
 	}
-	for state, c := range n {
-		m.tenants.WithLabelValues(state).Set(float64(c))
+	m.tenants.WithLabelValues(store.StateActive).Set(float64(active))
+	m.tenants.WithLabelValues(store.StateSealed).Set(float64(sealed))
+}
+
+// vaultInterval records a vault's effective probe interval.
+func (m *metrics) vaultInterval(vault string, d time.Duration, stretched bool) {
+	m.interval.WithLabelValues(vault).Set(d.Seconds())
+	v := 0.0
+	if stretched {
+		v = 1
 	}
+	m.stretched.WithLabelValues(vault).Set(v)
 }

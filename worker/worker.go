@@ -3,14 +3,12 @@ package worker
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
-	"sync"
 	"sync/atomic"
-	"time"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/cmkd-io/cmkd"
 	"github.com/cmkd-io/cmkd/handlers"
 	"github.com/cmkd-io/cmkd/store"
 )
@@ -19,13 +17,9 @@ import (
 type Worker struct {
 	cfg     Config
 	store   *store.Store
-	rec     *handlers.Reconciler
 	log     *slog.Logger
 	metrics *metrics
-	sem     chan struct{} // bounds keys reconciled at once
-
-	qmu   sync.Mutex
-	queue *keyQueue // set by Run; until then Reconcile runs unqueued
+	sched   *scheduler
 
 	ready atomic.Bool
 }
@@ -40,25 +34,21 @@ func New(cfg Config) (*Worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Worker{
-		cfg: cfg, store: cfg.Store, rec: cfg.Reconciler, log: cfg.Logger, metrics: m,
-		sem: make(chan struct{}, cfg.Concurrency),
-	}, nil
+	w := &Worker{cfg: cfg, store: cfg.Store, log: cfg.Logger, metrics: m}
+	w.sched = newScheduler(cfg, cfg.Reconciler, cfg.Store, cfg.Limits, m)
+	if err := cfg.Registerer.Register(keyCollector{w.sched}); err != nil {
+		return nil, err
+	}
+	return w, nil
 }
 
-// Run runs the worker until ctx ends: the event sources (each handing its
+// Run runs the worker until ctx ends: the scheduler that checks every key
+// on its own schedule and runs rewraps, the event sources (each handing its
 // events to Handle through the worker's middleware), the runners (the
-// relay), the reconcile loop, seal broadcasts and the HTTP server. Then it waits up to
-// ShutdownTimeout for in-flight reconciles; whatever is cut short resumes on
-// the next start, from what the store holds.
+// relay), seal broadcasts and the HTTP server. Then it waits up to
+// ShutdownTimeout for checks and rewraps — a rewrap stops after the DEKs
+// under way — and whatever was cut short resumes on the next start.
 func (w *Worker) Run(ctx context.Context) error {
-	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelWork()
-	q := newKeyQueue(workCtx, w.leased)
-	w.qmu.Lock()
-	w.queue = q
-	w.qmu.Unlock()
-
 	stopBroadcast, err := w.subscribeSeals()
 	if err != nil {
 		return err
@@ -80,110 +70,65 @@ func (w *Worker) Run(ctx context.Context) error {
 		h := w.Wrap(s.Name(), w.Handle)
 		g.Go(func() error { return s.Run(gctx, h) })
 	}
-	g.Go(func() error { return w.reconcileLoop(gctx) })
+	// Ready once the store answers and every key is scheduled: a long
+	// rewrap must not keep the replica out of service.
+	g.Go(func() error { return w.sched.run(gctx, func() { w.ready.Store(true) }) })
 	err = g.Wait()
 
 	w.ready.Store(false)
-	drained := make(chan struct{})
-	go func() { q.wait(); close(drained) }()
-	select {
-	case <-drained:
-	case <-time.After(w.cfg.ShutdownTimeout):
-		w.log.Warn("shutdown timeout: abandoning in-flight work; it resumes on restart")
-		cancelWork()
-		<-drained
-	}
+	w.sched.shutdown(w.cfg.ShutdownTimeout)
 	if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled)) {
 		return nil
 	}
 	return err
 }
 
-// Reconcile reconciles one key now: coalesced with other requests for the
-// same key in this process, under the key's lease across processes.
+// Reconcile checks one key now — probe, and seal, unseal or warn as the
+// probe says — and returns the check's result. It is coalesced with other
+// requests for the same key in this process and runs under the key's lease
+// across processes (ErrBusy when another replica holds it). A rewrap the
+// check finds needed runs in the background, while the key's checks go on.
 func (w *Worker) Reconcile(ctx context.Context, req handlers.Request) (handlers.Result, error) {
-	w.qmu.Lock()
-	q := w.queue
-	w.qmu.Unlock()
-	if q == nil {
-		return w.leased(ctx, req)
+	if req.Key.IsZero() {
+		return handlers.Result{}, cmkd.ErrInvalidKeyID
 	}
-	return q.do(ctx, req)
+	return w.sched.check(ctx, req)
 }
 
-// ErrBusy means another replica holds the key's lease: it is reconciling the
-// key right now, so this request can be retried later or dropped.
-var ErrBusy = errors.New("key is being reconciled by another replica")
-
-// leased runs one reconcile holding the key's lease, renewing it as long as
-// the reconcile runs; the reconciler checks it between rewrap batches.
-func (w *Worker) leased(ctx context.Context, req handlers.Request) (handlers.Result, error) {
+// RewrapKey brings req.Key's DEKs to its newest usable version now and waits
+// for it, as `cmkd rewrap` does: a check, then the rewrap, while the key is
+// checked on its schedule meanwhile, so that a disable during the rewrap
+// seals at once and stops it. It is for a process that is not running the
+// worker (Run); the result is the rewrap's, or the check's when nothing had
+// to move.
+func (w *Worker) RewrapKey(ctx context.Context, req handlers.Request) (handlers.Result, error) {
+	key := req.Key.Versionless()
+	s := newScheduler(w.cfg, w.cfg.Reconciler, w.store, w.cfg.Limits, w.metrics)
+	s.only = key
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- s.run(runCtx, nil) }()
+	defer func() {
+		stop()
+		<-done
+		s.shutdown(w.cfg.ShutdownTimeout)
+	}()
+	req.Key = key
+	f, err := s.ask(ctx, req)
+	if err != nil {
+		return handlers.Result{}, err
+	}
+	if f.err != nil || f.task == nil {
+		return f.res, f.err
+	}
 	select {
-	case w.sem <- struct{}{}:
-		defer func() { <-w.sem }()
+	case <-f.task.done:
+		return f.task.res, f.task.err
 	case <-ctx.Done():
 		return handlers.Result{}, ctx.Err()
 	}
-	req.Key = req.Key.Versionless()
-	name := req.Key.LeaseName()
-	lease, err := w.store.AcquireLease(ctx, name, w.cfg.Instance, w.cfg.LeaseTTL)
-	if errors.Is(err, store.ErrLeaseHeld) {
-		return handlers.Result{}, ErrBusy
-	}
-	if err != nil {
-		return handlers.Result{}, fmt.Errorf("lease %s: %w", name, err)
-	}
-	rctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	held := &heldLease{lease: lease}
-	go w.renew(rctx, held, cancel)
-	req.Guard = func(ctx context.Context) error { return w.store.CheckLease(ctx, held.get()) }
-
-	start := time.Now()
-	res, err := w.rec.Reconcile(rctx, req)
-	w.metrics.observe(res, err, time.Since(start))
-	cancel()
-	if rerr := w.store.ReleaseLease(context.WithoutCancel(ctx), held.get()); rerr != nil {
-		w.log.Warn("release lease", slog.String("lease", name), slog.Any("err", rerr))
-	}
-	return res, err
 }
 
-type heldLease struct {
-	mu    sync.Mutex
-	lease store.Lease
-}
-
-func (h *heldLease) get() store.Lease {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.lease
-}
-
-func (h *heldLease) set(l store.Lease) {
-	h.mu.Lock()
-	h.lease = l
-	h.mu.Unlock()
-}
-
-// renew keeps the lease alive; if it is lost, the work is stopped.
-func (w *Worker) renew(ctx context.Context, held *heldLease, stop context.CancelFunc) {
-	t := time.NewTicker(w.cfg.LeaseTTL / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			l, err := w.store.RenewLease(ctx, held.get(), w.cfg.LeaseTTL)
-			if err != nil {
-				if ctx.Err() == nil {
-					w.log.Error("lease lost: stopping work on key", slog.String("lease", held.get().Name), slog.Any("err", err))
-					stop()
-				}
-				return
-			}
-			held.set(l)
-		}
-	}
-}
+// ErrBusy means another replica holds the key's lease: it is working on the
+// key right now, so this request can be retried later or dropped.
+var ErrBusy = errors.New("key is being worked on by another replica")

@@ -20,14 +20,13 @@ import (
 	"github.com/cmkd-io/cmkd/emulator/keyvault"
 	"github.com/cmkd-io/cmkd/events"
 	"github.com/cmkd-io/cmkd/handlers"
+	"github.com/cmkd-io/cmkd/internal/eventually"
 	"github.com/cmkd-io/cmkd/internal/natstest"
 	"github.com/cmkd-io/cmkd/kek"
 	"github.com/cmkd-io/cmkd/store"
 	"github.com/cmkd-io/cmkd/store/sqlite"
 	"github.com/cmkd-io/cmkd/store/storetest"
 	"github.com/cmkd-io/cmkd/worker"
-
-	"github.com/cmkd-io/cmkd/internal/eventually"
 )
 
 type env struct {
@@ -66,7 +65,7 @@ func (e *env) worker(st *store.Store, name string, tune func(*worker.Config)) *w
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	cfg := worker.Config{Store: st, Reconciler: rec, Instance: name, ProbeInterval: time.Hour}
+	cfg := worker.Config{Store: st, Reconciler: rec, Limits: e.kek, Instance: name, ProbeInterval: time.Hour}
 	if tune != nil {
 		tune(&cfg)
 	}

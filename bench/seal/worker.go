@@ -62,7 +62,7 @@ func startWorker(ctx context.Context, env *bench.Env, nc *nats.Conn, probe time.
 		return nil, err
 	}
 	w, err := worker.New(worker.Config{
-		Store: env.Store, Reconciler: rec, Instance: instance, ProbeInterval: probe,
+		Store: env.Store, Reconciler: rec, Limits: env.KEK, Instance: instance, ProbeInterval: probe,
 		Runners: []worker.Runner{relay}, NATS: nc, Logger: log,
 	})
 	if err != nil {

@@ -53,10 +53,10 @@ func logger(o bench.Options) *slog.Logger {
 // newRig starts it all; close stops what was started, also on error.
 func newRig(ctx context.Context, o bench.Options, nkeys int) (r *rig, err error) {
 	r = &rig{log: logger(o)}
+	rr := r
 	defer func() {
 		if err != nil {
-			r.close()
-			r = nil
+			rr.close() // r is nil by now: every error path returns nil
 		}
 	}()
 	if r.env, err = bench.NewEnv(ctx, bench.EnvConfig{Dir: o.Dir, Logger: r.log}); err != nil {
@@ -128,7 +128,7 @@ func (r *rig) startWorker(ctx context.Context) error {
 	}
 	r.reg = prometheus.NewRegistry()
 	r.w, err = worker.New(worker.Config{
-		Store: r.env.Store, Reconciler: rec, Instance: instance, ProbeInterval: time.Hour,
+		Store: r.env.Store, Reconciler: rec, Limits: r.env.KEK, Instance: instance, ProbeInterval: time.Hour,
 		NATS: r.nats.Conn, Registerer: r.reg, Gatherer: r.reg, Logger: r.log,
 	})
 	if err != nil {
@@ -137,18 +137,15 @@ func (r *rig) startWorker(ctx context.Context) error {
 	wctx, cancel := context.WithCancel(ctx)
 	r.stopW, r.exitedW = cancel, make(chan error, 1)
 	go func() { r.exitedW <- r.w.Run(wctx) }()
-	// The worker probes every key once at start; wait for that pass so it
-	// is not counted against the first phase's events.
-	return waitFor(ctx, 30*time.Second, "the worker's first probe of every key", func() (bool, error) {
-		select {
-		case err := <-r.exitedW:
-			r.exitedW <- err
-			return false, fmt.Errorf("worker stopped: %w", err)
-		default:
+	// Check every key once now, so that the first phase's events do not
+	// pay for it: the worker spreads its own first checks over the (hour
+	// long) probe interval.
+	for _, k := range r.keys {
+		if _, err := r.w.Reconcile(ctx, handlers.Request{Key: k.id, Cause: "warm-up"}); err != nil {
+			return fmt.Errorf("first check of %s: %w", k.name, err)
 		}
-		n, err := r.reconciles()
-		return n.total() >= float64(len(r.keys)), err
-	})
+	}
+	return nil
 }
 
 // reconciles is the worker's count of reconciles by outcome so far.

@@ -74,6 +74,9 @@ type KVConfig struct {
 	// Vaults is the allow-list of vault URLs whose events are acted on;
 	// empty allows all.
 	Vaults []string `yaml:"vaults,omitempty"`
+	// VaultLimit is the calls per second a vault allows (default 400, Key
+	// Vault's 4,000 per 10 s); the probe budget is a share of it.
+	VaultLimit float64 `yaml:"vault_limit,omitempty"`
 	// InitialRate is the calls per second per vault the adaptive limiter
 	// starts at (it then grows while Key Vault keeps up, and halves on 429).
 	InitialRate float64 `yaml:"initial_rate,omitempty"`
@@ -119,12 +122,20 @@ type QueueSource struct {
 
 // WorkerConf tunes the worker.
 type WorkerConf struct {
-	ProbeInterval     time.Duration `yaml:"probe_interval,omitempty"`
-	UnreachableGrace  time.Duration `yaml:"unreachable_grace,omitempty"`
-	SealOnExpiry      bool          `yaml:"seal_on_expiry,omitempty"`
-	Concurrency       int           `yaml:"concurrency,omitempty"`
-	RewrapConcurrency int           `yaml:"rewrap_concurrency,omitempty"`
-	SampleRate        float64       `yaml:"sample_rate,omitempty"`
+	// ProbeInterval is how often each key is probed (each on its own
+	// schedule, spread over the interval).
+	ProbeInterval    time.Duration `yaml:"probe_interval,omitempty"`
+	UnreachableGrace time.Duration `yaml:"unreachable_grace,omitempty"`
+	SealOnExpiry     bool          `yaml:"seal_on_expiry,omitempty"`
+	// ProbeBudget is the share of a vault's limit probes may use (default
+	// 0.1); past it the probe interval of that vault's keys stretches.
+	ProbeBudget float64 `yaml:"probe_budget,omitempty"`
+	// Concurrency bounds the keys of one vault checked at once.
+	Concurrency int `yaml:"concurrency,omitempty"`
+	// VaultRewraps bounds the rewraps running at once in one vault.
+	VaultRewraps      int     `yaml:"vault_rewraps,omitempty"`
+	RewrapConcurrency int     `yaml:"rewrap_concurrency,omitempty"`
+	SampleRate        float64 `yaml:"sample_rate,omitempty"`
 }
 
 // HTTPConfig is the health and metrics endpoint.
@@ -213,6 +224,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Worker.SampleRate < 0 || c.Worker.SampleRate > 1 {
 		bad("worker.sample_rate", "%v is not between 0 and 1", c.Worker.SampleRate)
+	}
+	if c.Worker.ProbeBudget < 0 || c.Worker.ProbeBudget > 1 {
+		bad("worker.probe_budget", "%v is not between 0 and 1 (a share of the vault's limit)", c.Worker.ProbeBudget)
+	}
+	if c.Worker.VaultRewraps < 0 || c.KeyVault.VaultLimit < 0 {
+		bad("worker.vault_rewraps / keyvault.vault_limit", "must not be negative")
 	}
 	if c.Worker.ProbeInterval < 0 || c.Worker.UnreachableGrace < 0 {
 		bad("worker", "probe_interval and unreachable_grace must not be negative")

@@ -171,7 +171,7 @@ func (e *devEnv) config(f devFlags) *Config {
 		NATS:     NATSConfig{URL: e.natsURL, CreateStreams: true, StatusMaxAge: 90 * 24 * time.Hour},
 		KeyVault: KVConfig{
 			Credential: "static", Token: devToken, CAFile: filepath.Join(f.dir, "keyvault-ca.pem"),
-			Emulator: true, Vaults: vaults, InitialRate: f.rate,
+			Emulator: true, Vaults: vaults, InitialRate: f.rate, VaultLimit: devVaultLimit(f.throttle),
 		},
 		Sources: Sources{EventGrid: EventGridSource{
 			Endpoint: e.eg.URL(), Topic: devTopic, Subscription: devSubscription, Key: devEGKey,
@@ -184,6 +184,15 @@ func (e *devEnv) config(f devFlags) *Config {
 }
 
 const devEGKey = "dev-key"
+
+// devVaultLimit is the calls per second the emulated vaults allow: what the
+// probe budget is a share of. Without a throttle, Key Vault's own figure.
+func devVaultLimit(throttle int) float64 {
+	if throttle <= 0 {
+		return 0 // kek's default
+	}
+	return float64(throttle) / keyvault.DefaultThrottleWindow.Seconds()
+}
 
 // previousDev reads the config an earlier `cmkd dev` wrote in dir, if any.
 func previousDev(dir string) *Config {

@@ -166,6 +166,13 @@ func waitMoved(t *testing.T, st *store.Store, key cmkd.KeyID, v string, done fun
 // second process would, with its own Key Vault client.
 func openTestStore(t *testing.T, d *devProc, dekMaxEncryptions int64) *store.Store {
 	t.Helper()
+	st, _ := openTestStoreKEK(t, d, dekMaxEncryptions)
+	return st
+}
+
+// openTestStoreKEK is openTestStore, with the Key Vault client it uses.
+func openTestStoreKEK(t *testing.T, d *devProc, dekMaxEncryptions int64) (*store.Store, *kek.Client) {
+	t.Helper()
 	pool, err := loadCA(d.cfg.KeyVault.CAFile)
 	if err != nil {
 		t.Fatal(err)
@@ -184,5 +191,5 @@ func openTestStore(t *testing.T, d *devProc, dekMaxEncryptions int64) *store.Sto
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	return st
+	return st, k
 }

@@ -44,6 +44,7 @@ func commands() []command {
 		{"ls", "list a tenant's record keys: ls TENANT", runLs},
 		{"vault", "manage Key Vault keys: create-key, rotate, disable, enable, delete, recover, purge, show", runVault},
 		{"rewrap", "re-wrap a key's DEKs now, or --dry-run to see what would move", runRewrap},
+		{"keys", "list the keys in use: tenants, state, last probe, probe interval, rewrap progress", runKeys},
 		{"audit", "read the status stream: audit tail", runAudit},
 		{"emulator", "start the Key Vault and Event Grid emulators alone, on loopback", runEmulator},
 	}

@@ -125,12 +125,15 @@ func rewrapNow(ctx context.Context, d *deps, c *common, key cmkd.KeyID, stdout, 
 	if err != nil {
 		return err
 	}
-	w, err := worker.New(worker.Config{Store: d.store, Reconciler: rec, Instance: d.cfg.Instance + "-cli", Logger: d.log})
+	w, err := worker.New(worker.Config{
+		Store: d.store, Reconciler: rec, Limits: d.kek, Instance: d.cfg.Instance + "-cli",
+		ProbeInterval: d.cfg.Worker.ProbeInterval, Logger: d.log,
+	})
 	if err != nil {
 		return err
 	}
 	start := time.Now()
-	res, err := w.Reconcile(ctx, handlers.Request{Key: key, Cause: "cli", Progress: progressTo(stderr, c.json, stdout)})
+	res, err := w.RewrapKey(ctx, handlers.Request{Key: key, Cause: "cli", Progress: progressTo(stderr, c.json, stdout)})
 	if errors.Is(err, worker.ErrBusy) {
 		return fmt.Errorf("rewrap %s: %w; it is being brought up to date already, try again in a minute", key, err)
 	}

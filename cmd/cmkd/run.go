@@ -78,8 +78,9 @@ func serveWorker(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		return err
 	}
 	w, err := worker.New(worker.Config{
-		Store: d.store, Reconciler: rec, Instance: cfg.Instance,
-		ProbeInterval: cfg.Worker.ProbeInterval, Concurrency: cfg.Worker.Concurrency,
+		Store: d.store, Reconciler: rec, Limits: d.kek, Instance: cfg.Instance,
+		ProbeInterval: cfg.Worker.ProbeInterval, ProbeBudget: cfg.Worker.ProbeBudget,
+		Concurrency: cfg.Worker.Concurrency, VaultRewraps: cfg.Worker.VaultRewraps,
 		Sources: sources, Runners: runners, NATS: d.nc, HTTPAddr: cfg.HTTP.Listen,
 		Registerer: d.reg, Gatherer: d.reg, Logger: log,
 	})

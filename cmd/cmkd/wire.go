@@ -63,7 +63,7 @@ func (d *deps) openKEK() error {
 	d.cred = cred
 	kc := kek.Config{
 		Credential: cred, RootCAs: pool, DisableChallengeResourceVerification: kv.Emulator, Logger: d.log,
-		Limiter: kek.LimiterConfig{InitialRate: kv.InitialRate},
+		Limiter: kek.LimiterConfig{InitialRate: kv.InitialRate, VaultLimit: kv.VaultLimit},
 	}
 	if d.reg != nil {
 		kc.Registerer = d.reg

@@ -50,3 +50,39 @@ func (r Remote) post(ctx context.Context, path string, body any) error {
 	}
 	return nil
 }
+
+// SetFaults makes every later request of the vault slow, failing or
+// dropped as f says (zero Faults: none).
+func (r Remote) SetFaults(ctx context.Context, f Faults) error {
+	return r.post(ctx, "/_emulator/faults", faultsReq{
+		LatencyMS: f.Latency.Milliseconds(), JitterMS: f.Jitter.Milliseconds(), ErrorRate: f.ErrorRate, DropRate: f.DropRate,
+	})
+}
+
+// Calls returns the requests the vault answered, by operation, since it
+// started or the last ResetCalls.
+func (r Remote) Calls(ctx context.Context) (map[string]int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.URL+"/_emulator/calls", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+r.Token)
+	resp, err := r.HTTP.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("emulator answered %s", resp.Status)
+	}
+	var calls map[string]int64
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&calls); err != nil {
+		return nil, err
+	}
+	return calls, nil
+}
+
+// ResetCalls zeroes the vault's call counts.
+func (r Remote) ResetCalls(ctx context.Context) error {
+	return r.post(ctx, "/_emulator/calls/reset", struct{}{})
+}

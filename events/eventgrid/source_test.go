@@ -15,7 +15,6 @@ import (
 	emulator "github.com/cmkd-io/cmkd/emulator/eventgrid"
 	"github.com/cmkd-io/cmkd/events"
 	"github.com/cmkd-io/cmkd/events/eventgrid"
-
 	"github.com/cmkd-io/cmkd/internal/eventually"
 )
 

@@ -15,9 +15,8 @@ import (
 
 	"github.com/cmkd-io/cmkd/events"
 	"github.com/cmkd-io/cmkd/events/natsq"
-	"github.com/cmkd-io/cmkd/internal/natstest"
-
 	"github.com/cmkd-io/cmkd/internal/eventually"
+	"github.com/cmkd-io/cmkd/internal/natstest"
 )
 
 // startJetStream runs an embedded nats-server with JetStream and returns a

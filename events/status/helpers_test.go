@@ -15,12 +15,11 @@ import (
 
 	"github.com/cmkd-io/cmkd"
 	"github.com/cmkd-io/cmkd/events/status"
+	"github.com/cmkd-io/cmkd/internal/eventually"
 	"github.com/cmkd-io/cmkd/internal/natstest"
 	"github.com/cmkd-io/cmkd/kek"
 	"github.com/cmkd-io/cmkd/store"
 	"github.com/cmkd-io/cmkd/store/sqlite"
-
-	"github.com/cmkd-io/cmkd/internal/eventually"
 )
 
 // openStore opens a SQLite store. The relay never calls Key Vault, so the

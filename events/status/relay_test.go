@@ -11,9 +11,8 @@ import (
 
 	"github.com/cmkd-io/cmkd"
 	"github.com/cmkd-io/cmkd/events/status"
-	"github.com/cmkd-io/cmkd/store"
-
 	"github.com/cmkd-io/cmkd/internal/eventually"
+	"github.com/cmkd-io/cmkd/store"
 )
 
 func TestRelayPublishesCloudEvents(t *testing.T) {

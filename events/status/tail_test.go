@@ -11,7 +11,6 @@ import (
 
 	"github.com/cmkd-io/cmkd"
 	"github.com/cmkd-io/cmkd/events/status"
-
 	"github.com/cmkd-io/cmkd/internal/eventually"
 )
 

@@ -85,6 +85,21 @@ UPDATE deks SET key_url = lower(replace(key_url, ':443/', '/')),
 	prev_kid = lower(replace(prev_kid, ':443/', '/')),
 	version = lower(version);
 `,
+	// What the worker last saw of each key, for `cmkd keys` and replicas.
+	`
+CREATE TABLE key_status (
+	key_url       TEXT PRIMARY KEY,
+	holder        TEXT NOT NULL,
+	checked_at    INTEGER NOT NULL,
+	probed_at     INTEGER NOT NULL,
+	outcome       TEXT NOT NULL,
+	interval_ns   INTEGER NOT NULL,
+	rewrap_target TEXT NOT NULL DEFAULT '',
+	rewrap_done   INTEGER NOT NULL DEFAULT 0,
+	rewrap_total  INTEGER NOT NULL DEFAULT 0,
+	rewrap_running INTEGER NOT NULL DEFAULT 0
+);
+`,
 }
 
 // SchemaVersion is the schema version this package writes.

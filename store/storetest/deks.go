@@ -6,9 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cmkd-io/cmkd/store"
-
 	"github.com/cmkd-io/cmkd"
+	"github.com/cmkd-io/cmkd/store"
 )
 
 var dekCases = []testCase{

@@ -10,11 +10,10 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 
+	"github.com/cmkd-io/cmkd"
 	"github.com/cmkd-io/cmkd/emulator/keyvault"
 	"github.com/cmkd-io/cmkd/kek"
 	"github.com/cmkd-io/cmkd/store"
-
-	"github.com/cmkd-io/cmkd"
 )
 
 // KeyName is the name of the key NewHarness creates.

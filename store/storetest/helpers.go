@@ -6,9 +6,8 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/cmkd-io/cmkd/store"
-
 	"github.com/cmkd-io/cmkd"
+	"github.com/cmkd-io/cmkd/store"
 )
 
 func (f *fixture) addTenant(s *store.Store, id string) {

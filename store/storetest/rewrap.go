@@ -7,9 +7,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/cmkd-io/cmkd/store"
-
 	"github.com/cmkd-io/cmkd"
+	"github.com/cmkd-io/cmkd/store"
 )
 
 var rewrapCases = []testCase{

@@ -7,9 +7,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 
-	"github.com/cmkd-io/cmkd/store"
-
 	"github.com/cmkd-io/cmkd"
+	"github.com/cmkd-io/cmkd/store"
 )
 
 var tenantCases = []testCase{

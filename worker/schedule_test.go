@@ -1,0 +1,345 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cmkd-io/cmkd"
+	"github.com/cmkd-io/cmkd/handlers"
+	"github.com/cmkd-io/cmkd/internal/eventually"
+	"github.com/cmkd-io/cmkd/kek"
+	"github.com/cmkd-io/cmkd/store"
+	"github.com/cmkd-io/cmkd/store/sqlite"
+)
+
+// These tests drive the scheduler with a checker that does what each test
+// needs (block, count, ask for a rewrap) in place of Key Vault: they are
+// about when keys are checked, not about what a check does. Leases and the
+// set of keys in use come from a real SQLite store.
+
+// fakeChecker records each check's key and time; block holds a key's
+// checks or rewraps until the channel is closed.
+type fakeChecker struct {
+	mu      sync.Mutex
+	checks  map[cmkd.KeyID][]time.Time
+	block   map[cmkd.KeyID]chan struct{}
+	plan    map[cmkd.KeyID]bool // checks of the key ask for a rewrap
+	seal    map[cmkd.KeyID]bool // checks of the key seal it
+	rewraps map[cmkd.KeyID]int
+	stopped map[cmkd.KeyID]error
+	rewrap  chan struct{} // rewraps run until it is closed
+}
+
+func newFakeChecker() *fakeChecker {
+	return &fakeChecker{
+		checks: map[cmkd.KeyID][]time.Time{}, block: map[cmkd.KeyID]chan struct{}{},
+		plan: map[cmkd.KeyID]bool{}, seal: map[cmkd.KeyID]bool{},
+		rewraps: map[cmkd.KeyID]int{}, stopped: map[cmkd.KeyID]error{}, rewrap: make(chan struct{}),
+	}
+}
+
+func (f *fakeChecker) Check(ctx context.Context, req handlers.Request) (handlers.Result, *handlers.Plan, error) {
+	f.mu.Lock()
+	f.checks[req.Key] = append(f.checks[req.Key], time.Now())
+	block, plan, seal := f.block[req.Key], f.plan[req.Key], f.seal[req.Key]
+	f.mu.Unlock()
+	if block != nil {
+		select {
+		case <-block:
+		case <-ctx.Done():
+			return handlers.Result{}, nil, ctx.Err()
+		}
+	}
+	res := handlers.Result{Outcome: handlers.InStep, Probe: kek.Usable, Versions: 1}
+	switch {
+	case seal:
+		return handlers.Result{Outcome: handlers.Sealed, Reason: cmkd.ReasonDisabled, Probe: kek.Disabled, Versions: 1}, nil, nil
+	case plan:
+		return res, &handlers.Plan{}, nil
+	}
+	return res, nil, nil
+}
+
+// Rewrap runs until f.rewrap is closed or req.Stopped says stop, checking
+// Stopped as a real rewrap does between DEKs.
+func (f *fakeChecker) Rewrap(ctx context.Context, req handlers.Request, _ *handlers.Plan) (handlers.Result, error) {
+	f.mu.Lock()
+	f.rewraps[req.Key]++
+	f.mu.Unlock()
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-f.rewrap:
+			return handlers.Result{Outcome: handlers.Rewrapped}, nil
+		case <-ctx.Done():
+			return handlers.Result{}, ctx.Err()
+		case <-t.C:
+			if err := req.Stopped(); err != nil {
+				f.mu.Lock()
+				f.stopped[req.Key] = err
+				f.mu.Unlock()
+				return handlers.Result{}, fmt.Errorf("stopped: %w", err)
+			}
+		}
+	}
+}
+
+func (f *fakeChecker) count(k cmkd.KeyID) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.checks[k])
+}
+
+func (f *fakeChecker) times(k cmkd.KeyID) []time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]time.Time(nil), f.checks[k]...)
+}
+
+// fixedLimits is a vault limit in calls per second.
+type fixedLimits float64
+
+func (l fixedLimits) VaultLimit(string) float64 { return float64(l) }
+
+// schedEnv is a scheduler over a SQLite store holding one tenant per key.
+type schedEnv struct {
+	t     *testing.T
+	st    *store.Store
+	fake  *fakeChecker
+	s     *scheduler
+	reg   *prometheus.Registry
+	cfg   Config
+	ready chan struct{}
+}
+
+func newSchedEnv(t *testing.T, keys []cmkd.KeyID, limit float64, tune func(*Config)) *schedEnv {
+	t.Helper()
+	b, err := sqlite.Open(t.Context(), sqlite.Config{Path: filepath.Join(t.TempDir(), "cmkd.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.New(store.Config{Backend: b, KEK: noKEK{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	for i, k := range keys {
+		tn := store.Tenant{ID: fmt.Sprintf("t%04d", i), Key: k, State: store.StateActive, CreatedAt: time.Now()}
+		if err := b.AddTenant(t.Context(), tn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := Config{Store: st, Reconciler: &handlers.Reconciler{}, Limits: fixedLimits(limit), Instance: "w1",
+		ProbeInterval: 200 * time.Millisecond}
+	if tune != nil {
+		tune(&cfg)
+	}
+	cfg.setDefaults()
+	reg := prometheus.NewRegistry()
+	m, err := newMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &schedEnv{t: t, st: st, fake: newFakeChecker(), reg: reg, cfg: cfg, ready: make(chan struct{})}
+	e.s = newScheduler(cfg, e.fake, st, cfg.Limits, m)
+	return e
+}
+
+// start runs the scheduler until the test ends and waits for its first
+// read of the keys.
+func (e *schedEnv) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.s.run(ctx, func() { close(e.ready) }) }()
+	e.t.Cleanup(func() {
+		close(e.fake.rewrap)
+		e.fake.mu.Lock()
+		for _, b := range e.fake.block {
+			close(b)
+		}
+		e.fake.block = map[cmkd.KeyID]chan struct{}{}
+		e.fake.mu.Unlock()
+		cancel()
+		<-done
+		e.s.shutdown(5 * time.Second)
+	})
+	select {
+	case <-e.ready:
+	case <-time.After(10 * time.Second):
+		e.t.Fatal("scheduler did not read the keys")
+	}
+}
+
+type noKEK struct{}
+
+func (noKEK) Wrap(context.Context, cmkd.KeyID, []byte) (cmkd.Wrapped, error) {
+	return cmkd.Wrapped{}, errors.New("no key vault in scheduler tests")
+}
+func (noKEK) Unwrap(context.Context, cmkd.Wrapped) ([]byte, error) {
+	return nil, errors.New("no key vault in scheduler tests")
+}
+
+func keyIn(vault, name string) cmkd.KeyID {
+	return cmkd.MustParseKeyID("https://" + vault + ".vault.azure.net/keys/" + name)
+}
+
+// A key whose check hangs (a vault that never answers) holds back neither
+// the other keys of its vault nor another vault's keys.
+func TestBlockedCheckDelaysNoOtherKey(t *testing.T) {
+	hung, sibling, other := keyIn("slow", "a"), keyIn("slow", "b"), keyIn("fast", "c")
+	e := newSchedEnv(t, []cmkd.KeyID{hung, sibling, other}, 1e6, nil)
+	e.fake.block[hung] = make(chan struct{})
+	e.start()
+	eventually.True(t, 10*time.Second, "the hung key's first check", func() bool { return e.fake.count(hung) == 1 })
+	for _, k := range []cmkd.KeyID{sibling, other} {
+		eventually.True(t, 10*time.Second, k.String()+" checked again and again", func() bool { return e.fake.count(k) >= 5 })
+	}
+	if n := e.fake.count(hung); n != 1 {
+		t.Fatalf("the hung key was checked %d times, want its one check still running", n)
+	}
+}
+
+// A key's own rewrap does not pause its checks; a check that seals the key
+// stops the rewrap.
+func TestRewrapRunsWhileItsKeyIsChecked(t *testing.T) {
+	k := keyIn("v", "big")
+	e := newSchedEnv(t, []cmkd.KeyID{k}, 1e6, nil)
+	e.fake.plan[k] = true
+	e.start()
+	eventually.True(t, 10*time.Second, "the rewrap to start", func() bool {
+		e.fake.mu.Lock()
+		defer e.fake.mu.Unlock()
+		return e.fake.rewraps[k] == 1
+	})
+	before := e.fake.count(k)
+	eventually.True(t, 10*time.Second, "checks while the rewrap runs", func() bool { return e.fake.count(k) >= before+3 })
+	e.fake.mu.Lock()
+	e.fake.seal[k] = true
+	e.fake.mu.Unlock()
+	eventually.True(t, 10*time.Second, "the seal to stop the rewrap", func() bool {
+		e.fake.mu.Lock()
+		defer e.fake.mu.Unlock()
+		return e.fake.stopped[k] != nil
+	})
+	e.fake.mu.Lock()
+	n := e.fake.rewraps[k]
+	e.fake.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("%d rewraps started, want the one (a sealed key starts none)", n)
+	}
+}
+
+// N keys' checks spread over the interval instead of coming in one burst,
+// and each key keeps to about the interval.
+func TestJitterSpreadsKeysOverTheInterval(t *testing.T) {
+	var keys []cmkd.KeyID
+	for i := range 100 {
+		keys = append(keys, keyIn("v", fmt.Sprintf("k%03d", i)))
+	}
+	// Each check takes and releases a lease and records the key's status:
+	// three SQLite writes. 100 keys in 3 s stay well inside what a loaded
+	// machine writes.
+	interval := 3 * time.Second
+	e := newSchedEnv(t, keys, 1e6, func(c *Config) { c.ProbeInterval, c.Concurrency = interval, 100 })
+	start := time.Now()
+	e.start()
+	eventually.True(t, 10*time.Second, "every key's first check", func() bool {
+		for _, k := range keys {
+			if e.fake.count(k) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	var firsts []time.Duration
+	for _, k := range keys {
+		firsts = append(firsts, e.fake.times(k)[0].Sub(start))
+	}
+	sort.Slice(firsts, func(i, j int) bool { return firsts[i] < firsts[j] })
+	// Measured from the first check: reading the keys at start takes a
+	// moment on a loaded machine.
+	origin := firsts[0]
+	for i := range firsts {
+		firsts[i] -= origin
+	}
+	if span := firsts[len(firsts)-1]; span < interval*7/10 {
+		t.Fatalf("the first checks of 100 keys span %s, want most of the interval %s", span, interval)
+	}
+	// In a burst all 100 would start within milliseconds; spread, each
+	// tenth of the interval holds about a tenth of them.
+	perTenth := make([]int, 10)
+	for _, d := range firsts {
+		perTenth[min(int(d*10/interval), 9)]++
+	}
+	for i, n := range perTenth {
+		if n > 25 {
+			t.Fatalf("first checks per tenth of the interval %v: tenth %d holds %d of 100", perTenth, i, n)
+		}
+	}
+	eventually.True(t, 20*time.Second, "a third round", func() bool { return e.fake.count(keys[0]) >= 3 })
+	ts := e.fake.times(keys[0])
+	for i := 1; i < len(ts); i++ {
+		if gap := ts[i].Sub(ts[i-1]); gap < interval*8/10 || gap > interval*3/2 {
+			t.Fatalf("gap %s between checks of one key, want the interval %s ± jitter", gap, interval)
+		}
+	}
+}
+
+// With many keys in one vault, checking each at the probe interval would
+// spend more than the probe budget: the interval stretches to what the
+// budget allows, the metric and the status say so, and the checks stay
+// within the budget.
+func TestBudgetStretchesTheInterval(t *testing.T) {
+	var keys []cmkd.KeyID
+	for i := range 50 {
+		keys = append(keys, keyIn("v", fmt.Sprintf("k%02d", i)))
+	}
+	// 100 calls/s, 10 % for probes: 10 calls/s. 50 keys at 2 calls (a
+	// probe and one version's unwrap) need 100 calls per round: 10 s.
+	e := newSchedEnv(t, keys, 100, func(c *Config) { c.ProbeInterval, c.Concurrency = 200*time.Millisecond, 50 })
+	e.start()
+	want := 10 * time.Second
+	eventually.True(t, 10*time.Second, "the stretched interval", func() bool {
+		e.s.mu.Lock()
+		defer e.s.mu.Unlock()
+		v := e.s.vaults[keys[0].Vault]
+		return v != nil && v.stretched && v.interval == want
+	})
+	mfs, err := e.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, mf := range mfs {
+		if mf.GetName() == "cmkd_vault_probe_interval_seconds" && mf.GetMetric()[0].GetGauge().GetValue() == want.Seconds() {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatal("cmkd_vault_probe_interval_seconds does not show the stretched interval")
+	}
+	// Over two seconds the 50 keys make at most the budget's share of
+	// checks (2 s × 10 calls/s ÷ 2 calls = 10), with room for the spread.
+	time0 := time.Now()
+	before := 0
+	for _, k := range keys {
+		before += e.fake.count(k)
+	}
+	eventually.True(t, 5*time.Second, "two seconds", func() bool { return time.Since(time0) >= 2*time.Second })
+	after := 0
+	for _, k := range keys {
+		after += e.fake.count(k)
+	}
+	if n := after - before; n > 15 {
+		t.Fatalf("%d checks in 2 s, want about 10 (the budget): the interval did not stretch", n)
+	}
+}
