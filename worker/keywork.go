@@ -111,6 +111,7 @@ func (s *scheduler) checked(k *keyWork, f *flight, start time.Time, res handlers
 	}
 	k.status.Key, k.status.Holder, k.status.CheckedAt = k.key, s.cfg.Instance, start
 	k.status.Interval = k.vault.interval
+	k.status.Rewrap.Running = k.task != nil
 	switch {
 	case err != nil:
 		k.status.Outcome = "error"

@@ -109,6 +109,14 @@ func (s *scheduler) refresh(ctx context.Context) error {
 		return err
 	}
 	s.metrics.countKeys(uses)
+	var recorded []store.KeyStatus
+	if s.unwatched(uses) {
+		// What was recorded of a key (its last rewrap) outlives this
+		// process: start from it.
+		if recorded, err = s.store.KeyStatuses(ctx); err != nil {
+			return err
+		}
+	}
 	inUse := map[cmkd.KeyID]bool{}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -128,12 +136,29 @@ func (s *scheduler) refresh(ctx context.Context) error {
 	for _, k := range added {
 		k.due = now.Add(time.Duration(rand.Float64() * float64(k.vault.interval)))
 	}
+	for _, st := range recorded {
+		if k := s.keys[st.Key]; k != nil && k.status.Key.IsZero() {
+			k.status = st
+		}
+	}
 	for key, k := range s.keys {
 		if !inUse[key] && k.idle() {
 			s.removeLocked(k)
 		}
 	}
 	return nil
+}
+
+// unwatched reports whether uses holds a key not watched yet.
+func (s *scheduler) unwatched(uses []store.KeyUse) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, u := range uses {
+		if s.keys[u.Key] == nil && (s.only.IsZero() || u.Key == s.only) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *scheduler) addLocked(key cmkd.KeyID) *keyWork {

@@ -105,6 +105,9 @@ func (w *Worker) RewrapKey(ctx context.Context, req handlers.Request) (handlers.
 	key := req.Key.Versionless()
 	s := newScheduler(w.cfg, w.cfg.Reconciler, w.store, w.cfg.Limits, w.metrics)
 	s.only = key
+	if err := s.refresh(ctx); err != nil {
+		return handlers.Result{}, err
+	}
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- s.run(runCtx, nil) }()
