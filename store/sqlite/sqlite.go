@@ -5,13 +5,15 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/url"
 	"runtime"
 	"time"
 
 	"github.com/cmkd-io/cmkd/store"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"modernc.org/sqlite" // also registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // DefaultBusyTimeout is how long a write waits for another writer, in this
@@ -77,6 +79,10 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	db.SetMaxOpenConns(cfg.MaxConns)
 	db.SetMaxIdleConns(cfg.MaxConns)
 	b := &Backend{db: db}
+	if err := b.enableWAL(ctx, cfg.BusyTimeout); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s: journal mode: %w", cfg.Path, err)
+	}
 	if err := b.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", cfg.Path, err)
@@ -88,18 +94,71 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	return b, nil
 }
 
-// dsn asks for WAL (readers never block the writer), a busy timeout (other
-// processes' writes are waited for, not failed), foreign keys, and BEGIN
-// IMMEDIATE for every transaction (a transaction that will write takes the
-// lock up front instead of failing to upgrade it later).
+// dsn asks for a busy timeout (other processes' writes are waited for, not
+// failed), foreign keys, and BEGIN IMMEDIATE for every transaction (a
+// transaction that will write takes the lock up front instead of failing to
+// upgrade it later). WAL is not asked for here: see enableWAL.
 func dsn(cfg Config) string {
 	q := url.Values{}
-	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", cfg.BusyTimeout.Milliseconds()))
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Add("_pragma", "synchronous(NORMAL)")
 	q.Set("_txlock", "immediate")
 	return "file:" + cfg.Path + "?" + q.Encode()
+}
+
+// enableWAL switches the file to WAL (readers never block the writer),
+// retrying while another connection holds its lock, for up to timeout.
+//
+// The busy timeout does not cover this switch. On a file not yet in WAL,
+// PRAGMA journal_mode = WAL reads the header under a SHARED lock and then
+// upgrades to a write lock to rewrite it, and SQLite never calls the busy
+// handler for an upgrade from a read transaction (sqlite3BtreeBeginTrans
+// retries only from no transaction, as waiting there could deadlock): if
+// another connection holds the write lock, such as another process
+// switching the same new file, the pragma fails at once with SQLITE_BUSY.
+// Run as a DSN _pragma, it failed the connection, and so the Open, of one
+// of two processes opening a new store at once. The failed statement has
+// released its lock, so trying again lets the other switch finish; after
+// it the file is in WAL for good and the pragma only reads the header.
+//
+// WAL is a property of the file, so once it is set every connection of
+// every process uses it; the connections of the pool need not ask.
+func (b *Backend) enableWAL(ctx context.Context, timeout time.Duration) error {
+	conn, err := b.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	deadline := time.Now().Add(timeout)
+	backoff := time.Millisecond
+	for {
+		_, err := conn.ExecContext(ctx, `PRAGMA journal_mode = WAL`)
+		if !isBusy(err) {
+			return err
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return err
+		}
+		// Jittered, so that openers that failed together do not retry
+		// together; capped, so that a switch that finished is seen soon.
+		wait := min(backoff/2+rand.N(backoff/2+1), left)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 50*time.Millisecond)
+	}
+}
+
+// isBusy reports whether err is SQLITE_BUSY or one of its extended codes.
+func isBusy(err error) bool {
+	var e *sqlite.Error
+	return errors.As(err, &e) && e.Code()&0xff == sqlite3.SQLITE_BUSY
 }
 
 func (b *Backend) prepare(ctx context.Context) (err error) {

@@ -81,28 +81,125 @@ func TestSchemaVersion(t *testing.T) {
 	}
 }
 
-// Two backends opening a new file at once both end up on one migrated
-// schema.
+// Backends opening a new file at once, each on its own *sql.DB as separate
+// processes would be, all end up on one migrated WAL schema: they wait for
+// each other, none fails. More than two openers, released together, make
+// the race with another opener's switch to WAL likely in every run.
 func TestConcurrentFirstOpen(t *testing.T) {
+	const openers = 8
 	path := filepath.Join(t.TempDir(), "cmkd.db")
-	errs := make(chan error, 2)
-	bs := make(chan *sqlite.Backend, 2)
-	for range 2 {
+	start := make(chan struct{})
+	errs := make(chan error, openers)
+	bs := make(chan *sqlite.Backend, openers)
+	for range openers {
 		go func() {
+			<-start
 			b, err := sqlite.Open(t.Context(), sqlite.Config{Path: path})
 			errs <- err
 			bs <- b
 		}()
 	}
-	for range 2 {
+	close(start)
+	for range openers {
 		if err := <-errs; err != nil {
-			t.Fatal(err)
+			t.Error(err)
 		}
 		b := <-bs
+		if b == nil {
+			continue
+		}
 		defer b.Close()
 		if _, err := b.ListTenants(t.Context(), cmkd.KeyID{}); err != nil {
+			t.Error(err)
+		}
+	}
+	if t.Failed() {
+		return
+	}
+	var v int
+	var mode string
+	db := raw(t, path)
+	if err := db.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil || v != sqlite.SchemaVersion {
+		t.Fatalf("user_version %d (%v), want %d", v, err, sqlite.SchemaVersion)
+	}
+	if err := db.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
+		t.Fatalf("journal mode %q (%v), want wal", mode, err)
+	}
+}
+
+// holdNewFile takes the write lock of a new, not yet WAL, file through
+// another handle, as another process does while it switches the file to
+// WAL, and returns the function that releases it. The handle waits for its
+// own commit, which needs the lock a waiting opener briefly holds.
+func holdNewFile(t *testing.T, path string) func() {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)&_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	tx, err := db.BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		if err := tx.Commit(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// A first open waits, up to the busy timeout, for another process that
+// holds the write lock of the new file, instead of failing at once: SQLite
+// does not call the busy handler for the switch to WAL.
+func TestFirstOpenWaitsForOtherOpener(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cmkd.db")
+	release := holdNewFile(t, path)
+	type opened struct {
+		b   *sqlite.Backend
+		err error
+	}
+	done := make(chan opened, 1)
+	go func() {
+		b, err := sqlite.Open(t.Context(), sqlite.Config{Path: path})
+		done <- opened{b, err}
+	}()
+	select {
+	case o := <-done:
+		if o.b != nil {
+			o.b.Close()
+		}
+		t.Fatalf("open finished (%v) while another handle held the new file's lock", o.err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	release()
+	select {
+	case o := <-done:
+		if o.err != nil {
+			t.Fatalf("open after the lock was released: %v", o.err)
+		}
+		defer o.b.Close()
+		if _, err := o.b.ListTenants(t.Context(), cmkd.KeyID{}); err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("open still blocked after the lock was released")
+	}
+}
+
+// Past the busy timeout, a first open fails rather than hanging.
+func TestFirstOpenBusyTimeoutExpires(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cmkd.db")
+	release := holdNewFile(t, path)
+	defer release()
+	start := time.Now()
+	b, err := sqlite.Open(t.Context(), sqlite.Config{Path: path, BusyTimeout: 100 * time.Millisecond})
+	if err == nil {
+		b.Close()
+		t.Fatal("open succeeded while another handle held the new file's lock")
+	}
+	if d := time.Since(start); d < 90*time.Millisecond || d > 5*time.Second {
+		t.Fatalf("open failed (%v) after %s, busy timeout 100ms", err, d)
 	}
 }
 
