@@ -61,6 +61,12 @@ type Backend interface {
 	// RollbackWrapping makes the previous wrapping current again, only if
 	// the current KID is still expect.
 	RollbackWrapping(ctx context.Context, id string, expect cmkd.KeyID) error
+	// QuarantineDEK sets the DEK aside as one Key Vault cannot unwrap, with
+	// reason, and appends ev to the outbox, in one transaction. A
+	// quarantined DEK is kept but left out of ListDEKsNotAt, DEKsAt,
+	// VersionCounts and CompleteRewrap's check. Setting one aside twice
+	// writes ev once.
+	QuarantineDEK(ctx context.Context, id, reason string, ev cmkd.StatusEvent) error
 	// VersionCounts counts the DEKs under key by wrapping version.
 	VersionCounts(ctx context.Context, key cmkd.KeyID) (map[string]int, error)
 	// CompleteRewrap records version as the key version of every tenant of
@@ -102,11 +108,15 @@ type Backend interface {
 	// RenewLease extends l to now+ttl; ErrLeaseLost if l's token is no
 	// longer the lease's or it has expired.
 	RenewLease(ctx context.Context, l Lease, now time.Time, ttl time.Duration) (Lease, error)
-	// ReleaseLease frees l if it is still held with l's token.
+	// ReleaseLease frees l, if it is still held with l's token, and
+	// forgets it; a later acquisition still gets a larger token.
 	ReleaseLease(ctx context.Context, l Lease) error
 	// CheckLease fails with ErrLeaseLost unless l is held, unexpired at now,
 	// with l's token.
 	CheckLease(ctx context.Context, l Lease, now time.Time) error
+	// Leases lists the leases held or left by a holder that did not
+	// release them; released ones are gone.
+	Leases(ctx context.Context) ([]Lease, error)
 
 	Close() error
 }

@@ -143,7 +143,7 @@ func (s *Store) createDEK(ctx context.Context, tenant string) (string, cipher.AE
 	}
 	defer clear(k)
 	d := DEK{ID: newID(), Tenant: tenant, Key: t.Key, KCV: KeyCheckValue(k), Active: true, CreatedAt: s.now().UTC()}
-	if d.Current, err = s.kek.Wrap(ctx, t.Key, k); err != nil {
+	if d.Current, err = s.kek.Wrap(ctx, wrapUnder(t), k); err != nil {
 		return "", nil, fmt.Errorf("wrap new dek: %w", err)
 	}
 	if err := s.verify(ctx, d.Current, d.KCV, "new dek"); err != nil {
@@ -169,4 +169,17 @@ func (s *Store) counted(tenant, id string, uses int64) {
 		a.uses = uses
 		s.active[tenant] = a
 	}
+}
+
+// wrapUnder is the key version a new DEK of t goes under: the version the
+// store records as the one t's DEKs are brought to, once a check or a
+// rewrap has recorded one. Not "the latest" as this process's Key Vault
+// client last saw it: after a rewrap announced version.retired, a process
+// with a stale view would otherwise make new DEKs under the retired
+// version. A tenant with no version recorded yet takes the latest.
+func wrapUnder(t Tenant) cmkd.KeyID {
+	if t.KeyVersion == "" {
+		return t.Key
+	}
+	return t.Key.At(t.KeyVersion)
 }

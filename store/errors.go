@@ -43,6 +43,18 @@ var (
 	ErrClosed = errors.New("store closed")
 )
 
+// UnwrapError is a DEK's current wrapping failing to unwrap (in a rewrap,
+// or as a probe's sentinel), as opposed to a new wrapping or a swap
+// failing: the caller decides from Err whether the key or only this DEK is
+// at fault.
+type UnwrapError struct {
+	DEK DEK
+	Err error
+}
+
+func (e *UnwrapError) Error() string { return e.Err.Error() }
+func (e *UnwrapError) Unwrap() error { return e.Err }
+
 // SealedError says which tenant is sealed, why and since when. It matches
 // ErrSealed under errors.Is.
 type SealedError struct {

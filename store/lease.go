@@ -35,6 +35,9 @@ func (s *Store) ReleaseLease(ctx context.Context, l Lease) error {
 	return s.b.ReleaseLease(ctx, l)
 }
 
+// Leases lists the leases not released.
+func (s *Store) Leases(ctx context.Context) ([]Lease, error) { return s.b.Leases(ctx) }
+
 // CheckLease fails with ErrLeaseLost unless l still holds: the fence a
 // lease-guarded writer checks before it writes.
 func (s *Store) CheckLease(ctx context.Context, l Lease) error {

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/cmkd-io/cmkd"
@@ -16,19 +17,34 @@ func (s *Store) Put(ctx context.Context, tenant, key string, value []byte) error
 	if len(value) > s.cfg.MaxRecordSize {
 		return fmt.Errorf("put %s/%s: %w: %d bytes, limit %d", tenant, key, ErrTooLarge, len(value), s.cfg.MaxRecordSize)
 	}
+	err := s.put(ctx, tenant, key, value)
+	if errors.Is(err, ErrNotFound) {
+		// The DEK this process held for writes is gone: another process
+		// removed the tenant (and maybe added it again). Drop what is
+		// cached and try once more with what the database holds now.
+		s.wipe(tenant)
+		err = s.put(ctx, tenant, key, value)
+	}
+	if err != nil {
+		return fmt.Errorf("put %s/%s: %w", tenant, key, err)
+	}
+	return nil
+}
+
+func (s *Store) put(ctx context.Context, tenant, key string, value []byte) error {
 	id, k, err := s.writeDEK(ctx, tenant)
 	if err != nil {
 		s.forget(tenant, err)
-		return fmt.Errorf("put %s/%s: %w", tenant, key, err)
+		return err
 	}
 	blob, err := sealRecord(k, tenant, key, id, value)
 	if err != nil {
-		return fmt.Errorf("put %s/%s: %w", tenant, key, err)
+		return err
 	}
 	uses, err := s.b.PutRecord(ctx, tenant, key, id, blob)
 	if err != nil {
 		s.forget(tenant, err)
-		return fmt.Errorf("put %s/%s: %w", tenant, key, err)
+		return err
 	}
 	s.counted(tenant, id, uses)
 	return nil

@@ -63,7 +63,7 @@ func (s *Store) RollbackWrapping(ctx context.Context, id string, expect cmkd.Key
 func (s *Store) RewrapDEK(ctx context.Context, d DEK, target cmkd.KeyID, verify bool) (cmkd.Wrapped, error) {
 	k, err := s.plaintext(ctx, d)
 	if err != nil {
-		return cmkd.Wrapped{}, err
+		return cmkd.Wrapped{}, &UnwrapError{DEK: d, Err: err}
 	}
 	w, err := s.kek.Wrap(ctx, target, k)
 	clear(k)
@@ -79,6 +79,15 @@ func (s *Store) RewrapDEK(ctx context.Context, d DEK, target cmkd.KeyID, verify 
 		return cmkd.Wrapped{}, err
 	}
 	return w, nil
+}
+
+// DEKsAt returns up to limit DEKs wrapped by kid (a versioned key id),
+// whatever their tenants' state.
+func (s *Store) DEKsAt(ctx context.Context, kid cmkd.KeyID, limit int) ([]DEK, error) {
+	if kid.Version == "" {
+		return nil, fmt.Errorf("deks at %s: %w: a version is required", kid, cmkd.ErrInvalidKeyID)
+	}
+	return s.b.DEKsAt(ctx, kid.Versionless(), kid.Version, limit)
 }
 
 // VerifyVersion proves that Key Vault still unwraps under one key version
@@ -99,7 +108,27 @@ func (s *Store) VerifyVersion(ctx context.Context, kid cmkd.KeyID) error {
 	}
 	k, err := s.unwrap(ctx, deks[0], deks[0].Current)
 	clear(k)
-	return err
+	if err != nil {
+		return &UnwrapError{DEK: deks[0], Err: err}
+	}
+	return nil
+}
+
+// QuarantineDEK sets d aside as a DEK Key Vault cannot unwrap (a corrupted
+// wrapping): it stays in the store, but rewraps and probes skip it, so one
+// bad DEK does not hold back its key. ev (kind dek.unreadable, filled in
+// where empty) goes to the outbox in the same transaction.
+func (s *Store) QuarantineDEK(ctx context.Context, d DEK, reason string, ev cmkd.StatusEvent) error {
+	ev = s.event(ev, cmkd.KindDEKUnreadable, d.Tenant)
+	if ev.Reason == "" {
+		ev.Reason = reason
+	}
+	if err := s.b.QuarantineDEK(ctx, d.ID, reason, ev); err != nil {
+		return fmt.Errorf("quarantine dek %s: %w", d.ID, err)
+	}
+	s.log.Error("dek set aside: Key Vault cannot unwrap it", slog.String("tenant", d.Tenant),
+		slog.String("dek", d.ID), slog.String("kid", d.Current.KID.String()), slog.String("reason", reason))
+	return nil
 }
 
 // VerifyWrapping unwraps w remotely and checks it against d's key check

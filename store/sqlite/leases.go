@@ -39,7 +39,11 @@ func (b *Backend) AcquireLease(ctx context.Context, name, holder string, now tim
 		case held:
 			out = cur // renewal keeps the token
 		default:
-			out = store.Lease{Name: name, Holder: holder, Token: cur.Token + 1}
+			var token int64
+			if err := tx.QueryRowContext(ctx, `UPDATE lease_tokens SET last = last + 1 WHERE id = 1 RETURNING last`).Scan(&token); err != nil {
+				return fmt.Errorf("next lease token: %w", err)
+			}
+			out = store.Lease{Name: name, Holder: holder, Token: token}
 		}
 		out.Expires = now.Add(ttl).UTC()
 		_, err = tx.ExecContext(ctx, `INSERT INTO leases (name, holder, token, expires) VALUES (?, ?, ?, ?)
@@ -67,10 +71,10 @@ func (b *Backend) RenewLease(ctx context.Context, l store.Lease, now time.Time, 
 	return l, nil
 }
 
-// ReleaseLease implements store.Backend. The row stays, so the next token
-// is still larger than every token handed out before.
+// ReleaseLease implements store.Backend. The row goes: tokens come from
+// lease_tokens, so the next one is still larger than every one before.
 func (b *Backend) ReleaseLease(ctx context.Context, l store.Lease) error {
-	_, err := b.db.ExecContext(ctx, `UPDATE leases SET holder = '', expires = 0 WHERE name = ? AND holder = ? AND token = ?`,
+	_, err := b.db.ExecContext(ctx, `DELETE FROM leases WHERE name = ? AND holder = ? AND token = ?`,
 		l.Name, l.Holder, l.Token)
 	if err != nil {
 		return fmt.Errorf("release lease: %w", err)
@@ -90,4 +94,24 @@ func (b *Backend) CheckLease(ctx context.Context, l store.Lease, now time.Time) 
 		return fmt.Errorf("check lease: %w", err)
 	}
 	return nil
+}
+
+// Leases implements store.Backend.
+func (b *Backend) Leases(ctx context.Context) ([]store.Lease, error) {
+	rows, err := b.db.QueryContext(ctx, `SELECT name, holder, token, expires FROM leases ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("list leases: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Lease
+	for rows.Next() {
+		var l store.Lease
+		var exp int64
+		if err := rows.Scan(&l.Name, &l.Holder, &l.Token, &exp); err != nil {
+			return nil, fmt.Errorf("list leases: %w", err)
+		}
+		l.Expires = fromNano(exp)
+		out = append(out, l)
+	}
+	return out, rows.Err()
 }

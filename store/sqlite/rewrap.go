@@ -13,13 +13,13 @@ import (
 // ListDEKsNotAt implements store.Backend.
 func (b *Backend) ListDEKsNotAt(ctx context.Context, key cmkd.KeyID, version, after string, limit int) ([]store.DEK, error) {
 	return b.queryDEKs(ctx, `SELECT `+dekCols+` FROM deks d
-		WHERE d.key_url = ? AND d.version <> ? AND d.id > ? ORDER BY d.id LIMIT ?`, key.URL(), version, after, limit)
+		WHERE d.key_url = ? AND d.version <> ? AND d.id > ? AND d.unreadable = 0 ORDER BY d.id LIMIT ?`, key.URL(), version, after, limit)
 }
 
 // DEKsAt implements store.Backend.
 func (b *Backend) DEKsAt(ctx context.Context, key cmkd.KeyID, version string, limit int) ([]store.DEK, error) {
 	return b.queryDEKs(ctx, `SELECT `+dekCols+` FROM deks d
-		WHERE d.key_url = ? AND d.version = ? ORDER BY d.id LIMIT ?`, key.URL(), version, limit)
+		WHERE d.key_url = ? AND d.version = ? AND d.unreadable = 0 ORDER BY d.id LIMIT ?`, key.URL(), version, limit)
 }
 
 // casSQL swaps one DEK's wrapping if it is still wrapped by the expected
@@ -80,7 +80,7 @@ func (b *Backend) casResult(ctx context.Context, q querier, res sql.Result, id s
 
 // VersionCounts implements store.Backend.
 func (b *Backend) VersionCounts(ctx context.Context, key cmkd.KeyID) (map[string]int, error) {
-	rows, err := b.db.QueryContext(ctx, `SELECT version, count(*) FROM deks WHERE key_url = ? GROUP BY version`, key.URL())
+	rows, err := b.db.QueryContext(ctx, `SELECT version, count(*) FROM deks WHERE key_url = ? AND unreadable = 0 GROUP BY version`, key.URL())
 	if err != nil {
 		return nil, fmt.Errorf("count versions: %w", err)
 	}
@@ -102,7 +102,7 @@ func (b *Backend) CompleteRewrap(ctx context.Context, key cmkd.KeyID, version st
 	keyURL := key.URL()
 	return b.tx(ctx, func(tx *sql.Tx) error {
 		var left int
-		err := tx.QueryRowContext(ctx, `SELECT count(*) FROM deks WHERE key_url = ? AND version <> ?`, keyURL, version).Scan(&left)
+		err := tx.QueryRowContext(ctx, `SELECT count(*) FROM deks WHERE key_url = ? AND version <> ? AND unreadable = 0`, keyURL, version).Scan(&left)
 		if err != nil {
 			return fmt.Errorf("count deks: %w", err)
 		}
@@ -113,5 +113,19 @@ func (b *Backend) CompleteRewrap(ctx context.Context, key cmkd.KeyID, version st
 			return fmt.Errorf("set key version: %w", err)
 		}
 		return appendOutbox(ctx, tx, evs)
+	})
+}
+
+// QuarantineDEK implements store.Backend.
+func (b *Backend) QuarantineDEK(ctx context.Context, id, reason string, ev cmkd.StatusEvent) error {
+	return b.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE deks SET unreadable = 1, unreadable_reason = ? WHERE id = ? AND unreadable = 0`, reason, id)
+		if err != nil {
+			return fmt.Errorf("quarantine dek: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil // already set aside, or gone
+		}
+		return appendOutbox(ctx, tx, []cmkd.StatusEvent{ev})
 	})
 }

@@ -100,6 +100,23 @@ CREATE TABLE key_status (
 	rewrap_running INTEGER NOT NULL DEFAULT 0
 );
 `,
+	// A DEK Key Vault cannot unwrap is set aside (quarantined): kept, but
+	// left out of rewraps, probes and version counts.
+	`
+ALTER TABLE deks ADD COLUMN unreadable INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE deks ADD COLUMN unreadable_reason TEXT NOT NULL DEFAULT '';
+`,
+	// Fencing tokens come from one sequence, so a released lease's row can
+	// go (events for keys nobody uses left a row each for ever) and the
+	// next acquisition still gets a larger token than any before.
+	`
+CREATE TABLE lease_tokens (
+	id   INTEGER PRIMARY KEY CHECK (id = 1),
+	last INTEGER NOT NULL
+);
+INSERT INTO lease_tokens (id, last) SELECT 1, coalesce(max(token), 0) FROM leases;
+DELETE FROM leases WHERE holder = '';
+`,
 }
 
 // SchemaVersion is the schema version this package writes.

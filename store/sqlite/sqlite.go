@@ -5,8 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"net/url"
+	"os"
 	"runtime"
 	"time"
 
@@ -69,6 +71,9 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	if cfg.BusyTimeout == 0 {
 		cfg.BusyTimeout = DefaultBusyTimeout
 	}
+	if err := createPrivate(cfg.Path); err != nil {
+		return nil, fmt.Errorf("open %s: %w", cfg.Path, err)
+	}
 	db, err := sql.Open("sqlite", dsn(cfg))
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", cfg.Path, err)
@@ -104,7 +109,24 @@ func dsn(cfg Config) string {
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Add("_pragma", "synchronous(NORMAL)")
 	q.Set("_txlock", "immediate")
-	return "file:" + cfg.Path + "?" + q.Encode()
+	// Path is a file path, not a URI: escape what a URI would read as
+	// syntax ("#" a fragment, "?" options, "%" an escape).
+	return "file:" + (&url.URL{Path: cfg.Path}).EscapedPath() + "?" + q.Encode()
+}
+
+// createPrivate creates the database file, empty, readable and writable by
+// its owner only, unless it exists. SQLite gives the -wal and -shm files
+// the database file's permissions, so they are private too. An existing
+// file keeps the mode its owner gave it.
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return f.Close()
 }
 
 // enableWAL switches the file to WAL (readers never block the writer),

@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -287,6 +289,62 @@ func TestConfigValidate(t *testing.T) {
 		err := c.cfg.Validate()
 		if err == nil || !strings.Contains(err.Error(), c.field) {
 			t.Errorf("Validate(%+v) = %v, want it to name %s", c.cfg, err, c.field)
+		}
+	}
+}
+
+// store.dsn is a path, whatever characters it holds: "#" and "?" are not
+// URI syntax, so the database is the file named, not a prefix of it opened
+// with options. The files hold wrapped DEKs and tenants' data: they are
+// created readable by their owner only.
+func TestPathIsAPathAndFilesArePrivate(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"x#y.db", "a?mode=ro.db", "pct%41.db", "sp ace.db"} {
+		path := filepath.Join(dir, name)
+		b := open(t, path)
+		if err := b.AddTenant(t.Context(), store.Tenant{ID: "a", Key: cmkd.MustParseKeyID("https://v/keys/k"), State: store.StateActive}); err != nil {
+			t.Fatalf("%s: write: %v", name, err)
+		}
+		b.Close()
+		for _, f := range []string{path, path + "-wal", path + "-shm"} {
+			fi, err := os.Stat(f)
+			if err != nil {
+				if f == path || !errors.Is(err, fs.ErrNotExist) {
+					t.Fatalf("%s: %v", f, err)
+				}
+				continue // WAL and shm files may be gone after a clean close
+			}
+			if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+				t.Errorf("%s has mode %v, want no access for group and others", f, perm)
+			}
+		}
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			if !strings.HasPrefix(e.Name(), name) {
+				t.Errorf("opening %q made %q: the path was read as a URI", name, e.Name())
+			}
+		}
+		for _, e := range entries {
+			_ = os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+}
+
+// WAL and shm files live while the store is open: they must be private too.
+func TestOpenFilesArePrivate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cmkd.db")
+	b := open(t, path)
+	defer b.Close()
+	if err := b.AddTenant(t.Context(), store.Tenant{ID: "a", Key: cmkd.MustParseKeyID("https://v/keys/k"), State: store.StateActive}); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+			t.Errorf("%s has mode %v, want 0600", f, perm)
 		}
 	}
 }

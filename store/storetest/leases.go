@@ -54,4 +54,11 @@ func testLease(t *testing.T, f *fixture) {
 	if other, err := b.AcquireLease(ctx, "key:other", "b", time.Minute); err != nil || other.Holder != "b" {
 		t.Fatalf("leases are per name: %+v, %v", other, err)
 	}
+	// A released lease is gone: no row is left behind for every name ever
+	// leased.
+	wantErr(t, a.ReleaseLease(ctx, la2), nil)
+	ls, err := a.Leases(ctx)
+	if err != nil || len(ls) != 1 || ls[0].Name != "key:other" {
+		t.Fatalf("leases after releasing %s: %+v, %v; want only key:other", name, ls, err)
+	}
 }

@@ -14,6 +14,25 @@ var recordCases = []testCase{
 	{"RecordFreshNonce", testRecordFreshNonce},
 	{"RecordMovedCiphertextFails", testRecordMoved},
 	{"RecordSizeLimit", testRecordSizeLimit},
+	{"RecordPutAfterTenantReAddedElsewhere", testPutAfterReAdd},
+}
+
+// A process that cached a tenant's DEK for writes keeps writing after
+// another process removed the tenant and added it again: the DEK it held
+// is gone, so it takes the new one, instead of failing every write until
+// its cache expires.
+func testPutAfterReAdd(t *testing.T, f *fixture) {
+	s1, s2 := f.store(nil), f.store(nil)
+	f.addTenant(s1, "a")
+	put(t, s1, "a", "k", []byte("before"))
+	if err := s2.RemoveTenant(t.Context(), "a", true); err != nil {
+		t.Fatal(err)
+	}
+	f.addTenant(s2, "a")
+	put(t, s1, "a", "k", []byte("after"))
+	if got := get(t, s2, "a", "k"); string(got) != "after" {
+		t.Fatalf("the other process reads %q, want the write made after the re-add", got)
+	}
 }
 
 func testRecordCRUD(t *testing.T, f *fixture) {

@@ -18,6 +18,50 @@ var rewrapCases = []testCase{
 	{"RollbackToPreviousWrapping", testRollback},
 	{"KeyCheckValueVerifiedOnUnwrap", testKCVVerified},
 	{"CompleteRewrapOnlyWhenAllMoved", testCompleteRewrap},
+	{"QuarantinedDEKIsLeftOut", testQuarantine},
+}
+
+// A DEK set aside as unreadable stays in the store but no longer counts:
+// rewraps, probes and version counts skip it, a rewrap completes without
+// it, and its dek.unreadable event is written once.
+func testQuarantine(t *testing.T, f *fixture) {
+	s := f.store(nil)
+	f.addTenant(s, "a")
+	f.addTenant(s, "b")
+	bad := activeDEK(t, s, "b")
+	ev := cmkd.StatusEvent{ID: "dek.unreadable:b:" + bad.ID}
+	for range 2 {
+		if err := s.QuarantineDEK(t.Context(), bad, "key vault cannot unwrap it", ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if counts, _ := s.VersionCounts(t.Context(), f.Key); counts[f.Version] != 1 {
+		t.Fatalf("version counts %v, want only a's DEK", counts)
+	}
+	v2 := f.Rotate()
+	todo := listNotAt(t, s, f.Key, v2, 10)
+	if len(todo) != 1 || todo[0].Tenant != "a" {
+		t.Fatalf("rewrap work list %+v, want a's DEK alone", todo)
+	}
+	if _, err := s.RewrapDEK(t.Context(), todo[0], f.KID(v2), false); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CompleteRewrap(t.Context(), f.Key, v2); err != nil {
+		t.Fatalf("complete with only the unreadable DEK left behind: %v", err)
+	}
+	es := claimAll(t, s)
+	var unreadable []cmkd.StatusEvent
+	for _, e := range es {
+		if e.Event.Kind == cmkd.KindDEKUnreadable {
+			unreadable = append(unreadable, e.Event)
+		}
+	}
+	if len(unreadable) != 1 || unreadable[0].Tenant != "b" || unreadable[0].Reason == "" {
+		t.Fatalf("dek.unreadable events %+v, want one for b with its reason", unreadable)
+	}
+	if _, err := s.Backend().GetDEK(t.Context(), "b", bad.ID); err != nil {
+		t.Fatalf("the unreadable DEK is gone: %v (it must be kept)", err)
+	}
 }
 
 func testRewrapCASStale(t *testing.T, f *fixture) {
