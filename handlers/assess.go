@@ -17,6 +17,7 @@ type assessment struct {
 	inUse      map[string]int // version → DEKs wrapped by it
 	sealReason string         // non-empty: seal
 	detail     error          // why, for logs
+	setAside   int            // sentinel DEKs set aside as unreadable
 	transient  error          // non-nil: Key Vault could not say
 }
 
@@ -44,8 +45,10 @@ func (r *Reconciler) assess(ctx context.Context, key cmkd.KeyID) (assessment, er
 		}
 		return a, nil
 	}
+	setAside := 0
 	for _, v := range versions {
-		err := r.store.VerifyVersion(ctx, key.At(v))
+		n, err := r.verifyVersion(ctx, key.At(v))
+		setAside += n
 		if err == nil {
 			continue
 		}
@@ -57,6 +60,12 @@ func (r *Reconciler) assess(ctx context.Context, key cmkd.KeyID) (assessment, er
 			return a, nil
 		}
 		return a, fmt.Errorf("verify version %s: %w", v, err)
+	}
+	a.setAside = setAside
+	if setAside > 0 { // they no longer count
+		if a.inUse, err = r.store.VersionCounts(ctx, key); err != nil {
+			return a, err
+		}
 	}
 	return a, nil
 }
@@ -97,4 +106,27 @@ func inUseVersions(counts map[string]int) []string {
 	}
 	slices.Sort(vs)
 	return vs
+}
+
+// maxSetAside bounds the sentinels one check sets aside per version.
+const maxSetAside = 10
+
+// verifyVersion proves Key Vault unwraps under kid with one of its DEKs;
+// a sentinel Key Vault refuses as malformed is set aside (and reported)
+// and the next one tried, so one corrupted DEK cannot keep its key from
+// being checked.
+// It returns how many it set aside.
+func (r *Reconciler) verifyVersion(ctx context.Context, kid cmkd.KeyID) (int, error) {
+	for n := range maxSetAside {
+		err := r.store.VerifyVersion(ctx, kid)
+		var ue *store.UnwrapError
+		if !unreadableSentinel(err) || !errors.As(err, &ue) {
+			return n, err
+		}
+		req := Request{Key: kid.Versionless(), Cause: "probe"}
+		if err := r.setAside(ctx, req, ue.DEK, "key vault cannot unwrap it"); err != nil {
+			return n, err
+		}
+	}
+	return maxSetAside, r.store.VerifyVersion(ctx, kid)
 }

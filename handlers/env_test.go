@@ -2,6 +2,7 @@ package handlers_test
 
 import (
 	"context"
+	"database/sql"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -30,6 +31,7 @@ type env struct {
 	rec   *handlers.Reconciler
 	clock *clock
 	key   cmkd.KeyID
+	db    string
 
 	mu        sync.Mutex
 	broadcast []string
@@ -49,12 +51,13 @@ func (e *env) kid(version string) cmkd.KeyID { return e.key.At(version) }
 func newEnv(t *testing.T, tune func(*handlers.Config)) *env {
 	t.Helper()
 	h := storetest.NewHarness(t)
-	b, err := sqlite.Open(t.Context(), sqlite.Config{Path: filepath.Join(t.TempDir(), "cmkd.db")})
+	db := filepath.Join(t.TempDir(), "cmkd.db")
+	b, err := sqlite.Open(t.Context(), sqlite.Config{Path: db})
 	if err != nil {
 		t.Fatal(err)
 	}
 	st := h.NewStore(t, b, func(c *store.Config) { c.Now = time.Now })
-	e := &env{t: t, kv: h.KV, az: h.AZ, kek: h.KEK, store: st, clock: newClock(), key: h.Key}
+	e := &env{t: t, kv: h.KV, az: h.AZ, kek: h.KEK, store: st, clock: newClock(), key: h.Key, db: db}
 	cfg := handlers.Config{
 		Store: st, KEK: h.KEK, Now: e.clock.Now, SampleRate: 1,
 		Broadcast: func(tenant string) { e.mu.Lock(); e.broadcast = append(e.broadcast, tenant); e.mu.Unlock() },
@@ -140,5 +143,68 @@ func (e *env) readAll(want map[[2]string][]byte) {
 		if string(got) != string(v) {
 			e.t.Fatalf("get %s/%s = %q, want %q", k[0], k[1], got, v)
 		}
+	}
+}
+
+// otherProcess opens the store again with a Key Vault client of its own,
+// as another replica or a CLI command would have.
+func (e *env) otherProcess(tune func(*store.Config)) *store.Store {
+	e.t.Helper()
+	k, err := kek.New(kek.Config{Credential: kek.StaticToken("other"), RootCAs: e.kv.CAPool(),
+		DisableChallengeResourceVerification: true, Limiter: kek.LimiterConfig{InitialRate: 1000}})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	b, err := sqlite.Open(e.ctx(), sqlite.Config{Path: e.db})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	cfg := store.Config{Backend: b, KEK: k}
+	if tune != nil {
+		tune(&cfg)
+	}
+	st, err := store.New(cfg)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// kidVersion is the version the key's DEKs are under, when there is one.
+func (e *env) kidVersion() string {
+	e.t.Helper()
+	counts, err := e.store.VersionCounts(e.ctx(), e.key)
+	if err != nil || len(counts) != 1 {
+		e.t.Fatalf("DEKs by version %v (%v), want one version", counts, err)
+	}
+	for v := range counts {
+		return v
+	}
+	return ""
+}
+
+// dekOf is the id of tenant's active DEK.
+func (e *env) dekOf(tenant string) string {
+	e.t.Helper()
+	d, err := e.store.Backend().ActiveDEK(e.ctx(), tenant)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return d.ID
+}
+
+// corruptWrapping overwrites a DEK's wrapping with bytes Key Vault cannot
+// unwrap, as a disk or a bug would.
+func (e *env) corruptWrapping(dekID string) {
+	e.t.Helper()
+	db, err := sql.Open("sqlite", e.db)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer db.Close()
+	junk := make([]byte, 256) // an RSA-2048 ciphertext's size, all zero
+	if _, err := db.ExecContext(e.ctx(), `UPDATE deks SET wrapped = ? WHERE id = ?`, junk, dekID); err != nil {
+		e.t.Fatal(err)
 	}
 }

@@ -5,14 +5,16 @@ import (
 	"fmt"
 
 	"github.com/cmkd-io/cmkd"
-	"github.com/cmkd-io/cmkd/events"
 	"github.com/cmkd-io/cmkd/kek"
 	"github.com/cmkd-io/cmkd/store"
 )
 
 // warnExpiry sends key.expired once the key's latest version has expired and
-// key.near_expiry once it is within NearExpiry of it (or Key Vault said so),
-// each once per tenant and version however often it is seen.
+// key.near_expiry once it is within NearExpiry of it, each once per tenant
+// and version however often it is seen. It decides from the probed key
+// alone: a KeyNearExpiry event is a hint to probe, and one anybody can
+// forge, so trusting it would publish a false warning and, through the
+// warning's deterministic id, suppress the real one.
 func (r *Reconciler) warnExpiry(ctx context.Context, req Request, tenants []store.Tenant, latest kek.KeyState) error {
 	exp := latest.Expires
 	if exp.IsZero() {
@@ -23,7 +25,7 @@ func (r *Reconciler) warnExpiry(ctx context.Context, req Request, tenants []stor
 	switch {
 	case latest.Outcome == kek.Expired || !now.Before(exp):
 		kind = cmkd.KindKeyExpired
-	case exp.Sub(now) <= r.cfg.NearExpiry || req.EventType == events.TypeKeyNearExpiry:
+	case exp.Sub(now) <= r.cfg.NearExpiry:
 		kind = cmkd.KindKeyNearExpiry
 	default:
 		return nil

@@ -43,9 +43,6 @@ type Request struct {
 	Key cmkd.KeyID
 	// Cause is the id of the event that asked, for status events' "cause".
 	Cause string
-	// EventType is the type of that event, if any. Only KeyNearExpiry uses
-	// it: Key Vault's own notice window may be wider than NearExpiry.
-	EventType string
 	// Guard, when set, is called between rewrap batches; an error (a lost
 	// lease) stops the rewrap, which resumes on the next Reconcile.
 	Guard func(context.Context) error
@@ -83,6 +80,9 @@ type Result struct {
 	// Versions is the number of key versions DEKs are wrapped under: a
 	// check costs one Key Vault call per version, and one more.
 	Versions int
+	// Unreadable counts DEKs set aside because Key Vault cannot unwrap
+	// them (dek.unreadable).
+	Unreadable int
 }
 
 // Plan is a rewrap a Check found to be needed: the key's DEKs not under
@@ -131,7 +131,7 @@ func (r *Reconciler) Check(ctx context.Context, req Request) (Result, *Plan, err
 		return Result{}, nil, fmt.Errorf("check %s: %w", key, err)
 	}
 	res, plan, err := r.converge(ctx, req, tenants, a)
-	res.Probe, res.Versions = a.latest.Outcome, len(inUseVersions(a.inUse))
+	res.Probe, res.Versions, res.Unreadable = a.latest.Outcome, len(inUseVersions(a.inUse)), a.setAside
 	return res, plan, err
 }
 

@@ -2,6 +2,8 @@ package handlers_test
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -242,5 +244,143 @@ func must(e *env, err error) {
 	e.t.Helper()
 	if err != nil {
 		e.t.Fatal(err)
+	}
+}
+
+// A forged KeyNearExpiry event — anyone who can post an event can send one
+// — neither publishes a false warning nor, through the warning's
+// deterministic id, suppresses the real one: expiry notices are decided
+// from the probed key alone.
+func TestForgedNearExpiryEventChangesNothing(t *testing.T) {
+	e := newEnv(t, nil)
+	e.tenants(1, 1)
+	exp := e.clock.Now().Add(90 * 24 * time.Hour) // well outside the 30-day notice
+	if _, err := e.az.UpdateKey(e.ctx(), "cmk", "", azkeys.UpdateKeyParameters{KeyAttributes: &azkeys.KeyAttributes{Expires: to.Ptr(exp)}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	forged := handlers.Request{Key: e.key, Cause: "forged-1"} // what the worker makes of a KeyNearExpiry event
+	if _, err := e.rec.Reconcile(e.ctx(), forged); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(e.outbox()[cmkd.KindKeyNearExpiry]); n != 0 {
+		t.Fatalf("a forged KeyNearExpiry event published %d key.near_expiry events, want none", n)
+	}
+	e.clock.Add(70 * 24 * time.Hour) // now 20 days before the expiry
+	e.reconcile()
+	if n := len(e.outbox()[cmkd.KindKeyNearExpiry]); n != 1 {
+		t.Fatalf("%d key.near_expiry events once the key is near expiry, want the real one", n)
+	}
+}
+
+// Once version.retired is out, no process makes a DEK under the retired
+// version — not even one whose Key Vault client still holds a fresh probe
+// naming it the latest: an operator who disables a retired version must not
+// seal anybody.
+func TestRetiredVersionTakesNoNewDEKs(t *testing.T) {
+	e := newEnv(t, nil)
+	e.tenants(1, 1)
+	other := e.otherProcess(func(c *store.Config) { c.DEKMaxEncryptions = 1 }) // a new DEK per write
+	if err := other.Put(e.ctx(), "ta", "x", []byte("1")); err != nil {         // its client now holds a fresh probe of v1
+		t.Fatal(err)
+	}
+	old := e.kidVersion()
+	v2 := e.rotate()
+	if res := e.reconcile(); res.Outcome != handlers.Rewrapped {
+		t.Fatalf("outcome %s, want the rewrap to %s", res.Outcome, v2)
+	}
+	if n := len(e.outbox()[cmkd.KindVersionRetired]); n != 1 {
+		t.Fatalf("%d version.retired events, want 1", n)
+	}
+	if err := other.Put(e.ctx(), "ta", "y", []byte("2")); err != nil {
+		t.Fatal(err)
+	}
+	counts, err := e.store.VersionCounts(e.ctx(), e.key)
+	if err != nil || counts[old] != 0 {
+		t.Fatalf("DEKs by version after %s was retired: %v (%v); a new DEK went under the retired version", old, counts, err)
+	}
+}
+
+// One DEK Key Vault cannot unwrap (a corrupted wrapping: 400) does not
+// block the key's rotation for ever: it is set aside as unreadable and
+// reported, and the rest move.
+func TestUnreadableDEKIsQuarantinedAndTheRestMove(t *testing.T) {
+	e := newEnv(t, nil)
+	want := e.tenants(3, 1)
+	bad := e.dekOf("tb")
+	e.corruptWrapping(bad)
+	e.store.Forget("tb") // else the rewrap takes tb's DEK from the cache, and heals it
+	delete(want, [2]string{"tb", "r0"})
+	v2 := e.rotate()
+	res, err := e.rec.Reconcile(e.ctx(), handlers.Request{Key: e.key, Cause: "test"})
+	if err != nil {
+		t.Fatalf("rewrap with one unreadable DEK: %v", err)
+	}
+	// The probe's sentinel may be the bad DEK (then the check sets it
+	// aside) or the rewrap meets it: either way it is set aside once.
+	if res.Rewrap == nil || res.Rewrap.Rewrapped != 2 || res.Rewrap.Total-res.Rewrap.Rewrapped != res.Rewrap.Unreadable {
+		t.Fatalf("rewrap stats %+v, want the 2 readable DEKs moved", res.Rewrap)
+	}
+	counts, _ := e.store.VersionCounts(e.ctx(), e.key)
+	if counts[v2] != 2 || len(counts) != 1 {
+		t.Fatalf("readable DEKs by version %v, want both under %s", counts, v2)
+	}
+	evs := e.outbox()[cmkd.KindDEKUnreadable]
+	if len(evs) != 1 || evs[0].Tenant != "tb" || evs[0].Reason == "" {
+		t.Fatalf("dek.unreadable events %+v, want one for tb with a reason", evs)
+	}
+	e.readAll(want)
+	if res := e.reconcile(); res.Outcome != handlers.InStep {
+		t.Fatalf("next reconcile: %s, want in step (the unreadable DEK does not hold the key back)", res.Outcome)
+	}
+}
+
+// A rewrap whose target version goes bad half-way (disabled in Key Vault)
+// stops, puts every DEK it moved back under the previous version, which
+// still works, and reports rewrap.failed: no DEK is left under a version
+// that cannot unwrap it.
+func TestRewrapTargetGoesBadHalfWay(t *testing.T) {
+	e := newEnv(t, func(c *handlers.Config) { c.RewrapConcurrency, c.RewrapBatch = 1, 2 })
+	e.tenants(3, 0)
+	writer := e.otherProcess(func(c *store.Config) { c.DEKMaxEncryptions = 1 }) // a DEK per record
+	want := map[[2]string][]byte{}
+	for _, tn := range []string{"ta", "tb", "tc"} {
+		for j := range 3 {
+			k, v := fmt.Sprintf("r%d", j), []byte(tn+" secret "+fmt.Sprint(j))
+			if err := writer.Put(e.ctx(), tn, k, v); err != nil {
+				t.Fatal(err)
+			}
+			want[[2]string{tn, k}] = v
+		}
+	}
+	old := e.kidVersion()
+	v2 := e.rotate()
+	var moves int
+	stop := errors.New("the key's check sealed it")
+	req := handlers.Request{Key: e.key, Cause: "test", Stopped: func() error {
+		moves++
+		switch {
+		case moves == 3: // after the canary and two DEKs: the target goes bad
+			e.setEnabled(v2, false)
+		case moves > 3:
+			return stop
+		}
+		return nil
+	}}
+	if _, err := e.rec.Reconcile(e.ctx(), req); !errors.Is(err, stop) {
+		t.Fatalf("rewrap whose target was disabled: %v, want it stopped", err)
+	}
+	counts, _ := e.store.VersionCounts(e.ctx(), e.key)
+	if counts[old] != len(want) || counts[v2] != 0 {
+		t.Fatalf("DEKs by version %v after the target went bad, want all %d back under %s", counts, len(want), old)
+	}
+	cold := e.otherProcess(nil) // every read unwraps in Key Vault
+	for k, v := range want {
+		if got, err := cold.Get(e.ctx(), k[0], k[1]); err != nil || string(got) != string(v) {
+			t.Fatalf("%s/%s after the failed rewrap: %q, %v", k[0], k[1], got, err)
+		}
+	}
+	failed := e.outbox()[cmkd.KindRewrapFailed]
+	if len(failed) != 3 || failed[0].DEKs == nil || !strings.Contains(failed[0].Reason, "back under") {
+		t.Fatalf("rewrap.failed events %+v, want one per tenant saying the DEKs were put back", failed)
 	}
 }

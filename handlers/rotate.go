@@ -23,6 +23,9 @@ type RewrapStats struct {
 	Rewrapped int      // DEKs this rewrap moved
 	Conflicts int      // DEKs another writer moved first
 	Sampled   int      // DEKs unwrapped again remotely afterwards
+	// Unreadable counts DEKs Key Vault could not unwrap (a corrupted
+	// wrapping): set aside and reported (dek.unreadable), not moved.
+	Unreadable int
 }
 
 // plan decides whether every DEK on the key is under the newest usable
@@ -60,9 +63,9 @@ func (r *Reconciler) Rewrap(ctx context.Context, req Request, plan *Plan) (Resul
 	req.Key = req.Key.Versionless()
 	stats := plan.stats
 	if err := r.rewrap(kek.Bulk(ctx), req, plan.tenants, &stats); err != nil {
-		return Result{Rewrap: &stats}, err
+		return Result{Rewrap: &stats, Unreadable: stats.Unreadable}, err
 	}
-	return Result{Outcome: Rewrapped, Version: stats.Target, Rewrap: &stats}, nil
+	return Result{Outcome: Rewrapped, Version: stats.Target, Rewrap: &stats, Unreadable: stats.Unreadable}, nil
 }
 
 // recordVersion handles a key whose DEKs are all under target already: it
@@ -135,17 +138,71 @@ func previousOf(t store.Tenant, stats *RewrapStats) string {
 	return ""
 }
 
-// failRewrap reports a stopped rewrap. DEKs already moved stay moved (each
-// was verified against its key check value when it was unwrapped), the rest
-// stay under their old version and readable.
+// failRewrap reports a stopped rewrap. The DEKs not moved yet stay under
+// their old version, readable. The DEKs moved stay moved while the target
+// version works — each was checked against its key check value when it was
+// unwrapped, and the rewrap resumes from there — but when the target went
+// bad (disabled, deleted, or unwrapping to the wrong bytes) while a
+// previous version still works, they are put back under it, so that no DEK
+// stays under a version that cannot unwrap it.
 func (r *Reconciler) failRewrap(ctx context.Context, req Request, tenants []store.Tenant, stats *RewrapStats, cause error) error {
+	ctx = context.WithoutCancel(ctx) // the stop may be the context's end: finish the report all the same
 	r.log.Error("rewrap failed", slog.String("key", req.Key.String()), slog.String("version", stats.Target), slog.Any("err", cause))
-	// The stop may be the context's end: the report is written all the same.
-	r.appendAll(context.WithoutCancel(ctx), r.eventsFor(tenants, cmkd.KindRewrapFailed, req, stats.Target, "", func(ev *cmkd.StatusEvent, _ store.Tenant) {
-		ev.Reason = cause.Error()
+	reason := cause.Error()
+	if back, err := r.keepReadable(ctx, req, stats, cause); err != nil {
+		r.log.Error("rewrap failed: putting DEKs back under the previous version", slog.String("key", req.Key.String()), slog.Any("err", err))
+	} else if back > 0 {
+		reason += fmt.Sprintf("; target version %s is not usable: %d DEKs put back under the previous version", stats.Target, back)
+	}
+	r.appendAll(ctx, r.eventsFor(tenants, cmkd.KindRewrapFailed, req, stats.Target, "", func(ev *cmkd.StatusEvent, _ store.Tenant) {
+		ev.Reason = reason
 		ev.DEKs = &cmkd.DEKCounts{Total: stats.Total, Rewrapped: stats.Rewrapped}
 	}))
 	return fmt.Errorf("rewrap %s to %s: %w", req.Key, stats.Target, cause)
+}
+
+// keepReadable puts the DEKs under the target back under their previous
+// wrapping when the target no longer unwraps and that previous version
+// does. It returns how many it put back.
+func (r *Reconciler) keepReadable(ctx context.Context, req Request, stats *RewrapStats, cause error) (int, error) {
+	target := req.Key.At(stats.Target)
+	if !errors.Is(cause, errSampleFailed) && r.unwraps(ctx, target) {
+		return 0, nil
+	}
+	usable := map[string]bool{}
+	for _, v := range stats.Previous {
+		usable[v] = r.unwraps(ctx, req.Key.At(v))
+	}
+	back := 0
+	for {
+		deks, err := r.store.DEKsAt(ctx, target, r.cfg.RewrapBatch)
+		if err != nil {
+			return back, err
+		}
+		progress := false
+		for _, d := range deks {
+			if d.Previous == nil || !usable[d.Previous.Version()] {
+				continue
+			}
+			err := r.store.RollbackWrapping(ctx, d.ID, d.Current.KID)
+			if err != nil && !errors.Is(err, store.ErrCASConflict) {
+				return back, err
+			}
+			back++
+			progress = true
+		}
+		if !progress {
+			return back, nil
+		}
+	}
+}
+
+// unwraps reports whether Key Vault would unwrap under kid: the version
+// is there and enabled (an expired version still unwraps).
+func (r *Reconciler) unwraps(ctx context.Context, kid cmkd.KeyID) bool {
+	r.kek.Invalidate(kid)
+	st, err := r.kek.Probe(ctx, kid)
+	return err == nil && (st.Outcome == kek.Usable || st.Outcome == kek.Expired)
 }
 
 // retire reports each version no DEK is wrapped under any more: safe to
@@ -248,9 +305,13 @@ func (run *rewrapRun) batches(ctx context.Context) error {
 	}
 }
 
-// move re-wraps one DEK; a DEK another writer moved first is not an error.
+// move re-wraps one DEK; a DEK another writer moved first is not an error,
+// nor is one Key Vault cannot unwrap: that one is set aside.
 func (run *rewrapRun) move(ctx context.Context, d store.DEK, verify bool) error {
 	w, err := run.r.store.RewrapDEK(ctx, d, run.targetKID, verify)
+	if unreadable(err) {
+		return run.quarantine(ctx, d, err)
+	}
 	conflict := errors.Is(err, store.ErrCASConflict)
 	if err != nil && !conflict {
 		return err
@@ -292,7 +353,49 @@ func (run *rewrapRun) verifySample(ctx context.Context) error {
 		bad = append(bad, err)
 	}
 	if len(bad) > 0 {
-		return fmt.Errorf("%d of %d sampled deks failed verification: %w", len(bad), run.stats.Sampled, errors.Join(bad...))
+		return fmt.Errorf("%w: %d of %d sampled deks: %w", errSampleFailed, len(bad), run.stats.Sampled, errors.Join(bad...))
 	}
 	return nil
 }
+
+// unreadable reports whether err says this one DEK cannot be unwrapped —
+// Key Vault refused its wrapping as malformed, or unwrapped it to bytes
+// that fail its key check value — rather than that the key is not usable.
+func unreadable(err error) bool {
+	var ue *store.UnwrapError
+	return errors.As(err, &ue) && (errors.Is(err, kek.ErrBadRequest) || errors.Is(err, store.ErrIntegrity))
+}
+
+// unreadableSentinel is unreadable for a probe's sentinel DEK: only Key
+// Vault refusing its wrapping as malformed. A sentinel that unwraps to the
+// wrong bytes seals (ReasonIntegrity): the version itself is in doubt.
+func unreadableSentinel(err error) bool {
+	var ue *store.UnwrapError
+	return errors.As(err, &ue) && errors.Is(err, kek.ErrBadRequest)
+}
+
+// quarantine sets d aside and reports it, so that the rewrap goes on.
+func (run *rewrapRun) quarantine(ctx context.Context, d store.DEK, cause error) error {
+	reason := "key vault cannot unwrap it"
+	if errors.Is(cause, store.ErrIntegrity) {
+		reason = "unwrapped to bytes that fail its key check value"
+	}
+	if err := run.r.setAside(ctx, run.req, d, reason); err != nil {
+		return err
+	}
+	run.mu.Lock()
+	run.stats.Unreadable++
+	run.mu.Unlock()
+	return nil
+}
+
+// setAside quarantines d and reports it (dek.unreadable, once per DEK).
+func (r *Reconciler) setAside(ctx context.Context, req Request, d store.DEK, reason string) error {
+	ev := r.statusEvent(cmkd.KindDEKUnreadable, store.Tenant{ID: d.Tenant}, req, d.Version(), d.ID)
+	ev.Reason = reason
+	return r.store.QuarantineDEK(context.WithoutCancel(ctx), d, reason, ev)
+}
+
+// errSampleFailed: DEKs re-wrapped under the target did not unwrap to
+// themselves — the target cannot be trusted with any DEK.
+var errSampleFailed = errors.New("sampled deks failed verification")
