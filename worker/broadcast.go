@@ -1,8 +1,10 @@
 package worker
 
 import (
+	"context"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 )
@@ -28,13 +30,25 @@ func Broadcaster(nc *nats.Conn, log *slog.Logger) func(tenant string) {
 }
 
 // subscribeSeals drops this process's cached DEKs of any tenant sealed
-// anywhere.
+// anywhere. A broadcast is only a hint — anybody allowed to publish on
+// NATS can send one — so the store, which every seal is written to before
+// its broadcast, decides: a broadcast for a tenant the store says is
+// active is ignored and counted, so that forged ones cannot make every
+// process unwrap every DEK again. When the store cannot answer, the cache
+// is dropped: fail closed.
 func (w *Worker) subscribeSeals() (func(), error) {
 	if w.cfg.NATS == nil {
 		return func() {}, nil
 	}
 	sub, err := w.cfg.NATS.Subscribe(SealSubject("*"), func(m *nats.Msg) {
 		tenant := strings.TrimPrefix(m.Subject, SealSubject(""))
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if t, err := w.store.Tenant(ctx, tenant); err == nil && !t.Sealed() {
+			w.metrics.ignoredBroadcasts.Inc()
+			w.log.Warn("seal broadcast for a tenant that is not sealed: ignored", slog.String("tenant", tenant))
+			return
+		}
 		w.store.Forget(tenant)
 		w.log.Info("seal broadcast: dropped cached deks", slog.String("tenant", tenant))
 	})

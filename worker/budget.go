@@ -21,6 +21,8 @@ type vaultWork struct {
 	// budget of the vault's limit.
 	interval  time.Duration
 	stretched bool
+	// eventTAT paces event-driven checks (see eventSlotLocked).
+	eventTAT time.Time
 }
 
 // budgetLocked sets v's effective interval: checks of v's keys may spend

@@ -16,14 +16,15 @@ import (
 
 // Defaults for Config.
 const (
-	DefaultProbeInterval   = 60 * time.Second
-	DefaultProbeJitter     = 0.1
-	DefaultProbeBudget     = 0.1
-	DefaultConcurrency     = 4
-	DefaultVaultRewraps    = 2
-	DefaultCheckTimeout    = 2 * time.Minute
-	DefaultLeaseTTL        = 30 * time.Second
-	DefaultShutdownTimeout = 30 * time.Second
+	DefaultProbeInterval    = 60 * time.Second
+	DefaultProbeJitter      = 0.1
+	DefaultProbeBudget      = 0.1
+	DefaultConcurrency      = 4
+	DefaultVaultRewraps     = 2
+	DefaultCheckTimeout     = 2 * time.Minute
+	DefaultEventMinInterval = time.Second
+	DefaultLeaseTTL         = 30 * time.Second
+	DefaultShutdownTimeout  = 30 * time.Second
 	// maxKeyRefresh bounds how long a key some other process started to
 	// use (a tenant added by the CLI) waits before it is watched.
 	maxKeyRefresh = 5 * time.Second
@@ -64,6 +65,10 @@ type Config struct {
 	VaultRewraps int
 	// CheckTimeout bounds one check (probe and seal decisions).
 	CheckTimeout time.Duration
+	// EventMinInterval is the least time between two checks of one key
+	// that events ask for: a flood of events for a key costs one check
+	// per interval.
+	EventMinInterval time.Duration
 	// KeyRefresh is how often the set of keys in use is read again; at
 	// most ProbeInterval and 5 s.
 	KeyRefresh time.Duration
@@ -102,7 +107,7 @@ func (c Config) Validate() error {
 		return errors.New("worker config: Instance is required")
 	case c.ProbeInterval < 0, c.LeaseTTL < 0, c.ShutdownTimeout < 0:
 		return errors.New("worker config: ProbeInterval, LeaseTTL and ShutdownTimeout must not be negative")
-	case c.Concurrency < 0, c.VaultRewraps < 0, c.CheckTimeout < 0, c.KeyRefresh < 0:
+	case c.Concurrency < 0, c.VaultRewraps < 0, c.CheckTimeout < 0, c.KeyRefresh < 0, c.EventMinInterval < 0:
 		return errors.New("worker config: Concurrency, VaultRewraps, CheckTimeout and KeyRefresh must not be negative")
 	case c.ProbeJitter < 0 || c.ProbeJitter >= 1:
 		return errors.New("worker config: ProbeJitter must be in [0, 1)")
@@ -130,6 +135,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.CheckTimeout == 0 {
 		c.CheckTimeout = DefaultCheckTimeout
+	}
+	if c.EventMinInterval == 0 {
+		c.EventMinInterval = DefaultEventMinInterval
 	}
 	if c.KeyRefresh == 0 {
 		c.KeyRefresh = min(c.ProbeInterval, maxKeyRefresh)

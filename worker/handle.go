@@ -30,7 +30,7 @@ func (w *Worker) handle(ctx context.Context, ev events.Event) error {
 	}
 	var errs []error
 	for _, k := range keys {
-		_, err := w.Reconcile(ctx, handlers.Request{Key: k, Cause: ev.ID, EventType: ev.Type})
+		_, err := w.Reconcile(ctx, handlers.Request{Key: k, Cause: ev.ID})
 		switch {
 		case errors.Is(err, ErrBusy):
 			// Another replica is reconciling the key now; a probe that

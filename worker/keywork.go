@@ -26,7 +26,9 @@ type keyWork struct {
 	due  time.Time // the next scheduled check
 
 	checking bool
-	next     *flight // a check asked for and not started yet
+	started  time.Time // when the last check started
+	next     *flight   // a check asked for and not started yet
+	nextAt   time.Time // when next may start
 
 	plan    *handlers.Plan // a rewrap the last check asked for, not started
 	planReq handlers.Request
@@ -55,7 +57,7 @@ func (s *scheduler) startCheckLocked(k *keyWork) {
 	if f == nil {
 		f = &flight{req: handlers.Request{Key: k.key, Cause: "reconcile"}, done: make(chan struct{})}
 	}
-	k.next, k.checking = nil, true
+	k.next, k.checking, k.started = nil, true, time.Now()
 	k.vault.checks++
 	s.running.Add(1)
 	go s.runCheck(k, f)
@@ -109,7 +111,7 @@ func (s *scheduler) checked(k *keyWork, f *flight, start time.Time, res handlers
 		k.cost = c
 		s.budgetLocked(k.vault)
 	}
-	k.status.Key, k.status.Holder, k.status.CheckedAt = k.key, s.cfg.Instance, start
+	k.status.Key, k.status.Holder, k.status.CheckedAt = k.key, s.holder, start
 	k.status.Interval = k.vault.interval
 	k.status.Rewrap.Running = k.task != nil
 	switch {
@@ -284,7 +286,7 @@ func (s *scheduler) acquire(ctx context.Context, k *keyWork) (*sharedLease, erro
 	}
 	s.mu.Unlock()
 	name := k.key.LeaseName()
-	got, err := s.store.AcquireLease(ctx, name, s.cfg.Instance, s.cfg.LeaseTTL)
+	got, err := s.store.AcquireLease(ctx, name, s.holder, s.cfg.LeaseTTL)
 	if errors.Is(err, store.ErrLeaseHeld) {
 		return nil, ErrBusy
 	}

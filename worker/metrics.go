@@ -18,9 +18,12 @@ type metrics struct {
 	reconciles *prometheus.CounterVec
 	duration   prometheus.Histogram
 	rewrapped  prometheus.Counter
-	tenants    *prometheus.GaugeVec
-	interval   *prometheus.GaugeVec
-	stretched  *prometheus.GaugeVec
+	unreadable prometheus.Counter
+	// ignoredBroadcasts counts seal broadcasts for active tenants.
+	ignoredBroadcasts prometheus.Counter
+	tenants           *prometheus.GaugeVec
+	interval          *prometheus.GaugeVec
+	stretched         *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -45,6 +48,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		rewrapped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "cmkd_deks_rewrapped_total", Help: "DEKs re-wrapped under a new key version.",
 		}),
+		ignoredBroadcasts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cmkd_seal_broadcasts_ignored_total",
+			Help: "Seal broadcasts for a tenant the store says is active: forged, or from a failed seal; caches were kept.",
+		}),
+		unreadable: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cmkd_deks_unreadable_total",
+			Help: "DEKs set aside because Key Vault cannot unwrap them (a corrupted wrapping); each reported as dek.unreadable.",
+		}),
 		tenants: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "cmkd_tenants", Help: "Tenants by state, as of the last read of the keys in use.",
 		}, []string{"state"}),
@@ -57,7 +68,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "1 when probing a vault's keys at the configured interval would exceed the probe budget, so the interval is stretched.",
 		}, []string{"vault"}),
 	}
-	for _, c := range []prometheus.Collector{m.events, m.handling, m.panics, m.reconciles, m.duration, m.rewrapped, m.tenants, m.interval, m.stretched} {
+	for _, c := range []prometheus.Collector{m.events, m.handling, m.panics, m.reconciles, m.duration, m.rewrapped, m.unreadable, m.ignoredBroadcasts, m.tenants, m.interval, m.stretched} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -77,6 +88,7 @@ func (m *metrics) observe(res handlers.Result, err error, d time.Duration) {
 	if res.Rewrap != nil {
 		m.rewrapped.Add(float64(res.Rewrap.Rewrapped))
 	}
+	m.unreadable.Add(float64(res.Unreadable))
 	switch {
 	case errors.Is(err, ErrBusy):
 		m.reconciles.WithLabelValues("busy").Inc()

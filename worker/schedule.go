@@ -2,6 +2,8 @@ package worker
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/hex"
 	"errors"
 	"log/slog"
 	"math/rand/v2"
@@ -32,13 +34,16 @@ type vaultLimits interface {
 // running checks and rewraps keep a slow or hung vault from holding back
 // another vault's keys, and the lease makes one replica the key's writer.
 type scheduler struct {
-	cfg      Config
-	rec      checker
-	store    *store.Store
-	limits   vaultLimits
-	log      *slog.Logger
-	metrics  *metrics
-	only     cmkd.KeyID // when set, the one key watched (cmkd rewrap)
+	cfg     Config
+	rec     checker
+	store   *store.Store
+	limits  vaultLimits
+	log     *slog.Logger
+	metrics *metrics
+	only    cmkd.KeyID // when set, the one key watched (cmkd rewrap)
+	// holder names this process in leases: the instance name and a random
+	// suffix, so that two processes with one name are two holders.
+	holder   string
 	work     context.Context
 	stopWork context.CancelFunc
 
@@ -53,7 +58,7 @@ type scheduler struct {
 func newScheduler(cfg Config, rec checker, st *store.Store, limits vaultLimits, m *metrics) *scheduler {
 	work, stop := context.WithCancel(context.Background())
 	return &scheduler{
-		cfg: cfg, rec: rec, store: st, limits: limits, log: cfg.Logger, metrics: m,
+		cfg: cfg, rec: rec, store: st, limits: limits, log: cfg.Logger, metrics: m, holder: holderID(cfg.Instance),
 		work: work, stopWork: stop,
 		keys: map[cmkd.KeyID]*keyWork{}, vaults: map[string]*vaultWork{},
 		wake: make(chan struct{}, 1),
@@ -202,30 +207,45 @@ func (s *scheduler) startDue(now time.Time) time.Time {
 		if k.checking {
 			continue
 		}
-		if !k.due.After(now) || k.next != nil {
+		if !k.due.After(now) || k.next != nil && !k.nextAt.After(now) {
 			s.startCheckLocked(k)
 		}
-		if !k.checking && k.due.Before(next) {
+		if k.checking {
+			continue
+		}
+		if k.due.Before(next) {
 			next = k.due
+		}
+		if k.next != nil && k.nextAt.Before(next) {
+			next = k.nextAt
 		}
 	}
 	return next
 }
 
-// check asks for req.Key to be checked now and waits for that check: one
+// check asks for req.Key to be checked and waits for that check: one
 // that starts after the request, shared with every request that arrives
 // while it waits (a burst of duplicate events costs one check). A key no
-// tenant uses is not checked and takes no lease.
+// tenant uses is not checked and takes no lease. Asked more often than
+// EventMinInterval for one key, or faster than the vault's probe budget,
+// the check is scheduled for when it may run and check returns at once
+// with Outcome Deferred: a flood of events cannot spend the vault's quota,
+// and the events it carried are answered by that later check.
 func (s *scheduler) check(ctx context.Context, req handlers.Request) (handlers.Result, error) {
-	f, err := s.ask(ctx, req)
+	f, err := s.ask(ctx, req, true)
 	if err != nil {
 		return handlers.Result{}, err
 	}
 	return f.res, f.err
 }
 
-// ask is check, returning the check's flight.
-func (s *scheduler) ask(ctx context.Context, req handlers.Request) (*flight, error) {
+// Deferred is the Outcome of a check scheduled for later (see check).
+const Deferred handlers.Outcome = "deferred"
+
+// ask is check, returning the check's flight; limited says whether the
+// per-key and per-vault limits apply (they do to events, not to an
+// operator's command).
+func (s *scheduler) ask(ctx context.Context, req handlers.Request, limited bool) (*flight, error) {
 	key := req.Key.Versionless()
 	req.Key = key
 	s.mu.Lock()
@@ -246,16 +266,26 @@ func (s *scheduler) ask(ctx context.Context, req handlers.Request) (*flight, err
 		s.mu.Unlock()
 	}
 	s.mu.Lock()
+	now := time.Now()
 	if k.next == nil {
 		k.next = &flight{req: req, done: make(chan struct{})}
+		k.nextAt = now
+		if limited {
+			k.nextAt = s.eventSlotLocked(k, now)
+		}
 	} else if req.Progress != nil {
 		k.next.req.Progress = req.Progress
 	}
 	f := k.next
-	if !k.checking && !s.stopping {
+	deferred := k.nextAt.After(now)
+	if !k.checking && !s.stopping && !deferred {
 		s.startCheckLocked(k)
 	}
 	s.mu.Unlock()
+	if deferred {
+		s.poke()
+		return &flight{res: handlers.Result{Outcome: Deferred}}, nil
+	}
 	select {
 	case <-f.done:
 		return f, nil
@@ -300,3 +330,38 @@ func (s *scheduler) shutdown(timeout time.Duration) {
 }
 
 var errShutdown = errors.New("worker shutting down")
+
+// holderID is instance followed by a random suffix: unique per process.
+func holderID(instance string) string {
+	var b [6]byte
+	_, _ = crand.Read(b[:])
+	return instance + "/" + hex.EncodeToString(b[:])
+}
+
+// eventBurst is how far ahead of its vault's event budget a burst of
+// event-driven checks may run before they are deferred.
+const eventBurst = time.Second
+
+// eventSlotLocked is when an event-driven check of k may start: no sooner
+// than EventMinInterval after k's last check, and at the pace the vault's
+// probe budget allows (a token bucket in virtual time, with eventBurst of
+// slack).
+func (s *scheduler) eventSlotLocked(k *keyWork, now time.Time) time.Time {
+	at := now
+	if !k.started.IsZero() {
+		if t := k.started.Add(s.cfg.EventMinInterval); t.After(at) {
+			at = t
+		}
+	}
+	v := k.vault
+	per := time.Duration(float64(k.cost) / (s.cfg.ProbeBudget * s.limits.VaultLimit(v.url)) * float64(time.Second))
+	tat := v.eventTAT
+	if tat.Before(now) {
+		tat = now
+	}
+	if t := tat.Add(-eventBurst); t.After(at) {
+		at = t
+	}
+	v.eventTAT = tat.Add(per)
+	return at
+}

@@ -343,3 +343,29 @@ func TestBudgetStretchesTheInterval(t *testing.T) {
 		t.Fatalf("%d checks in 2 s, want about 10 (the budget): the interval did not stretch", n)
 	}
 }
+
+// Two processes with one instance name (two replicas on one host name, two
+// `cmkd rewrap` runs) are two lease holders: the second is told the key is
+// busy, and its release does not free the first one's lease.
+func TestSameInstanceNameTwoHolders(t *testing.T) {
+	k := keyIn("v", "k")
+	e := newSchedEnv(t, []cmkd.KeyID{k}, 1e6, nil)
+	m, err := newMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := newScheduler(e.cfg, e.fake, e.st, e.cfg.Limits, m) // same Instance, another process
+	w1 := &keyWork{key: k}
+	w2 := &keyWork{key: k}
+	l1, err := e.s.acquire(t.Context(), w1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.acquire(t.Context(), w2); !errors.Is(err, ErrBusy) {
+		t.Fatalf("second process with the same instance name: %v, want ErrBusy", err)
+	}
+	if err := e.st.CheckLease(t.Context(), l1.get()); err != nil {
+		t.Fatalf("first holder's lease after the second tried: %v", err)
+	}
+	e.s.release(w1, l1)
+}

@@ -117,7 +117,7 @@ func (w *Worker) RewrapKey(ctx context.Context, req handlers.Request) (handlers.
 		s.shutdown(w.cfg.ShutdownTimeout)
 	}()
 	req.Key = key
-	f, err := s.ask(ctx, req)
+	f, err := s.ask(ctx, req, false)
 	if err != nil {
 		return handlers.Result{}, err
 	}

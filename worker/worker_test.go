@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cmkd-io/cmkd"
 	"github.com/cmkd-io/cmkd/emulator/keyvault"
@@ -252,4 +254,97 @@ func connect(t *testing.T, ns *server.Server) *nats.Conn {
 	}
 	t.Cleanup(nc.Close)
 	return nc
+}
+
+// Events are hints anybody who can post one can send: events naming keys no
+// tenant uses leave nothing behind (no lease rows, no status rows, no Key
+// Vault call), and a flood of events for a key in use costs one check per
+// EventMinInterval, not one per event.
+func TestEventFloodsCostLittle(t *testing.T) {
+	e := newEnv(t)
+	st := e.openStore()
+	e.addTenant(st, "acme")
+	w := e.worker(st, "w1", func(c *worker.Config) { c.EventMinInterval = 500 * time.Millisecond })
+	start(t, w)
+	e.kv.ResetCalls()
+	for i := range 300 {
+		ev := events.Event{ID: fmt.Sprint("probe-", i), Type: events.TypeProbe,
+			Key: cmkd.MustParseKeyID(fmt.Sprintf("%s/keys/random-%d", e.kv.URL(), i))}
+		if err := w.Handle(t.Context(), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ls, err := st.Leases(t.Context()); err != nil || len(ls) != 0 {
+		t.Fatalf("leases after 300 events for unknown keys: %+v, %v; want none", ls, err)
+	}
+	if n := e.kv.Calls()["getKey"]; n != 0 {
+		t.Fatalf("300 events for unknown keys made %d Key Vault probes, want none", n)
+	}
+
+	flood := time.Now()
+	for i := 0; time.Since(flood) < 2*time.Second; i++ {
+		ev := events.Event{ID: fmt.Sprint("flood-", i), Type: events.TypeKeyNewVersionCreated, Key: e.key}
+		if err := w.Handle(t.Context(), ev); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond) // a steady stream, not one burst
+	}
+	// Two seconds at one check per 500 ms: about four, and a last one the
+	// flood left scheduled.
+	if n := e.kv.Calls()["getKey"]; n < 2 || n > 7 {
+		t.Fatalf("a 2 s flood of events for one key made %d probes, want about 4", n)
+	}
+	// A released lease leaves no row (the last check may still run).
+	eventually.NoError(t, 10*time.Second, "no lease rows left", func() (bool, error) {
+		ls, err := st.Leases(t.Context())
+		return len(ls) == 0, err
+	})
+}
+
+// Anyone who may publish on NATS can send a seal broadcast. It only asks
+// processes to drop their cached DEKs of a tenant the store says is
+// sealed: a forged one for an active tenant changes nothing (no cache
+// wiped, so no extra Key Vault unwraps), a real one still wipes at once.
+func TestForgedSealBroadcastIsIgnored(t *testing.T) {
+	e := newEnv(t)
+	ns := startNATS(t)
+	nc := connect(t, ns)
+	reader := e.openStore()
+	e.addTenant(reader, "acme")
+	if _, err := reader.Get(t.Context(), "acme", "k"); err != nil { // warm the cache
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	start(t, e.worker(reader, "reader", func(c *worker.Config) { c.NATS, c.Registerer, c.Gatherer = nc, reg, reg }))
+	forger := worker.Broadcaster(connect(t, ns), nil)
+	e.kv.ResetCalls()
+	forger("acme")
+	eventually.True(t, 10*time.Second, "the forged broadcast counted", func() bool {
+		return metricSum(t, reg, "cmkd_seal_broadcasts_ignored_total") >= 1
+	})
+	if _, err := reader.Get(t.Context(), "acme", "k"); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.kv.Calls()["unwrapKey"]; n != 0 {
+		t.Fatalf("a forged seal broadcast wiped the cache: %d unwraps to read again, want 0", n)
+	}
+}
+
+// metricSum is the sum of every series of the counter or gauge name.
+func metricSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	return sum
 }
