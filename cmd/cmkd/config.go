@@ -133,9 +133,13 @@ type WorkerConf struct {
 	// Concurrency bounds the keys of one vault checked at once.
 	Concurrency int `yaml:"concurrency,omitempty"`
 	// VaultRewraps bounds the rewraps running at once in one vault.
-	VaultRewraps      int     `yaml:"vault_rewraps,omitempty"`
-	RewrapConcurrency int     `yaml:"rewrap_concurrency,omitempty"`
-	SampleRate        float64 `yaml:"sample_rate,omitempty"`
+	VaultRewraps int `yaml:"vault_rewraps,omitempty"`
+	// EventMinInterval is the least time between two checks of one key
+	// that events ask for (default 1 s): an event flood costs one check per
+	// key per interval.
+	EventMinInterval  time.Duration `yaml:"event_min_interval,omitempty"`
+	RewrapConcurrency int           `yaml:"rewrap_concurrency,omitempty"`
+	SampleRate        float64       `yaml:"sample_rate,omitempty"`
 }
 
 // HTTPConfig is the health and metrics endpoint.
@@ -231,8 +235,8 @@ func (c *Config) Validate() error {
 	if c.Worker.VaultRewraps < 0 || c.KeyVault.VaultLimit < 0 {
 		bad("worker.vault_rewraps / keyvault.vault_limit", "must not be negative")
 	}
-	if c.Worker.ProbeInterval < 0 || c.Worker.UnreachableGrace < 0 {
-		bad("worker", "probe_interval and unreachable_grace must not be negative")
+	if c.Worker.ProbeInterval < 0 || c.Worker.UnreachableGrace < 0 || c.Worker.EventMinInterval < 0 {
+		bad("worker", "probe_interval, unreachable_grace and event_min_interval must not be negative")
 	}
 	return errors.Join(errs...)
 }

@@ -81,7 +81,8 @@ func serveWorker(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		Store: d.store, Reconciler: rec, Limits: d.kek, Instance: cfg.Instance,
 		ProbeInterval: cfg.Worker.ProbeInterval, ProbeBudget: cfg.Worker.ProbeBudget,
 		Concurrency: cfg.Worker.Concurrency, VaultRewraps: cfg.Worker.VaultRewraps,
-		Sources: sources, Runners: runners, NATS: d.nc, HTTPAddr: cfg.HTTP.Listen,
+		EventMinInterval: cfg.Worker.EventMinInterval,
+		Sources:          sources, Runners: runners, NATS: d.nc, HTTPAddr: cfg.HTTP.Listen,
 		Registerer: d.reg, Gatherer: d.reg, Logger: log,
 	})
 	if err != nil {
