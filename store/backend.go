@@ -77,9 +77,15 @@ type Backend interface {
 	// GetRecord returns a record's blob, which the caller owns: it is
 	// decrypted in place.
 	GetRecord(ctx context.Context, tenant, key string) ([]byte, error)
-	// PutRecord writes a record's blob, encrypted by dekID, and counts one
-	// use of that DEK, in one transaction; it returns the DEK's use count.
-	PutRecord(ctx context.Context, tenant, key, dekID string, blob []byte) (int64, error)
+	// PutRecord writes a record's blob, encrypted by dekID, if dekID is
+	// the tenant's and the tenant is active.
+	PutRecord(ctx context.Context, tenant, key, dekID string, blob []byte) error
+	// AddDEKUses adds n to the DEK's count of encryptions and returns the
+	// new count. Stores count uses in memory and write them in batches:
+	// the count guards a limit (DEKMaxEncryptions) far below where nonces
+	// could collide, so a batch lost to a crash does not matter, and one
+	// write fewer per Put does.
+	AddDEKUses(ctx context.Context, id string, n int64) (int64, error)
 	// DeleteRecord deletes a record; ErrNotFound if it did not exist.
 	DeleteRecord(ctx context.Context, tenant, key string) error
 	// ListRecords lists, in order, at most limit record keys after after.

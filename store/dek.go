@@ -108,12 +108,12 @@ func (s *Store) writeDEK(ctx context.Context, tenant string) (string, cipher.AEA
 	defer s.newDEK.Unlock()
 	d, err := s.b.ActiveDEK(ctx, tenant)
 	switch {
-	case err == nil && s.usable(activeDEK{d.ID, d.CreatedAt, d.Uses}):
+	case err == nil && s.usable(activeDEK{id: d.ID, created: d.CreatedAt, uses: d.Uses}):
 		k, err := s.aead(ctx, d)
 		if err != nil {
 			return "", nil, err
 		}
-		s.setActive(tenant, activeDEK{d.ID, d.CreatedAt, d.Uses})
+		s.setActive(tenant, activeDEK{id: d.ID, created: d.CreatedAt, uses: d.Uses})
 		return d.ID, k, nil
 	case err != nil && !errors.Is(err, ErrNotFound):
 		return "", nil, err
@@ -121,10 +121,16 @@ func (s *Store) writeDEK(ctx context.Context, tenant string) (string, cipher.AEA
 	return s.createDEK(ctx, tenant)
 }
 
+// setActive makes a the tenant's DEK for writes; the uses counted for the
+// one it replaces are written first.
 func (s *Store) setActive(tenant string, a activeDEK) {
 	s.mu.Lock()
+	old, ok := s.active[tenant]
 	s.active[tenant] = a
 	s.mu.Unlock()
+	if ok && old.id != a.id && old.pending > 0 {
+		s.addUses(context.Background(), old.id, old.pending)
+	}
 }
 
 // createDEK makes, wraps, verifies and stores a new active DEK. The wrapping
@@ -156,19 +162,58 @@ func (s *Store) createDEK(ctx context.Context, tenant string) (string, cipher.AE
 	if err != nil {
 		return "", nil, err
 	}
-	s.setActive(tenant, activeDEK{d.ID, d.CreatedAt, 0})
+	s.setActive(tenant, activeDEK{id: d.ID, created: d.CreatedAt})
 	s.log.Info("dek created", slog.String("tenant", tenant), slog.String("dek", d.ID), slog.String("kid", d.Current.KID.String()))
 	return d.ID, a, nil
 }
 
-// counted records the use count the database returned after a write.
-func (s *Store) counted(tenant, id string, uses int64) {
+// useFlush is how many encryptions a process counts in memory before it
+// writes them to the database (AddDEKUses).
+const useFlush = 256
+
+// used counts one encryption with the tenant's DEK id, and writes the
+// count to the database every useFlush uses or when it reaches the limit.
+func (s *Store) used(ctx context.Context, tenant, id string) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if a, ok := s.active[tenant]; ok && a.id == id && uses > a.uses {
-		a.uses = uses
-		s.active[tenant] = a
+	a, ok := s.active[tenant]
+	if !ok || a.id != id {
+		s.mu.Unlock()
+		s.addUses(ctx, id, 1) // no longer this process's write DEK: count it now
+		return
 	}
+	a.uses++
+	a.pending++
+	n := a.pending
+	flush := n >= useFlush || a.uses >= s.cfg.DEKMaxEncryptions
+	if flush {
+		a.pending = 0
+	}
+	s.active[tenant] = a
+	s.mu.Unlock()
+	if !flush {
+		return
+	}
+	if total, ok := s.addUses(ctx, id, n); ok {
+		s.mu.Lock()
+		if a, ok := s.active[tenant]; ok && a.id == id && total > a.uses {
+			a.uses = total // other processes' uses count too
+			s.active[tenant] = a
+		}
+		s.mu.Unlock()
+	}
+}
+
+// addUses writes n uses of DEK id; a failure only costs the count, which
+// has ample margin, so it is logged.
+func (s *Store) addUses(ctx context.Context, id string, n int64) (int64, bool) {
+	total, err := s.b.AddDEKUses(context.WithoutCancel(ctx), id, n)
+	if err != nil {
+		if !errors.Is(err, ErrNotFound) {
+			s.log.Warn("count dek uses", slog.String("dek", id), slog.Any("err", err))
+		}
+		return 0, false
+	}
+	return total, true
 }
 
 // wrapUnder is the key version a new DEK of t goes under: the version the

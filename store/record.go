@@ -41,12 +41,11 @@ func (s *Store) put(ctx context.Context, tenant, key string, value []byte) error
 	if err != nil {
 		return err
 	}
-	uses, err := s.b.PutRecord(ctx, tenant, key, id, blob)
-	if err != nil {
+	if err := s.b.PutRecord(ctx, tenant, key, id, blob); err != nil {
 		s.forget(tenant, err)
 		return err
 	}
-	s.counted(tenant, id, uses)
+	s.used(ctx, tenant, id)
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -33,7 +34,9 @@ type Store struct {
 type activeDEK struct {
 	id      string
 	created time.Time
-	uses    int64
+	// uses is the database's count when the DEK was read, plus this
+	// process's uses since; pending are those not written yet.
+	uses, pending int64
 }
 
 // New returns a Store over cfg.Backend.
@@ -55,10 +58,20 @@ func New(cfg Config) (*Store, error) {
 // Backend returns the store's backend, for tools that inspect it.
 func (s *Store) Backend() Backend { return s.b }
 
-// Close zeroes every cached DEK and closes the backend.
+// Close writes the DEK uses counted in memory, zeroes every cached DEK and
+// closes the backend.
 func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
+	}
+	s.mu.Lock()
+	tenants := make([]string, 0, len(s.active))
+	for t := range s.active {
+		tenants = append(tenants, t)
+	}
+	s.mu.Unlock()
+	for _, t := range tenants {
+		s.wipe(t)
 	}
 	s.cache.wipe()
 	return s.b.Close()
@@ -90,8 +103,12 @@ func (s *Store) Forget(tenant string) { s.wipe(tenant) }
 func (s *Store) wipe(tenant string) {
 	s.cache.wipeTenant(tenant)
 	s.mu.Lock()
+	a, ok := s.active[tenant]
 	delete(s.active, tenant)
 	s.mu.Unlock()
+	if ok && a.pending > 0 {
+		s.addUses(context.Background(), a.id, a.pending)
+	}
 }
 
 // event fills in what the store knows about a status event.

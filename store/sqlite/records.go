@@ -63,26 +63,33 @@ func (b *Backend) getRecordDetail(ctx context.Context, tenant, key string) ([]by
 // takes effect while the tenant is active.
 const activeOnly = `EXISTS (SELECT 1 FROM tenants WHERE id = ? AND state = 'active')`
 
+// putRecordSQL writes a record only if its DEK is the tenant's and the
+// tenant is active, in one autocommit statement: a Put writes the record's
+// pages and nothing else, as a plain insert does.
+const putRecordSQL = `INSERT INTO records (tenant, key, dek_id, value)
+	SELECT ?1, ?2, d.id, ?3 FROM deks d
+	WHERE d.id = ?4 AND d.tenant = ?1 AND EXISTS (SELECT 1 FROM tenants WHERE id = ?1 AND state = 'active')
+	ON CONFLICT (tenant, key) DO UPDATE SET dek_id = excluded.dek_id, value = excluded.value`
+
 // PutRecord implements store.Backend.
-func (b *Backend) PutRecord(ctx context.Context, tenant, key, dekID string, blob []byte) (int64, error) {
+func (b *Backend) PutRecord(ctx context.Context, tenant, key, dekID string, blob []byte) error {
+	res, err := b.putRecord.ExecContext(ctx, tenant, key, blob, dekID)
+	if err != nil {
+		return fmt.Errorf("write record: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return b.tx(ctx, func(tx *sql.Tx) error { return whyNot(ctx, tx, tenant, "dek") })
+	}
+	return nil
+}
+
+// AddDEKUses implements store.Backend.
+func (b *Backend) AddDEKUses(ctx context.Context, id string, n int64) (int64, error) {
 	var uses int64
-	err := b.tx(ctx, func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx, `UPDATE deks SET uses = uses + 1
-			WHERE id = ? AND tenant = ? AND `+activeOnly+` RETURNING uses`, dekID, tenant, tenant).Scan(&uses)
-		if errors.Is(err, sql.ErrNoRows) {
-			return whyNot(ctx, tx, tenant, "dek")
-		}
-		if err != nil {
-			return fmt.Errorf("count dek use: %w", err)
-		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO records (tenant, key, dek_id, value) VALUES (?, ?, ?, ?)
-			ON CONFLICT (tenant, key) DO UPDATE SET dek_id = excluded.dek_id, value = excluded.value`,
-			tenant, key, dekID, blob)
-		if err != nil {
-			return fmt.Errorf("write record: %w", err)
-		}
-		return nil
-	})
+	err := b.db.QueryRowContext(ctx, `UPDATE deks SET uses = uses + ? WHERE id = ? RETURNING uses`, n, id).Scan(&uses)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("dek %s: %w", id, store.ErrNotFound)
+	}
 	return uses, err
 }
 

@@ -56,8 +56,10 @@ type Backend struct {
 	// read cost more than the decryption.
 	getRecord *sql.Stmt
 	// cas is prepared for the same reason: a bulk rewrap runs it per DEK.
-	cas   *sql.Stmt
-	swaps swaps
+	cas *sql.Stmt
+	// putRecord is prepared too: parsing it cost a quarter of a Put.
+	putRecord *sql.Stmt
+	swaps     swaps
 }
 
 var _ store.Backend = (*Backend)(nil)
@@ -187,13 +189,16 @@ func (b *Backend) prepare(ctx context.Context) (err error) {
 	if b.getRecord, err = b.db.PrepareContext(ctx, getRecordSQL); err != nil {
 		return err
 	}
-	b.cas, err = b.db.PrepareContext(ctx, casSQL)
+	if b.cas, err = b.db.PrepareContext(ctx, casSQL); err != nil {
+		return err
+	}
+	b.putRecord, err = b.db.PrepareContext(ctx, putRecordSQL)
 	return err
 }
 
 // Close closes the database.
 func (b *Backend) Close() error {
-	for _, s := range []*sql.Stmt{b.getRecord, b.cas} {
+	for _, s := range []*sql.Stmt{b.getRecord, b.cas, b.putRecord} {
 		if s != nil {
 			s.Close()
 		}

@@ -113,7 +113,7 @@ func provokeEverything(t *testing.T, f *fixture, s *store.Store) []error {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Backend().PutRecord(ctx, "b", "moved", activeDEK(t, s, "b").ID, blob); err != nil {
+	if err := s.Backend().PutRecord(ctx, "b", "moved", activeDEK(t, s, "b").ID, blob); err != nil {
 		t.Fatal(err)
 	}
 	_, err = s.Get(ctx, "b", "moved")

@@ -133,7 +133,7 @@ func testRecordMoved(t *testing.T, f *fixture) {
 		{"truncated", "a", "k1", aDEK, blob[:len(blob)-17]},
 		{"empty", "a", "k1", aDEK, []byte{}},
 	} {
-		if _, err := b.PutRecord(t.Context(), c.tenant, c.key, c.dek, c.blob); err != nil {
+		if err := b.PutRecord(t.Context(), c.tenant, c.key, c.dek, c.blob); err != nil {
 			t.Fatal(err)
 		}
 		for _, r := range []*store.Store{s, f.store(nil)} {
