@@ -95,6 +95,7 @@ func (d *devProc) start() {
 	d.t.Helper()
 	d.stderr = &syncBuffer{}
 	d.cmd = exec.Command(d.bin, d.args...)
+	dieWithTest(d.cmd)
 	d.cmd.Stdout, d.cmd.Stderr = &syncBuffer{}, d.stderr
 	if err := d.cmd.Start(); err != nil {
 		d.t.Fatal(err)
