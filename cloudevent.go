@@ -15,6 +15,11 @@ const (
 	StatusContentType = "application/cloudevents+json"
 	// MaxStatusEventBytes bounds a status document a reader accepts.
 	MaxStatusEventBytes = 64 << 10
+	// StatusDataSchema is the CloudEvent dataschema of the status events
+	// this version writes: the version of the contract (CHANGELOG.md says
+	// how it may change). Within v1 kinds and data fields are only added;
+	// a change of meaning would be v2.
+	StatusDataSchema = "urn:cmkd:status:v1"
 )
 
 // cloudEvent is a status event as published: CloudEvents 1.0, structured.
@@ -26,6 +31,7 @@ type cloudEvent struct {
 	Subject         string          `json:"subject"`
 	Time            time.Time       `json:"time"`
 	DataContentType string          `json:"datacontenttype"`
+	DataSchema      string          `json:"dataschema,omitempty"`
 	Data            json.RawMessage `json:"data"`
 }
 
@@ -41,7 +47,7 @@ func (e StatusEvent) MarshalCloudEvent() ([]byte, error) {
 	}
 	b, err := json.Marshal(cloudEvent{
 		SpecVersion: "1.0", ID: e.ID, Source: e.Source, Type: StatusTypePrefix + string(e.Kind),
-		Subject: e.Tenant, Time: e.Time.UTC(), DataContentType: "application/json", Data: data,
+		Subject: e.Tenant, Time: e.Time.UTC(), DataContentType: "application/json", DataSchema: StatusDataSchema, Data: data,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("encode status event %s: %w", e.ID, err)

@@ -21,7 +21,7 @@ func ExampleStatusEvent_MarshalCloudEvent() {
 	fmt.Println(string(body))
 	// Output:
 	// cmkd.status.acme.sealed
-	// {"specversion":"1.0","id":"sealed:acme:1","source":"cmkd/cmkd-0","type":"io.cmkd.sealed","subject":"acme","time":"2026-03-01T12:00:00Z","datacontenttype":"application/json","data":{"tenant":"acme","vault":"https://acme-vault.vault.azure.net","key":"https://acme-vault.vault.azure.net/keys/cmk","version":"0123456789abcdef0123456789abcdef","reason":"disabled"}}
+	// {"specversion":"1.0","id":"sealed:acme:1","source":"cmkd/cmkd-0","type":"io.cmkd.sealed","subject":"acme","time":"2026-03-01T12:00:00Z","datacontenttype":"application/json","dataschema":"urn:cmkd:status:v1","data":{"tenant":"acme","vault":"https://acme-vault.vault.azure.net","key":"https://acme-vault.vault.azure.net/keys/cmk","version":"0123456789abcdef0123456789abcdef","reason":"disabled"}}
 }
 
 // Every spelling of a key parses to one canonical id.

@@ -26,7 +26,7 @@ func TestStatusEventRoundTrip(t *testing.T) {
 	// The wire form is the contract of DESIGN.md: check it as a subscriber
 	// in another language would read it.
 	var doc struct {
-		SpecVersion, ID, Source, Type, Subject, DataContentType string
+		SpecVersion, ID, Source, Type, Subject, DataContentType, DataSchema string
 		Data                                                    map[string]any
 	}
 	if err := json.Unmarshal(body, &doc); err != nil {
@@ -34,7 +34,7 @@ func TestStatusEventRoundTrip(t *testing.T) {
 	}
 	want := map[string]any{"tenant": "acme", "vault": "https://v.vault.azure.net", "key": testKey.URL(), "version": "v2",
 		"previous_version": "v1", "deks_total": 3.0, "deks_rewrapped": 2.0, "duration_ms": 1500.0, "cause": "evt-9"}
-	if doc.SpecVersion != "1.0" || doc.Type != "io.cmkd.rewrap.completed" || doc.Subject != "acme" || doc.Source != "cmkd/dev" ||
+	if doc.SpecVersion != "1.0" || doc.Type != "io.cmkd.rewrap.completed" || doc.DataSchema != cmkd.StatusDataSchema || doc.Subject != "acme" || doc.Source != "cmkd/dev" ||
 		doc.DataContentType != "application/json" || len(doc.Data) != len(want) {
 		t.Fatalf("document %s", body)
 	}
