@@ -42,9 +42,10 @@
 //     release policy, since an emulator cannot judge attestation tokens;
 //   - HS256/384/512 (HMAC on Managed HSM keys) and key attestation answer
 //     400;
-//   - an emulated vault takes every key type a vault, a Premium vault or a
-//     Managed HSM takes, and always answers as a vault (hsmPlatform, no
-//     "alg" in operation results);
+//   - an emulated vault takes the key types and operations of a vault, a
+//     Premium vault and a Managed HSM alike (oct keys, AES-GCM and CBC,
+//     random bytes are Managed HSM's), and always answers as a vault
+//     (hsmPlatform in attributes, no "alg" in operation results);
 //   - without Config.StateFile the vault lives in memory and is lost on
 //     Close.
 //
