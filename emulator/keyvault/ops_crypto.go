@@ -229,7 +229,9 @@ func octCBC(op string, k []byte, in cryptoInput, pad bool) (cryptoResp, error) {
 		return cryptoResp{Value: b64(out), IV: b64(in.iv)}, nil
 	}
 	undecryptable := badParameter("The ciphertext could not be decrypted with algorithm %s.", in.alg)
-	if len(in.value) == 0 || len(in.value)%aes.BlockSize != 0 {
+	// Whole blocks, and with PAD at least one: CBC of nothing is nothing,
+	// but padding always adds a block.
+	if len(in.value)%aes.BlockSize != 0 || pad && len(in.value) == 0 {
 		return cryptoResp{}, undecryptable
 	}
 	out := make([]byte, len(in.value))
