@@ -4,7 +4,7 @@ import (
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
-	_ "crypto/sha256" // the hashes sigAlgs names, for their sizes
+	_ "crypto/sha256" // RSASSA-PSS hashes with the hashes sigAlgs names
 	_ "crypto/sha512"
 )
 
