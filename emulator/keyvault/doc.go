@@ -5,11 +5,24 @@
 // real SDK without an Azure subscription.
 //
 // What it does for real: the bearer challenge, key creation and import
-// (RSA, EC, oct-HSM), versions, update, rotation with a rotation policy,
-// soft delete, recover and purge, paging with nextLink, and genuine
-// cryptography for wrapKey, unwrapKey, encrypt and decrypt (RSA-OAEP,
-// RSA-OAEP-256, RSA1_5, A128KW/A192KW/A256KW, AES-GCM). Error bodies and
-// messages follow recordings of the real service.
+// (RSA, EC on P-256, P-256K, P-384 and P-521, oct-HSM), versions, update,
+// rotation with a rotation policy, soft delete, recover and purge, paging
+// with nextLink, backup and restore, random bytes, and genuine
+// cryptography: wrapKey, unwrapKey, encrypt and decrypt (RSA-OAEP,
+// RSA-OAEP-256, RSA1_5, A128KW/A192KW/A256KW, AES-GCM, AES-CBC and
+// AES-CBCPAD), sign and verify (RS*, PS*, ES*, ES256K) over a digest, with
+// signatures any standard verifier accepts (EC ones as r||s, PS* salted
+// with the hash length). Error bodies and messages follow recordings of
+// the real service, and raw bodies quoted in public issues where no
+// recording exists; testdata/wire holds the exchanges the tests replay.
+//
+// Backup blobs are sealed (AES-256-GCM) under a backup key that every
+// emulator of the process shares, as vaults of one subscription and
+// geography do, and that a StateFile keeps: a blob restores into any
+// emulator of the process, and into a later one started from the same
+// state file. Restore keeps names, version ids, attributes, tags and the
+// rotation policy; it is refused (409 Conflict) while the name is live or
+// soft-deleted.
 //
 // What it adds for testing: revoking access (every request answers 403
 // ForbiddenByRbac), throttling (429), injected latency, 5xx answers and
@@ -24,18 +37,28 @@
 //     /deletedkeys, and a recovered version under /keys;
 //   - rotation policies are stored and expiryTime is applied by rotate, but
 //     nothing rotates on a schedule;
-//   - sign, verify, backup, restore, release and rng answer 400;
+//   - no key is exportable: a create or import asking for secure key
+//     release answers 400, and release answers 400 as for a key without a
+//     release policy, since an emulator cannot judge attestation tokens;
+//   - HS256/384/512 (HMAC on Managed HSM keys) and key attestation answer
+//     400;
+//   - an emulated vault takes the key types and operations of a vault, a
+//     Premium vault and a Managed HSM alike (oct keys, AES-GCM and CBC,
+//     random bytes are Managed HSM's), and always answers as a vault
+//     (hsmPlatform in attributes, no "alg" in operation results);
 //   - without Config.StateFile the vault lives in memory and is lost on
 //     Close.
 //
 // Persistence, for `cmkd dev`: with Config.StateFile set, the whole vault
 // (keys with their private material, versions, attributes, tags, deleted
-// keys, rotation policies, the revoked flag and which expiry events were
-// sent) is loaded at Start and rewritten atomically (temporary file, fsync,
-// rename) after every change, so it survives kill -9. The file is written
-// 0600 but is not encrypted: it is for development only and must never hold
-// real key material. A file Start cannot load fails Start with
-// ErrBadStateFile; deleting it starts an empty vault. With Config.CAFile
+// keys, rotation policies, the revoked flag, the backup key and which
+// expiry events were sent) is loaded at Start and rewritten atomically
+// (temporary file, fsync, rename) after every change, so it survives
+// kill -9. The file is written 0600 but is not encrypted: it is for
+// development only and must never hold real key material. A file Start
+// cannot load fails Start with ErrBadStateFile; deleting it starts an
+// empty vault. Files of format 1, written before backups and P-256K keys,
+// still load. With Config.CAFile
 // set, the CA and its key (CAFile+".key", 0600) are reused across restarts,
 // so that, restarted on the same Addr, the emulator serves the same key ids
 // to clients that still trust the same CA.

@@ -16,7 +16,7 @@ import (
 var readOnly = map[string]bool{
 	"getKey": true, "listKeys": true, "listVersions": true, "getDeletedKey": true, "listDeletedKeys": true,
 	"getRotationPolicy": true, "wrapKey": true, "unwrapKey": true, "encrypt": true, "decrypt": true,
-	"sign": true, "verify": true,
+	"sign": true, "verify": true, "backupKey": true, "getRandomBytes": true, "release": true,
 }
 
 // Key Vault api-versions the emulator answers; azkeys v1.5 sends the first.

@@ -1,7 +1,7 @@
 package keyvault
 
 import (
-	"crypto/ecdsa"
+	"bytes"
 	"crypto/rsa"
 	"math/big"
 )
@@ -13,6 +13,7 @@ func importMaterial(j jwk, hsm bool) (*material, error) {
 	if hsm && !isHSM(kty) {
 		kty += "-HSM"
 	}
+	kty = canonicalKty(kty)
 	switch family(kty) {
 	case "RSA":
 		return importRSA(j, kty)
@@ -56,25 +57,43 @@ func importRSA(j jwk, kty string) (*material, error) {
 }
 
 func importEC(j jwk, kty string) (*material, error) {
-	c, ok := curves[j.Crv]
-	if !ok {
+	if _, ok := ecCurves[j.Crv]; !ok {
 		return nil, badParameter("The value of parameter crv (%s) is invalid.", j.Crv)
 	}
 	d, err := unb64("key.d", j.D)
 	if err != nil || len(d) == 0 {
 		return nil, badParameter("Property key.d is required to import an EC key.")
 	}
-	size := (c.Params().BitSize + 7) / 8
-	if len(d) > size {
+	m, ok := ecFromD(kty, j.Crv, d)
+	if !ok {
 		return nil, badParameter("Property key.d has invalid value.")
 	}
-	padded := make([]byte, size)
-	copy(padded[size-len(d):], d)
-	k, err := ecdsa.ParseRawPrivateKey(c, padded)
-	if err != nil {
-		return nil, badParameter("Property key.d has invalid value.")
+	// A public point sent along must be the one d makes.
+	x, y := m.ecPoint()
+	for _, f := range []struct {
+		name, got string
+		want      []byte
+	}{{"key.x", j.X, x}, {"key.y", j.Y, y}} {
+		if f.got == "" {
+			continue
+		}
+		b, err := unb64(f.name, f.got)
+		if err != nil {
+			return nil, err
+		}
+		if !bytes.Equal(leftPad(b, len(f.want)), f.want) {
+			return nil, badParameter("The imported EC key is not valid: %s does not match key.d.", f.name)
+		}
 	}
-	return &material{kty: kty, ec: k, crv: j.Crv}, nil
+	return m, nil
+}
+
+// leftPad restores leading zero bytes a JWK writer may have dropped.
+func leftPad(b []byte, size int) []byte {
+	if len(b) >= size {
+		return b
+	}
+	return append(make([]byte, size-len(b)), b...)
 }
 
 func importOct(j jwk, kty string) (*material, error) {

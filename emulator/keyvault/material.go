@@ -2,11 +2,12 @@ package keyvault
 
 import (
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"math/big"
 	"strings"
+
+	"github.com/decred/dcrd/dcrec/secp256k1/v4"
 )
 
 // material is the secret part of one key version. It never leaves the
@@ -14,7 +15,8 @@ import (
 type material struct {
 	kty string // as the caller named it: RSA, RSA-HSM, EC, EC-HSM, oct, oct-HSM
 	rsa *rsa.PrivateKey
-	ec  *ecdsa.PrivateKey
+	ec  *ecdsa.PrivateKey     // P-256, P-384, P-521
+	k1  *secp256k1.PrivateKey // P-256K
 	crv string
 	oct []byte
 }
@@ -44,7 +46,15 @@ func family(kty string) string { return strings.TrimSuffix(kty, "-HSM") }
 
 func isHSM(kty string) bool { return strings.HasSuffix(kty, "-HSM") }
 
-var curves = map[string]elliptic.Curve{"P-256": elliptic.P256(), "P-384": elliptic.P384(), "P-521": elliptic.P521()}
+// canonicalKty is the kty the service stores: symmetric keys live only in
+// an HSM, so a Managed HSM answers "oct-HSM" to a create or import of
+// "oct" (recorded in azkeys' TestEncryptDecryptSymmetric).
+func canonicalKty(kty string) string {
+	if kty == "oct" {
+		return "oct-HSM"
+	}
+	return kty
+}
 
 // createParams are the parts of a create request that shape the material.
 type createParams struct {
@@ -55,6 +65,7 @@ type createParams struct {
 }
 
 func generate(p createParams) (*material, error) {
+	p.Kty = canonicalKty(p.Kty)
 	switch family(p.Kty) {
 	case "RSA":
 		return generateRSA(p)
@@ -82,22 +93,6 @@ func generateRSA(p createParams) (*material, error) {
 		return nil, err
 	}
 	return &material{kty: p.Kty, rsa: k}, nil
-}
-
-func generateEC(p createParams) (*material, error) {
-	crv := p.Crv
-	if crv == "" {
-		crv = "P-256"
-	}
-	c, ok := curves[crv]
-	if !ok {
-		return nil, badParameter("The value of parameter crv (%s) is invalid.", crv)
-	}
-	k, err := ecdsa.GenerateKey(c, rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	return &material{kty: p.Kty, ec: k, crv: crv}, nil
 }
 
 func generateOct(p createParams) (*material, error) {
@@ -134,10 +129,9 @@ func (m *material) public(kid string, ops []string) jwk {
 	case m.rsa != nil:
 		j.N = b64(m.rsa.N.Bytes())
 		j.E = b64(big.NewInt(int64(m.rsa.E)).Bytes())
-	case m.ec != nil:
-		raw, _ := m.ec.PublicKey.Bytes() // 0x04 || X || Y
-		size := (len(raw) - 1) / 2
-		j.Crv, j.X, j.Y = m.crv, b64(raw[1:1+size]), b64(raw[1+size:])
+	case m.ec != nil || m.k1 != nil:
+		x, y := m.ecPoint()
+		j.Crv, j.X, j.Y = m.crv, b64(x), b64(y)
 	}
 	return j
 }

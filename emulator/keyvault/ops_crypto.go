@@ -1,14 +1,17 @@
 package keyvault
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha1"
 	"crypto/sha256"
+	"crypto/subtle"
 	"hash"
 	"slices"
+	"strconv"
 )
 
 type cryptoReq struct {
@@ -80,9 +83,9 @@ func decodeCrypto(c *call) (cryptoInput, error) {
 }
 
 // usable finds the version and refuses what Key Vault refuses: disabled
-// versions, operations missing from key_ops, and for wrap/encrypt only,
-// keys outside nbf..exp (unwrap and decrypt stay allowed so that expiry
-// never locks data away).
+// versions, operations missing from key_ops, and for wrap, encrypt and
+// sign only, keys outside nbf..exp (unwrap, decrypt and verify stay
+// allowed so that expiry never locks data away).
 func (s *Server) usable(c *call, op string) (string, *material, error) {
 	s.vault.mu.Lock()
 	defer s.vault.mu.Unlock()
@@ -95,7 +98,7 @@ func (s *Server) usable(c *call, op string) (string, *material, error) {
 		return "", nil, forbidden("Operation "+op+" is not allowed on a disabled key.", "KeyDisabled")
 	case !slices.Contains(v.ops, op):
 		return "", nil, forbidden("Operation "+op+" is not permitted on this key.", "KeyOperationForbidden")
-	case op != "wrapKey" && op != "encrypt":
+	case op != "wrapKey" && op != "encrypt" && op != "sign":
 	case v.exp != nil && *v.exp <= c.now:
 		return "", nil, forbidden("Operation "+op+" is not allowed on an expired key.", "KeyExpired")
 	case v.nbf != nil && *v.nbf > c.now:
@@ -109,23 +112,25 @@ func runCrypto(op string, m *material, in cryptoInput) (cryptoResp, error) {
 	case m.rsa != nil && isRSAAlg(in.alg):
 		out, err := rsaCrypto(op, m.rsa, in)
 		return cryptoResp{Value: b64(out)}, err
-	case m.oct != nil && (op == "wrapKey" || op == "unwrapKey") && in.alg == kwAlg(len(m.oct)):
+	case m.oct != nil && (op == "wrapKey" || op == "unwrapKey") && in.alg == aesAlg(len(m.oct), "KW"):
 		out, err := octWrap(op, m.oct, in.value)
 		return cryptoResp{Value: b64(out)}, err
-	case m.oct != nil && (op == "encrypt" || op == "decrypt") && in.alg == gcmAlg(len(m.oct)):
+	case m.oct != nil && (op == "encrypt" || op == "decrypt") && in.alg == aesAlg(len(m.oct), "GCM"):
 		return octGCM(op, m.oct, in)
+	case m.oct != nil && (op == "encrypt" || op == "decrypt") && in.alg == aesAlg(len(m.oct), "CBC"):
+		return octCBC(op, m.oct, in, false)
+	case m.oct != nil && (op == "encrypt" || op == "decrypt") && in.alg == aesAlg(len(m.oct), "CBCPAD"):
+		return octCBC(op, m.oct, in, true)
 	}
 	return cryptoResp{}, badParameter("Algorithm %s is not supported for key type %s and operation %s.", in.alg, m.kty, op)
 }
 
 func isRSAAlg(alg string) bool { return alg == "RSA-OAEP" || alg == "RSA-OAEP-256" || alg == "RSA1_5" }
 
-func kwAlg(keyBytes int) string {
-	return map[int]string{16: "A128KW", 24: "A192KW", 32: "A256KW"}[keyBytes]
-}
-
-func gcmAlg(keyBytes int) string {
-	return map[int]string{16: "A128GCM", 24: "A192GCM", 32: "A256GCM"}[keyBytes]
+// aesAlg names the algorithm of a mode for an AES key of keyBytes:
+// A128KW, A256GCM, A192CBCPAD...
+func aesAlg(keyBytes int, mode string) string {
+	return "A" + strconv.Itoa(keyBytes*8) + mode
 }
 
 func rsaCrypto(op string, k *rsa.PrivateKey, in cryptoInput) ([]byte, error) {
@@ -199,4 +204,55 @@ func octGCM(op string, k []byte, in cryptoInput) (cryptoResp, error) {
 		return cryptoResp{}, badParameter("The ciphertext could not be decrypted with algorithm %s.", in.alg)
 	}
 	return cryptoResp{Value: b64(plain)}, nil
+}
+
+// octCBC is AES-CBC as Managed HSM does it (recorded in azkeys'
+// TestEncryptDecryptSymmetric): the caller brings the 16-byte IV, encrypt
+// echoes it, and PAD adds PKCS#7 padding; without PAD the value must be
+// whole blocks.
+func octCBC(op string, k []byte, in cryptoInput, pad bool) (cryptoResp, error) {
+	block, _ := aes.NewCipher(k) // k is 16, 24 or 32 bytes by construction
+	if len(in.iv) != aes.BlockSize {
+		return cryptoResp{}, badParameter("Property iv must be %d bytes for %s.", aes.BlockSize, in.alg)
+	}
+	if op == "encrypt" {
+		plain := in.value
+		if pad {
+			n := aes.BlockSize - len(plain)%aes.BlockSize
+			plain = append(slices.Clip(plain), bytes.Repeat([]byte{byte(n)}, n)...)
+		}
+		if len(plain)%aes.BlockSize != 0 {
+			return cryptoResp{}, badParameter("The value must be a multiple of %d bytes for %s; %sPAD pads it.", aes.BlockSize, in.alg, in.alg)
+		}
+		out := make([]byte, len(plain))
+		cipher.NewCBCEncrypter(block, in.iv).CryptBlocks(out, plain)
+		return cryptoResp{Value: b64(out), IV: b64(in.iv)}, nil
+	}
+	undecryptable := badParameter("The ciphertext could not be decrypted with algorithm %s.", in.alg)
+	// Whole blocks, and with PAD at least one: CBC of nothing is nothing,
+	// but padding always adds a block.
+	if len(in.value)%aes.BlockSize != 0 || pad && len(in.value) == 0 {
+		return cryptoResp{}, undecryptable
+	}
+	out := make([]byte, len(in.value))
+	cipher.NewCBCDecrypter(block, in.iv).CryptBlocks(out, in.value)
+	if pad {
+		var ok bool
+		if out, ok = unpad(out); !ok {
+			return cryptoResp{}, undecryptable
+		}
+	}
+	return cryptoResp{Value: b64(out)}, nil
+}
+
+// unpad strips PKCS#7 padding, checking every padding byte.
+func unpad(b []byte) ([]byte, bool) {
+	n := int(b[len(b)-1])
+	if n == 0 || n > aes.BlockSize || n > len(b) {
+		return nil, false
+	}
+	if subtle.ConstantTimeCompare(b[len(b)-n:], bytes.Repeat([]byte{byte(n)}, n)) != 1 {
+		return nil, false
+	}
+	return b[:len(b)-n], true
 }

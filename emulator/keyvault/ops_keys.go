@@ -1,49 +1,65 @@
 package keyvault
 
 import (
+	"encoding/json"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 )
 
 // attrsIn are the settable attributes of a create, import or update.
 type attrsIn struct {
-	Enabled *bool  `json:"enabled"`
-	NBF     *int64 `json:"nbf"`
-	Exp     *int64 `json:"exp"`
+	Enabled    *bool  `json:"enabled"`
+	NBF        *int64 `json:"nbf"`
+	Exp        *int64 `json:"exp"`
+	Exportable *bool  `json:"exportable"`
 }
 
 type createReq struct {
 	createParams
-	KeyOps     []string          `json:"key_ops"`
-	Attributes *attrsIn          `json:"attributes"`
-	Tags       map[string]string `json:"tags"`
+	KeyOps        []string          `json:"key_ops"`
+	Attributes    *attrsIn          `json:"attributes"`
+	Tags          map[string]string `json:"tags"`
+	ReleasePolicy json.RawMessage   `json:"release_policy"`
 }
 
 type importReq struct {
-	Key        *jwk              `json:"key"`
-	HSM        *bool             `json:"Hsm"`
-	Attributes *attrsIn          `json:"attributes"`
-	Tags       map[string]string `json:"tags"`
+	Key           *jwk              `json:"key"`
+	HSM           *bool             `json:"Hsm"`
+	Attributes    *attrsIn          `json:"attributes"`
+	Tags          map[string]string `json:"tags"`
+	ReleasePolicy json.RawMessage   `json:"release_policy"`
 }
 
 type updateReq struct {
-	KeyOps     []string          `json:"key_ops"`
-	Attributes *attrsIn          `json:"attributes"`
-	Tags       map[string]string `json:"tags"`
+	KeyOps        []string          `json:"key_ops"`
+	Attributes    *attrsIn          `json:"attributes"`
+	Tags          map[string]string `json:"tags"`
+	ReleasePolicy json.RawMessage   `json:"release_policy"`
 }
 
 var validOps = map[string]bool{"encrypt": true, "decrypt": true, "sign": true, "verify": true,
 	"wrapKey": true, "unwrapKey": true, "import": true, "export": true}
 
+// ecOps are the only key_ops an EC key takes.
+var ecOps = []string{"sign", "verify"}
+
 func checkOps(ops []string, kty string) ([]string, error) {
 	if ops == nil {
 		return defaultOps(kty), nil
 	}
+	var unsupported []string
 	for _, op := range ops {
 		if !validOps[op] {
 			return nil, badParameter("The value of parameter key_ops (%s) is invalid.", op)
 		}
+		if family(kty) == "EC" && !slices.Contains(ecOps, op) && !slices.Contains(unsupported, strconv.Quote(op)) {
+			unsupported = append(unsupported, strconv.Quote(op))
+		}
+	}
+	if len(unsupported) > 0 {
+		return nil, badParameter("Unsupported key operation(s): %s. Supported values are \"sign\", \"verify\".", strings.Join(unsupported, ", "))
 	}
 	return slices.Clone(ops), nil
 }
@@ -79,6 +95,9 @@ func (s *Server) createKey(c *call) (any, error) {
 	if req.Kty == "" {
 		return nil, badParameter("Property kty is required.")
 	}
+	if err := checkRelease(req.Attributes, req.ReleasePolicy); err != nil {
+		return nil, err
+	}
 	ops, err := checkOps(req.KeyOps, req.Kty)
 	if err != nil {
 		return nil, err
@@ -100,6 +119,9 @@ func (s *Server) importKey(c *call) (any, error) {
 	}
 	if req.Key == nil {
 		return nil, badParameter("Property key is required.")
+	}
+	if err := checkRelease(req.Attributes, req.ReleasePolicy); err != nil {
+		return nil, err
 	}
 	m, err := importMaterial(*req.Key, req.HSM != nil && *req.HSM)
 	if err != nil {
@@ -152,6 +174,9 @@ func (s *Server) getKey(c *call) (any, error) {
 func (s *Server) updateKey(c *call) (any, error) {
 	var req updateReq
 	if err := c.decode(&req); err != nil {
+		return nil, err
+	}
+	if err := checkRelease(req.Attributes, req.ReleasePolicy); err != nil {
 		return nil, err
 	}
 	s.vault.mu.Lock()

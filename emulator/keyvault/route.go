@@ -20,12 +20,21 @@ type routed struct {
 	name, ver string
 }
 
-// cryptoOps maps the path verb to the operation name Key Vault uses in
-// key_ops and in its messages.
-var cryptoOps = map[string]string{"wrapkey": "wrapKey", "unwrapkey": "unwrapKey", "encrypt": "encrypt", "decrypt": "decrypt"}
+// keyActions are the POSTs to /keys/{name}[/{version}]/{verb}, by verb;
+// op is the name Key Vault uses in key_ops and in its messages.
+var keyActions = map[string]routed{
+	"wrapkey":   {op: "wrapKey", fn: cryptoHandler("wrapKey")},
+	"unwrapkey": {op: "unwrapKey", fn: cryptoHandler("unwrapKey")},
+	"encrypt":   {op: "encrypt", fn: cryptoHandler("encrypt")},
+	"decrypt":   {op: "decrypt", fn: cryptoHandler("decrypt")},
+	"sign":      {op: "sign", fn: (*Server).sign},
+	"verify":    {op: "verify", fn: (*Server).verify},
+	"release":   {op: "release", fn: (*Server).release},
+}
 
-// unsupported are real operations this emulator does not do.
-var unsupported = map[string]bool{"sign": true, "verify": true, "backup": true, "release": true, "attestation": true}
+// unsupported are real operations this emulator does not do: key
+// attestation needs a Managed HSM's attestation blobs.
+var unsupported = map[string]bool{"attestation": true}
 
 // route resolves method and path. Empty segments are ignored because
 // azkeys builds "/keys/{name}/" and "/keys/{name}//wrapkey"-like paths
@@ -46,7 +55,9 @@ func route(method, path string) (routed, *apiError) {
 	case "deletedkeys":
 		return routeDeleted(method, seg[1:])
 	case "rng":
-		return routed{}, notSupported("rng")
+		if len(seg) == 1 {
+			return pick(method, map[string]routed{http.MethodPost: {op: "getRandomBytes", fn: (*Server).getRandomBytes}})
+		}
 	}
 	return routed{}, notFoundRoute()
 }
@@ -56,7 +67,7 @@ func routeKeys(method string, seg []string) (routed, *apiError) {
 		return pick(method, map[string]routed{http.MethodGet: {op: "listKeys", fn: (*Server).listKeys}})
 	}
 	if strings.EqualFold(seg[0], "restore") && len(seg) == 1 && method == http.MethodPost {
-		return routed{}, notSupported("restore")
+		return routed{op: "restoreKey", fn: (*Server).restoreKey}, nil
 	}
 	if !keyNameRE.MatchString(seg[0]) {
 		return routed{}, badParameter("The request URI contains an invalid name: %s", seg[0])
@@ -89,6 +100,8 @@ func routeKeyVerb(method, x string) (routed, *apiError) {
 		return pick(method, map[string]routed{http.MethodPost: {op: "createKey", fn: (*Server).createKey}})
 	case v == "rotate":
 		return pick(method, map[string]routed{http.MethodPost: {op: "rotateKey", fn: (*Server).rotateKey}})
+	case v == "backup":
+		return pick(method, map[string]routed{http.MethodPost: {op: "backupKey", fn: (*Server).backupKey}})
 	case v == "versions":
 		return pick(method, map[string]routed{http.MethodGet: {op: "listVersions", fn: (*Server).listVersions}})
 	case v == "rotationpolicy":
@@ -96,7 +109,7 @@ func routeKeyVerb(method, x string) (routed, *apiError) {
 			http.MethodGet: {op: "getRotationPolicy", fn: (*Server).getRotationPolicy},
 			http.MethodPut: {op: "updateRotationPolicy", fn: (*Server).updateRotationPolicy},
 		})
-	case cryptoOps[v] != "" || unsupported[v]:
+	case keyActions[v].op != "" || unsupported[v]:
 		return routeCrypto(method, x)
 	}
 	rt, err := pick(method, map[string]routed{
@@ -111,11 +124,11 @@ func routeCrypto(method, verb string) (routed, *apiError) {
 	if unsupported[v] {
 		return routed{}, notSupported(v)
 	}
-	op := cryptoOps[v]
-	if op == "" {
+	rt, ok := keyActions[v]
+	if !ok {
 		return routed{}, notFoundRoute()
 	}
-	return pick(method, map[string]routed{http.MethodPost: {op: op, fn: cryptoHandler(op)}})
+	return pick(method, map[string]routed{http.MethodPost: rt})
 }
 
 func routeDeleted(method string, seg []string) (routed, *apiError) {

@@ -7,8 +7,14 @@ import (
 	"os"
 )
 
-// stateFormat versions the state file; a file of another format is refused.
-const stateFormat = 1
+// stateFormat versions the state file. Format 2 added the backup key and
+// P-256K keys; a format 1 file still loads (and is written back as 2), a
+// file of any other format is refused, so an older emulator refuses a
+// newer file instead of dropping what it cannot read.
+const stateFormat = 2
+
+// readableFormats are the state file formats this emulator loads.
+var readableFormats = map[int]bool{1: true, 2: true}
 
 // ErrBadStateFile is wrapped by Start when Config.StateFile cannot be read
 // or does not hold a vault this emulator can load.
@@ -19,11 +25,12 @@ var ErrBadStateFile = errors.New("keyvault emulator state file unusable")
 // vault's address, and every DEK wrapped under them must keep unwrapping.
 // Development only: real key material never belongs in a file like this.
 type stateFile struct {
-	Format  int        `json:"format"`
-	Revoked bool       `json:"revoked"`
-	Seq     uint64     `json:"seq"`
-	Keys    []keyState `json:"keys"`
-	Deleted []keyState `json:"deleted"`
+	Format    int        `json:"format"`
+	Revoked   bool       `json:"revoked"`
+	Seq       uint64     `json:"seq"`
+	BackupKey []byte     `json:"backup_key,omitempty"` // seals backup blobs; absent before format 2
+	Keys      []keyState `json:"keys"`
+	Deleted   []keyState `json:"deleted"`
 }
 
 type keyState struct {
@@ -40,7 +47,8 @@ type versionState struct {
 	Seq         uint64            `json:"seq"`
 	Kty         string            `json:"kty"`
 	Crv         string            `json:"crv,omitempty"`
-	PKCS8       []byte            `json:"pkcs8,omitempty"` // RSA and EC
+	PKCS8       []byte            `json:"pkcs8,omitempty"` // RSA and EC but P-256K
+	D           []byte            `json:"d,omitempty"`     // P-256K, which PKCS #8 in Go cannot hold
 	Oct         []byte            `json:"oct,omitempty"`
 	Ops         []string          `json:"ops"`
 	Enabled     bool              `json:"enabled"`
@@ -123,8 +131,8 @@ func decodeState(b []byte) (loaded, error) {
 	if err := json.Unmarshal(b, &st); err != nil {
 		return loaded{}, fmt.Errorf("corrupt: %w", err)
 	}
-	if st.Format != stateFormat {
-		return loaded{}, fmt.Errorf("format %d, this emulator reads format %d", st.Format, stateFormat)
+	if !readableFormats[st.Format] {
+		return loaded{}, fmt.Errorf("format %d, this emulator reads formats 1 and %d", st.Format, stateFormat)
 	}
 	vt, err := restore(st)
 	if err != nil {

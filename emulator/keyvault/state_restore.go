@@ -15,7 +15,7 @@ var versionIDRE = regexp.MustCompile(`^[0-9a-f]{32}$`)
 
 // snapshot copies the vault into its file form; the caller holds mu.
 func (vt *vault) snapshot(revoked bool) stateFile {
-	st := stateFile{Format: stateFormat, Revoked: revoked, Seq: vt.seq}
+	st := stateFile{Format: stateFormat, Revoked: revoked, Seq: vt.seq, BackupKey: vt.backupKey}
 	for _, k := range sortedKeys(vt.keys) {
 		st.Keys = append(st.Keys, k.state())
 	}
@@ -41,6 +41,8 @@ func (k *key) state() keyState {
 			vs.PKCS8, _ = x509.MarshalPKCS8PrivateKey(v.m.rsa)
 		case v.m.ec != nil:
 			vs.PKCS8, _ = x509.MarshalPKCS8PrivateKey(v.m.ec)
+		case v.m.k1 != nil:
+			vs.D = v.m.ecD()
 		}
 		ks.Versions = append(ks.Versions, vs)
 	}
@@ -52,6 +54,12 @@ func (k *key) state() keyState {
 func restore(st stateFile) (*vault, error) {
 	vt := newVault()
 	vt.seq = st.Seq
+	if st.BackupKey != nil {
+		if len(st.BackupKey) != backupKeySize {
+			return nil, fmt.Errorf("backup key of %d bytes", len(st.BackupKey))
+		}
+		vt.backupKey = st.BackupKey
+	}
 	for _, group := range []struct {
 		in  []keyState
 		out map[string]*key
@@ -133,7 +141,16 @@ func (vs versionState) material() (*material, error) {
 			return nil, fmt.Errorf("oct key of %d bytes", n)
 		}
 		return &material{kty: vs.Kty, oct: vs.Oct}, nil
-	case "RSA", "EC":
+	case "EC":
+		if vs.Crv == "P-256K" {
+			m, ok := ecFromD(vs.Kty, vs.Crv, vs.D)
+			if !ok || len(vs.PKCS8) != 0 {
+				return nil, errors.New("invalid P-256K private key")
+			}
+			return m, nil
+		}
+		return vs.asymmetric()
+	case "RSA":
 		return vs.asymmetric()
 	}
 	return nil, fmt.Errorf("unknown kty %q", vs.Kty)
@@ -153,14 +170,14 @@ func (vs versionState) asymmetric() (*material, error) {
 		}
 		m.rsa = p
 	case *ecdsa.PrivateKey:
-		if c, ok := curves[vs.Crv]; !ok || c != p.Curve {
+		if c, ok := ecCurves[vs.Crv]; !ok || c.nist != p.Curve {
 			return nil, fmt.Errorf("EC key not on curve %q", vs.Crv)
 		}
 		m.ec, m.crv = p, vs.Crv
 	default:
 		return nil, fmt.Errorf("unexpected private key %T", priv)
 	}
-	if (m.rsa != nil) != (family(vs.Kty) == "RSA") {
+	if (m.rsa != nil) != (family(vs.Kty) == "RSA") || len(vs.D) != 0 {
 		return nil, fmt.Errorf("private key does not match kty %s", vs.Kty)
 	}
 	return m, nil

@@ -44,10 +44,13 @@ type vault struct {
 	keys    map[string]*key
 	deleted map[string]*key
 	seq     uint64
+	// backupKey seals backup blobs. It never changes once the vault is
+	// made or loaded, so it is read without mu.
+	backupKey []byte
 }
 
 func newVault() *vault {
-	return &vault{keys: map[string]*key{}, deleted: map[string]*key{}}
+	return &vault{keys: map[string]*key{}, deleted: map[string]*key{}, backupKey: processBackupKey()}
 }
 
 func newVersionID() string {

@@ -87,6 +87,19 @@ func deletedConflict(name string) *apiError {
 		msg: "Key " + name + " is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the key can only be recovered or purged."}
 }
 
+// restoreConflict is the answer Key Vault gave (recorded in azkeys'
+// TestBackupRestore) to a restore whose name was still taken.
+func restoreConflict(kid string) *apiError {
+	return &apiError{status: http.StatusConflict, code: "Conflict", msg: "There was a conflict restoring the key '" + kid +
+		"'. This can happen if either: a second key with the same name was created after the first key was deleted; thus trying to restore a key whose name is already in use. To fix this, rename the second key to something else so that the restore works. The second probable cause of this exception is when multiple operations are performed in parallel against the key. To avoid this error, perform operations against a key in a sequential manner."}
+}
+
+// badBackup answers a blob that does not open under this vault's backup
+// key: tampered with, cut short, or sealed by an unrelated emulator.
+func badBackup() *apiError {
+	return badParameter("Cannot decrypt backup blob.")
+}
+
 // b64 is how Key Vault writes bytes: base64url without padding.
 func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 
