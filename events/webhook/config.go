@@ -24,6 +24,28 @@ const (
 	DefaultSkew      = 2 * time.Minute
 )
 
+// Defaults for the server Run starts. Every connection holds a file
+// descriptor, so none may be held for ever: an idle or slow client is
+// dropped, and past MaxConns new connections wait in the kernel's backlog
+// instead of taking descriptors the rest of the process (store, NATS,
+// health listener) needs.
+const (
+	// DefaultReadTimeout bounds reading one request, body included: a 1 MiB
+	// delivery takes well under a second from Event Grid.
+	DefaultReadTimeout = 30 * time.Second
+	// DefaultIdleTimeout closes a keep-alive connection no request used for
+	// this long; Event Grid opens a new one when it needs it.
+	DefaultIdleTimeout = 60 * time.Second
+	// DefaultMaxHeaderBytes fits Event Grid's headers, a bearer token and
+	// its at most 10 delivery attributes of at most 4 KiB each.
+	DefaultMaxHeaderBytes = 64 << 10
+	// DefaultMaxConns bounds the connections served at once.
+	DefaultMaxConns = 128
+	// readHeaderTimeout bounds the wait for a request's headers (at most
+	// ReadTimeout).
+	readHeaderTimeout = 10 * time.Second
+)
+
 // Config configures the endpoint.
 type Config struct {
 	// Listen is the address Run serves on, e.g. ":8443".
@@ -47,6 +69,20 @@ type Config struct {
 	// Registerer receives cmkd_webhook_requests_total; nil keeps it
 	// unregistered.
 	Registerer prometheus.Registerer
+
+	// ReadTimeout bounds reading a request, headers and body (default
+	// DefaultReadTimeout).
+	ReadTimeout time.Duration
+	// IdleTimeout closes keep-alive connections idle this long (default
+	// DefaultIdleTimeout).
+	IdleTimeout time.Duration
+	// MaxHeaderBytes bounds a request's headers (default
+	// DefaultMaxHeaderBytes).
+	MaxHeaderBytes int
+	// MaxConns bounds the connections Run serves at once; more wait until
+	// one closes (default DefaultMaxConns). Keep it well below the
+	// process's open-file limit less what the rest of cmkd holds.
+	MaxConns int
 }
 
 // Auth configures delivery authentication. At least one method is
@@ -85,6 +121,18 @@ func (c *Config) setDefaults() {
 	if c.MaxBody == 0 {
 		c.MaxBody = DefaultMaxBody
 	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = DefaultReadTimeout
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.MaxHeaderBytes == 0 {
+		c.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if c.MaxConns == 0 {
+		c.MaxConns = DefaultMaxConns
+	}
 	if c.Auth.SecretHeader == "" {
 		c.Auth.SecretHeader = DefaultSecretHeader
 	}
@@ -108,6 +156,14 @@ func (c *Config) Validate() error {
 		return errors.New("webhook: Decoder is required")
 	case c.MaxBody < 0 || c.MaxBody > events.MaxBodyBytes:
 		return fmt.Errorf("webhook: MaxBody %d: must be 1..%d", c.MaxBody, events.MaxBodyBytes)
+	case c.ReadTimeout < 0:
+		return fmt.Errorf("webhook: ReadTimeout %s: must not be negative", c.ReadTimeout)
+	case c.IdleTimeout < 0:
+		return fmt.Errorf("webhook: IdleTimeout %s: must not be negative", c.IdleTimeout)
+	case c.MaxHeaderBytes < 0:
+		return fmt.Errorf("webhook: MaxHeaderBytes %d: must not be negative", c.MaxHeaderBytes)
+	case c.MaxConns < 0:
+		return fmt.Errorf("webhook: MaxConns %d: must not be negative", c.MaxConns)
 	case c.Auth.SharedSecret == "" && c.Auth.Entra == nil:
 		return errors.New("webhook: Auth: set SharedSecret or Entra; deliveries must be authenticated")
 	}
