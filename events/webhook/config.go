@@ -22,6 +22,9 @@ const (
 	// endpoint URL registered with Event Grid.
 	SecretQueryParam = "code"
 	DefaultSkew      = 2 * time.Minute
+	// DefaultKeyRefresh is how often Entra's signing keys are fetched
+	// again; Entra announces new keys well before it signs with them.
+	DefaultKeyRefresh = 24 * time.Hour
 )
 
 // Defaults for the server Run starts. Every connection holds a file
@@ -113,6 +116,11 @@ type EntraAuth struct {
 	JWKSURL string
 	// Skew tolerated on exp and nbf (default DefaultSkew).
 	Skew time.Duration
+	// RefreshInterval is how often the signing keys are fetched again, so
+	// that keys Entra withdrew stop being trusted (default
+	// DefaultKeyRefresh). An unknown key id fetches them at most once a
+	// minute.
+	RefreshInterval time.Duration
 	// HTTPClient fetches JWKSURL (default http.DefaultClient).
 	HTTPClient *http.Client
 }
@@ -139,6 +147,9 @@ func (c *Config) setDefaults() {
 	if e := c.Auth.Entra; e != nil {
 		if e.Skew == 0 {
 			e.Skew = DefaultSkew
+		}
+		if e.RefreshInterval == 0 {
+			e.RefreshInterval = DefaultKeyRefresh
 		}
 		if e.HTTPClient == nil {
 			e.HTTPClient = http.DefaultClient
@@ -181,6 +192,8 @@ func (e *EntraAuth) validate() error {
 		return errors.New("webhook: Auth.Entra.Issuer is required")
 	case e.Skew < 0:
 		return fmt.Errorf("webhook: Auth.Entra.Skew %s: must not be negative", e.Skew)
+	case e.RefreshInterval < 0:
+		return fmt.Errorf("webhook: Auth.Entra.RefreshInterval %s: must not be negative", e.RefreshInterval)
 	}
 	u, err := url.Parse(e.JWKSURL)
 	if err != nil || u.Scheme != "https" || u.Host == "" {

@@ -6,6 +6,10 @@
 // right thing: 2xx when handled, 4xx (no retry, dead-letter) when the
 // delivery can never succeed, 5xx only when a retry can help.
 //
+// With Entra authentication, signing keys are fetched in the background,
+// shared by the requests waiting for them, and fetched again every
+// RefreshInterval so that withdrawn keys stop being trusted.
+//
 // It handles events inline, or in queue-based deployments enqueues the body
 // to the JetStream work queue (see events/natsq) and answers at once.
 package webhook

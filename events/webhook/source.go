@@ -31,7 +31,7 @@ func New(cfg Config) (*Source, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Source{cfg: cfg, auth: newAuthenticator(cfg.Auth), log: cfg.Logger, requests: newRequestCounter(cfg.Registerer)}, nil
+	return &Source{cfg: cfg, auth: newAuthenticator(cfg.Auth, cfg.Logger), log: cfg.Logger, requests: newRequestCounter(cfg.Registerer)}, nil
 }
 
 // Name implements events.Source.
