@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -114,6 +115,13 @@ type EntraAuth struct {
 	// JWKSURL serves the signing keys, e.g.
 	// "https://login.microsoftonline.com/{tenant}/discovery/v2.0/keys".
 	JWKSURL string
+	// AllowedApplications, when set, accepts only tokens Entra issued to one
+	// of these client applications: the token's appid claim (v1 tokens) or
+	// azp claim (v2 tokens). Event Grid delivers with its own first-party
+	// application, EventGridApplicationID in Azure's public cloud
+	// (54316b56-3481-47f9-8f30-0300f5542a7b in Azure Government). Empty
+	// accepts a token of any application that can get one for Audience.
+	AllowedApplications []string
 	// Skew tolerated on exp and nbf (default DefaultSkew).
 	Skew time.Duration
 	// RefreshInterval is how often the signing keys are fetched again, so
@@ -124,6 +132,12 @@ type EntraAuth struct {
 	// HTTPClient fetches JWKSURL (default http.DefaultClient).
 	HTTPClient *http.Client
 }
+
+// EventGridApplicationID is the application id of Microsoft.EventGrid, the
+// first-party application Event Grid requests webhook tokens as, in
+// Azure's public cloud; see "Deliver events to Microsoft Entra protected
+// endpoints" in Event Grid's documentation.
+const EventGridApplicationID = "4962773b-9cdb-44cf-a8bf-237846a00ab7"
 
 func (c *Config) setDefaults() {
 	if c.MaxBody == 0 {
@@ -194,6 +208,11 @@ func (e *EntraAuth) validate() error {
 		return fmt.Errorf("webhook: Auth.Entra.Skew %s: must not be negative", e.Skew)
 	case e.RefreshInterval < 0:
 		return fmt.Errorf("webhook: Auth.Entra.RefreshInterval %s: must not be negative", e.RefreshInterval)
+	}
+	for i, app := range e.AllowedApplications {
+		if strings.TrimSpace(app) == "" {
+			return fmt.Errorf("webhook: Auth.Entra.AllowedApplications[%d]: must not be empty", i)
+		}
 	}
 	u, err := url.Parse(e.JWKSURL)
 	if err != nil || u.Scheme != "https" || u.Host == "" {

@@ -243,6 +243,33 @@ func TestEntraConcurrentRequestsShareOneFetch(t *testing.T) {
 	}
 }
 
+func TestEntraAllowedApplications(t *testing.T) {
+	idp := newEntra(t, "k1")
+	url := serve(t, webhook.Config{Auth: idp.auth(func(a *webhook.EntraAuth) {
+		a.AllowedApplications = []string{webhook.EventGridApplicationID}
+	})}, accept)
+	const other = "0f3e2a1b-1111-4222-8333-944455566677"
+	for _, tc := range []struct {
+		name   string
+		claims jwt.MapClaims
+		status int
+	}{
+		{"v1 token of Event Grid", jwt.MapClaims{"ver": "1.0", "appid": webhook.EventGridApplicationID}, 200},
+		{"v2 token of Event Grid", jwt.MapClaims{"ver": "2.0", "azp": webhook.EventGridApplicationID}, 200},
+		{"application id in upper case", jwt.MapClaims{"appid": strings.ToUpper(webhook.EventGridApplicationID)}, 200},
+		{"v1 token of another application", jwt.MapClaims{"ver": "1.0", "appid": other}, 401},
+		{"v2 token of another application", jwt.MapClaims{"ver": "2.0", "azp": other}, 401},
+		{"no application claim", nil, 401},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := post(t, url, keyEvent, bearer(idp.token("k1", tc.claims)))
+			if resp.StatusCode != tc.status {
+				t.Errorf("status %d (%s), want %d", resp.StatusCode, strings.TrimSpace(body), tc.status)
+			}
+		})
+	}
+}
+
 func TestEntraWithdrawnKeyStopsValidating(t *testing.T) {
 	idp := newEntra(t, "k1", "k2")
 	url := serve(t, webhook.Config{Auth: idp.auth(func(a *webhook.EntraAuth) {

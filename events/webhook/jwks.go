@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"math/big"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -40,6 +41,7 @@ var errKeysUnavailable = errors.New("signing keys unavailable")
 type bearerValidator struct {
 	cfg    EntraAuth
 	parser *jwt.Parser
+	apps   map[string]bool
 	log    *slog.Logger
 
 	mu      sync.Mutex
@@ -57,7 +59,7 @@ type jwksFetch struct {
 }
 
 func newBearerValidator(cfg EntraAuth, log *slog.Logger) *bearerValidator {
-	return &bearerValidator{
+	b := &bearerValidator{
 		cfg: cfg,
 		log: log,
 		parser: jwt.NewParser(
@@ -68,16 +70,35 @@ func newBearerValidator(cfg EntraAuth, log *slog.Logger) *bearerValidator {
 			jwt.WithExpirationRequired(),
 		),
 	}
+	if len(cfg.AllowedApplications) > 0 {
+		b.apps = map[string]bool{}
+		for _, app := range cfg.AllowedApplications {
+			b.apps[strings.ToLower(strings.TrimSpace(app))] = true
+		}
+	}
+	return b
 }
 
-// validate checks signature, aud, iss, exp and nbf.
+// validate checks signature, aud, iss, exp, nbf and, when
+// AllowedApplications is set, the application the token was issued to.
 func (b *bearerValidator) validate(ctx context.Context, raw string) error {
-	_, err := b.parser.Parse(raw, func(t *jwt.Token) (any, error) {
+	claims := jwt.MapClaims{}
+	_, err := b.parser.ParseWithClaims(raw, claims, func(t *jwt.Token) (any, error) {
 		kid, _ := t.Header["kid"].(string)
 		return b.key(ctx, kid)
 	})
 	if err != nil {
 		return fmt.Errorf("bearer token: %w", err)
+	}
+	if b.apps != nil {
+		// v1 tokens name the client application in appid, v2 tokens in azp.
+		app, _ := claims["appid"].(string)
+		if app == "" {
+			app, _ = claims["azp"].(string)
+		}
+		if !b.apps[strings.ToLower(app)] {
+			return fmt.Errorf("bearer token: application %q not allowed", app)
+		}
 	}
 	return nil
 }

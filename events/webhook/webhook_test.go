@@ -216,6 +216,8 @@ func TestConfigValidate(t *testing.T) {
 		{webhook.Config{Decoder: dec, Auth: webhook.Auth{Entra: &webhook.EntraAuth{Issuer: "i", JWKSURL: "https://x"}}}, "Audience"},
 		{webhook.Config{Decoder: dec, Auth: webhook.Auth{Entra: &webhook.EntraAuth{Audience: "a", Issuer: "i", JWKSURL: "http://x"}}}, "JWKSURL"},
 		{webhook.Config{Decoder: dec, MaxBody: 2 << 20, Auth: webhook.Auth{SharedSecret: "x"}}, "MaxBody"},
+		{webhook.Config{Decoder: dec, Auth: webhook.Auth{Entra: &webhook.EntraAuth{Audience: "a", Issuer: "i", JWKSURL: "https://x",
+			AllowedApplications: []string{webhook.EventGridApplicationID, " "}}}}, "AllowedApplications[1]"},
 		{webhook.Config{Decoder: dec, IdleTimeout: -1, Auth: webhook.Auth{SharedSecret: "x"}}, "IdleTimeout"},
 		{webhook.Config{Decoder: dec, MaxConns: -1, Auth: webhook.Auth{SharedSecret: "x"}}, "MaxConns"},
 	} {
