@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -47,6 +48,15 @@ func deadLettered(t *testing.T, reg *prometheus.Registry, want map[string]string
 	return sum
 }
 
+// awaitDeadLettered waits for deadLettered(want) to reach n: the count
+// follows the Term, which follows the dead letter's publication.
+func awaitDeadLettered(t *testing.T, reg *prometheus.Registry, want map[string]string, n float64) {
+	t.Helper()
+	eventually.True(t, 15*time.Second, fmt.Sprintf("cmkd_natsq_dead_lettered_total%v = %v", want, n), func() bool {
+		return deadLettered(t, reg, want) == n
+	})
+}
+
 func withRegistry() (natsq.Config, *prometheus.Registry) {
 	cfg := testConfig()
 	reg := prometheus.NewRegistry()
@@ -88,9 +98,7 @@ func TestDeadLetterDropsNatsHeaders(t *testing.T) {
 	if string(m.Data()) != `{"not":"an event"}` {
 		t.Errorf("dead letter body = %s", m.Data())
 	}
-	if n := deadLettered(t, reg, map[string]string{"reason_kind": "malformed", "outcome": "copied"}); n != 1 {
-		t.Errorf("cmkd_natsq_dead_lettered_total{reason_kind=malformed,outcome=copied} = %v, want 1", n)
-	}
+	awaitDeadLettered(t, reg, map[string]string{"reason_kind": "malformed", "outcome": "copied"}, 1)
 }
 
 func TestDeadLetterReasonIsBounded(t *testing.T) {
@@ -107,9 +115,7 @@ func TestDeadLetterReasonIsBounded(t *testing.T) {
 	if len(reason) > 1024 || strings.ContainsAny(reason, "\r\n") || !strings.Contains(reason, "vault said no") {
 		t.Errorf("reason of %d bytes: %.80q…", len(reason), reason)
 	}
-	if n := deadLettered(t, reg, map[string]string{"reason_kind": "rejected", "outcome": "copied"}); n != 1 {
-		t.Errorf("cmkd_natsq_dead_lettered_total{reason_kind=rejected,outcome=copied} = %v, want 1", n)
-	}
+	awaitDeadLettered(t, reg, map[string]string{"reason_kind": "rejected", "outcome": "copied"}, 1)
 }
 
 // TestDeadLetterTooLargeBodyAsReference: a body that fits the server's max
@@ -135,9 +141,7 @@ func TestDeadLetterTooLargeBodyAsReference(t *testing.T) {
 		h.Get(natsq.HeaderStream) != natsq.DefaultStream || h.Get(natsq.HeaderStreamSeq) != "1" || h.Get(natsq.HeaderReason) == "" {
 		t.Errorf("reference headers = %v", h)
 	}
-	if n := deadLettered(t, reg, map[string]string{"reason_kind": "malformed", "outcome": "reference"}); n != 1 {
-		t.Errorf("cmkd_natsq_dead_lettered_total{reason_kind=malformed,outcome=reference} = %v, want 1", n)
-	}
+	awaitDeadLettered(t, reg, map[string]string{"reason_kind": "malformed", "outcome": "reference"}, 1)
 }
 
 // TestUndeliverableDeadLetterIsTerminated: when the dead letter cannot be
@@ -155,9 +159,7 @@ func TestUndeliverableDeadLetterIsTerminated(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually.True(t, 15*time.Second, "the message to leave CMKD_EVENTS", func() bool { return settled(t, js) })
-	if n := deadLettered(t, reg, map[string]string{"outcome": "dropped"}); n != 1 {
-		t.Errorf("cmkd_natsq_dead_lettered_total{outcome=dropped} = %v, want 1", n)
-	}
+	awaitDeadLettered(t, reg, map[string]string{"outcome": "dropped"}, 1)
 	st, err := js.Stream(t.Context(), natsq.DefaultStream)
 	if err != nil {
 		t.Fatal(err)
@@ -189,7 +191,5 @@ func TestDeadLetterLargeHeadersAsReference(t *testing.T) {
 	if h := m.Headers(); h.Get(natsq.HeaderBodyOmitted) == "" || h.Get("X-Padding") != "" || h.Get(natsq.HeaderReason) == "" {
 		t.Errorf("dead letter headers %v, want a reference", h)
 	}
-	if n := deadLettered(t, reg, map[string]string{"reason_kind": "malformed", "outcome": "reference"}); n != 1 {
-		t.Errorf("cmkd_natsq_dead_lettered_total{reason_kind=malformed,outcome=reference} = %v, want 1", n)
-	}
+	awaitDeadLettered(t, reg, map[string]string{"reason_kind": "malformed", "outcome": "reference"}, 1)
 }
