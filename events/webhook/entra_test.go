@@ -45,15 +45,28 @@ type entra struct {
 	fetches atomic.Int64
 }
 
+// signingKeys are generated once per kid for the package's tests: RSA
+// key generation is slow under the race detector.
+var signingKeys sync.Map
+
+func signingKey(t *testing.T, kid string) *rsa.PrivateKey {
+	t.Helper()
+	if k, ok := signingKeys.Load(kid); ok {
+		return k.(*rsa.PrivateKey)
+	}
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := signingKeys.LoadOrStore(kid, k)
+	return got.(*rsa.PrivateKey)
+}
+
 func newEntra(t *testing.T, kids ...string) *entra {
 	t.Helper()
 	e := &entra{t: t, keys: map[string]*rsa.PrivateKey{}, published: kids, status: http.StatusOK, held: make(chan struct{}, 16)}
 	for _, kid := range append([]string{"rogue"}, kids...) {
-		k, err := rsa.GenerateKey(rand.Reader, 2048)
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.keys[kid] = k
+		e.keys[kid] = signingKey(t, kid)
 	}
 	e.srv = httptest.NewTLSServer(http.HandlerFunc(e.serveJWKS))
 	t.Cleanup(e.srv.Close)
