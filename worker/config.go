@@ -25,6 +25,12 @@ const (
 	DefaultEventMinInterval = time.Second
 	DefaultLeaseTTL         = 30 * time.Second
 	DefaultShutdownTimeout  = 30 * time.Second
+	// DefaultHTTPIdleTimeout closes keep-alive connections to HTTPAddr
+	// that a probe or scrape left idle, so they cannot pile up.
+	DefaultHTTPIdleTimeout = 60 * time.Second
+	// DefaultHTTPMaxConns is plenty for the kubelet's probes and a few
+	// scrapers.
+	DefaultHTTPMaxConns = 32
 	// maxKeyRefresh bounds how long a key some other process started to
 	// use (a tenant added by the CLI) waits before it is watched.
 	maxKeyRefresh = 5 * time.Second
@@ -84,7 +90,15 @@ type Config struct {
 	// so every process sharing the store drops a sealed tenant's DEKs at once.
 	NATS *nats.Conn
 	// HTTPAddr serves /healthz, /readyz and /metrics; empty serves nothing.
+	// It is a listener of its own, so that a flood on a source's listener
+	// (the webhook) cannot keep health from answering.
 	HTTPAddr string
+	// HTTPIdleTimeout closes keep-alive connections to HTTPAddr idle this
+	// long (default DefaultHTTPIdleTimeout).
+	HTTPIdleTimeout time.Duration
+	// HTTPMaxConns bounds the connections to HTTPAddr served at once; more
+	// wait until one closes (default DefaultHTTPMaxConns).
+	HTTPMaxConns int
 	// Registerer and Gatherer for metrics; nil uses a private registry.
 	Registerer prometheus.Registerer
 	Gatherer   prometheus.Gatherer
@@ -109,6 +123,8 @@ func (c Config) Validate() error {
 		return errors.New("worker config: ProbeInterval, LeaseTTL and ShutdownTimeout must not be negative")
 	case c.Concurrency < 0, c.VaultRewraps < 0, c.CheckTimeout < 0, c.KeyRefresh < 0, c.EventMinInterval < 0:
 		return errors.New("worker config: Concurrency, VaultRewraps, CheckTimeout and KeyRefresh must not be negative")
+	case c.HTTPIdleTimeout < 0, c.HTTPMaxConns < 0:
+		return errors.New("worker config: HTTPIdleTimeout and HTTPMaxConns must not be negative")
 	case c.ProbeJitter < 0 || c.ProbeJitter >= 1:
 		return errors.New("worker config: ProbeJitter must be in [0, 1)")
 	case c.ProbeBudget < 0 || c.ProbeBudget > 1:
@@ -147,6 +163,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.HTTPIdleTimeout == 0 {
+		c.HTTPIdleTimeout = DefaultHTTPIdleTimeout
+	}
+	if c.HTTPMaxConns == 0 {
+		c.HTTPMaxConns = DefaultHTTPMaxConns
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -4,11 +4,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/net/netutil"
+)
+
+// Bounds on the health and metrics server: its requests are small GETs
+// and its answers small, so a client slower than this is stuck or hostile.
+const (
+	httpReadTimeout    = 10 * time.Second
+	httpWriteTimeout   = 30 * time.Second
+	httpMaxHeaderBytes = 16 << 10
 )
 
 // listen binds HTTPAddr now, so that a taken port fails Run at once.
@@ -21,7 +31,18 @@ func (w *Worker) listen() (*httpServer, error) {
 	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) { fmt.Fprintln(rw, "ok") })
 	mux.HandleFunc("GET /readyz", w.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(w.cfg.Gatherer, promhttp.HandlerOpts{}))
-	return &httpServer{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}, nil
+	// A listener of its own, capped and dropping idle connections, so that
+	// neither a flood on a source's listener nor one on this one takes the
+	// descriptors the other needs.
+	return &httpServer{ln: netutil.LimitListener(ln, w.cfg.HTTPMaxConns), srv: &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       httpReadTimeout,
+		WriteTimeout:      httpWriteTimeout,
+		IdleTimeout:       w.cfg.HTTPIdleTimeout,
+		MaxHeaderBytes:    httpMaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(w.log.Handler(), slog.LevelWarn),
+	}}, nil
 }
 
 // readyz is ready once the first pass over every key has started and the

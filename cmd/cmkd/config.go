@@ -104,7 +104,7 @@ type WebhookSource struct {
 	Listen string `yaml:"listen,omitempty"`
 	Path   string `yaml:"path,omitempty"`
 	// SharedSecret, if set, must arrive in the "code" query parameter or
-	// the X-Cmkd-Secret header.
+	// the X-Cmkd-Webhook-Secret header.
 	SharedSecret string `yaml:"shared_secret,omitempty"`
 	// Audience, Issuer and JWKSURL validate Microsoft Entra bearer tokens.
 	Audience string `yaml:"audience,omitempty"`

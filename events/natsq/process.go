@@ -2,24 +2,14 @@ package natsq
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cmkd-io/cmkd/events"
-)
-
-// Headers on dead-lettered messages.
-const (
-	HeaderReason        = "Cmkd-Dlq-Reason"
-	HeaderStream        = "Cmkd-Dlq-Stream"
-	HeaderStreamSeq     = "Cmkd-Dlq-Stream-Seq"
-	HeaderDeliveryCount = "Cmkd-Dlq-Delivery-Count"
-	HeaderSubject       = "Cmkd-Dlq-Subject"
 )
 
 // process hands one message's events to h and settles it exactly once.
@@ -32,7 +22,7 @@ func (s *Source) process(ctx context.Context, h events.Handler, msg jetstream.Ms
 		return
 	}
 	if md.NumDelivered > uint64(s.cfg.MaxDeliver) {
-		s.deadLetter(ctx, msg, md, "max deliveries exceeded")
+		s.deadLetter(ctx, msg, md, kindExhausted, "max deliveries exceeded")
 		return
 	}
 	err = s.handle(ctx, h, msg)
@@ -40,10 +30,12 @@ func (s *Source) process(ctx context.Context, h events.Handler, msg jetstream.Ms
 	switch {
 	case verdict == events.Ack:
 		s.settle(msg, outcomeAck, msg.Ack())
+	case verdict == events.DeadLetter && errors.Is(err, events.ErrMalformed):
+		s.deadLetter(ctx, msg, md, kindMalformed, err.Error())
 	case verdict == events.DeadLetter:
-		s.deadLetter(ctx, msg, md, err.Error())
+		s.deadLetter(ctx, msg, md, kindRejected, err.Error())
 	case md.NumDelivered >= uint64(s.cfg.MaxDeliver):
-		s.deadLetter(ctx, msg, md, fmt.Sprintf("failed %d deliveries: %v", md.NumDelivered, err))
+		s.deadLetter(ctx, msg, md, kindExhausted, fmt.Sprintf("failed %d deliveries: %v", md.NumDelivered, err))
 	default:
 		delay := s.retryDelay(asked, md.NumDelivered)
 		s.settle(msg, outcomeNak, msg.NakWithDelay(delay),
@@ -94,33 +86,6 @@ func (s *Source) retryDelay(asked time.Duration, delivered uint64) time.Duration
 	}
 	i := min(int(delivered)-1, len(s.cfg.Backoff)-1)
 	return s.cfg.Backoff[max(i, 0)]
-}
-
-// deadLetter copies the message to the dead-letter subject, then
-// terminates it. If the copy fails the message is redelivered instead:
-// nothing is dropped that was not stored elsewhere.
-func (s *Source) deadLetter(ctx context.Context, msg jetstream.Msg, md *jetstream.MsgMetadata, reason string) {
-	dl := nats.NewMsg(s.cfg.DLQSubject)
-	dl.Data = msg.Data()
-	for k, v := range msg.Headers() {
-		dl.Header[k] = v
-	}
-	dl.Header.Set(HeaderReason, reason)
-	dl.Header.Set(HeaderStream, md.Stream)
-	dl.Header.Set(HeaderStreamSeq, strconv.FormatUint(md.Sequence.Stream, 10))
-	dl.Header.Set(HeaderDeliveryCount, strconv.FormatUint(md.NumDelivered, 10))
-	dl.Header.Set(HeaderSubject, msg.Subject())
-	// The id makes a repeated copy of the same message (crash between copy
-	// and Term) a duplicate the stream drops.
-	dl.Header.Set(nats.MsgIdHdr, fmt.Sprintf("dlq-%s-%d", md.Stream, md.Sequence.Stream))
-	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if _, err := s.js.PublishMsg(pctx, dl); err != nil {
-		s.settle(msg, outcomeNak, msg.NakWithDelay(s.retryDelay(0, md.NumDelivered)),
-			slog.String("reason", "dead-letter publish failed"), slog.Any("err", err))
-		return
-	}
-	s.settle(msg, outcomeDLQ, msg.Term(), slog.String("reason", reason), slog.Uint64("stream_seq", md.Sequence.Stream))
 }
 
 // settle records how a message was settled; err is the settle call's.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -19,6 +20,9 @@ type Source struct {
 	cfg Config
 	log *slog.Logger
 	m   *metrics
+	// lastDelivery is the last delivery of a message the consumer grants:
+	// a dead letter that fails on it is not tried again.
+	lastDelivery atomic.Uint64
 }
 
 // New returns a Source for cfg, with defaults applied.
@@ -45,6 +49,11 @@ func (s *Source) Run(ctx context.Context, h events.Handler) error {
 	if err != nil {
 		return err
 	}
+	last := uint64(s.cfg.MaxDeliver + 1)
+	if ci := cons.CachedInfo(); ci != nil && ci.Config.MaxDeliver > 0 {
+		last = uint64(ci.Config.MaxDeliver)
+	}
+	s.lastDelivery.Store(last)
 	it, err := cons.Messages(jetstream.PullMaxMessages(s.cfg.MaxInFlight))
 	if err != nil {
 		return fmt.Errorf("natsq: consume %s: %w", s.cfg.Stream, err)

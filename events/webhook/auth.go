@@ -3,6 +3,7 @@ package webhook
 import (
 	"crypto/subtle"
 	"errors"
+	"log/slog"
 	"net/http"
 	"strings"
 )
@@ -16,15 +17,16 @@ type authenticator struct {
 	bearer         *bearerValidator
 }
 
-func newAuthenticator(a Auth) *authenticator {
+func newAuthenticator(a Auth, log *slog.Logger) *authenticator {
 	au := &authenticator{secret: a.SharedSecret, header: a.SecretHeader}
 	if a.Entra != nil {
-		au.bearer = newBearerValidator(*a.Entra)
+		au.bearer = newBearerValidator(*a.Entra, log)
 	}
 	return au
 }
 
-// check accepts a request that passes either configured method.
+// check accepts a request that passes either configured method. An error
+// wrapping errKeysUnavailable means the token could not be checked yet.
 func (a *authenticator) check(r *http.Request) error {
 	if a.secret != "" && (equal(r.Header.Get(a.header), a.secret) || equal(r.URL.Query().Get(SecretQueryParam), a.secret)) {
 		return nil

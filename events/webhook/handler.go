@@ -58,6 +58,14 @@ func (e *endpoint) abuseProtection(w http.ResponseWriter, r *http.Request) {
 
 func (e *endpoint) post(w http.ResponseWriter, r *http.Request) {
 	if err := e.auth.check(r); err != nil {
+		if errors.Is(err, errKeysUnavailable) {
+			// Event Grid never retries a 401: the delivery would be lost
+			// for an outage of Entra's key endpoint.
+			e.log.Error("webhook: cannot check bearer token", slog.String("remote", r.RemoteAddr), slog.Any("err", err))
+			w.Header().Set("Retry-After", strconv.Itoa(int(failedBackoff/time.Second)))
+			e.fail(w, http.StatusServiceUnavailable, outcomeRetry, "try again later")
+			return
+		}
 		e.log.Warn("webhook: unauthenticated request", slog.String("remote", r.RemoteAddr), slog.Any("err", err))
 		if e.auth.bearer != nil {
 			w.Header().Set("WWW-Authenticate", "Bearer")

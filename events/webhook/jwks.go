@@ -8,31 +8,60 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/big"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 )
 
-// minRefresh bounds JWKS fetches caused by unknown key ids, so forged
-// tokens cannot make cmkd hammer the key endpoint.
-const minRefresh = 30 * time.Second
+// Bounds on fetching the signing keys (the JWKS). A fetch runs on its own,
+// not on the request that needed it, so a caller hanging up cannot make it
+// fail; every request needing keys meanwhile waits for that one fetch.
+const (
+	// minRefresh bounds fetches caused by unknown key ids, so forged tokens
+	// cannot make cmkd hammer the key endpoint.
+	minRefresh = time.Minute
+	// failedBackoff is the pause after a fetch that failed: short, since
+	// deliveries wait for it, but not none, so a failing endpoint is not
+	// asked again for every request.
+	failedBackoff = 5 * time.Second
+	fetchTimeout  = 10 * time.Second
+)
 
-// bearerValidator validates RS256 tokens against a JWKS it caches.
+// errKeysUnavailable means a token could not be checked because the
+// signing keys could not be fetched: a retry may succeed.
+var errKeysUnavailable = errors.New("signing keys unavailable")
+
+// bearerValidator validates RS256 tokens against a JWKS it caches and
+// fetches again every RefreshInterval.
 type bearerValidator struct {
 	cfg    EntraAuth
 	parser *jwt.Parser
+	apps   map[string]bool
+	log    *slog.Logger
 
 	mu      sync.Mutex
 	keys    map[string]*rsa.PublicKey
-	fetched time.Time
+	fetched time.Time // last successful fetch
+	failed  time.Time // end of the last fetch, if it failed
+	lastErr error
+	flight  *jwksFetch // the fetch under way, if any
 }
 
-func newBearerValidator(cfg EntraAuth) *bearerValidator {
-	return &bearerValidator{
+// jwksFetch is one fetch that every request needing it waits for.
+type jwksFetch struct {
+	done chan struct{}
+	err  error
+}
+
+func newBearerValidator(cfg EntraAuth, log *slog.Logger) *bearerValidator {
+	b := &bearerValidator{
 		cfg: cfg,
+		log: log,
 		parser: jwt.NewParser(
 			jwt.WithValidMethods([]string{"RS256"}),
 			jwt.WithAudience(cfg.Audience),
@@ -41,43 +70,120 @@ func newBearerValidator(cfg EntraAuth) *bearerValidator {
 			jwt.WithExpirationRequired(),
 		),
 	}
+	if len(cfg.AllowedApplications) > 0 {
+		b.apps = map[string]bool{}
+		for _, app := range cfg.AllowedApplications {
+			b.apps[strings.ToLower(strings.TrimSpace(app))] = true
+		}
+	}
+	return b
 }
 
-// validate checks signature, aud, iss, exp and nbf.
+// validate checks signature, aud, iss, exp, nbf and, when
+// AllowedApplications is set, the application the token was issued to.
 func (b *bearerValidator) validate(ctx context.Context, raw string) error {
-	_, err := b.parser.Parse(raw, func(t *jwt.Token) (any, error) {
+	claims := jwt.MapClaims{}
+	_, err := b.parser.ParseWithClaims(raw, claims, func(t *jwt.Token) (any, error) {
 		kid, _ := t.Header["kid"].(string)
 		return b.key(ctx, kid)
 	})
 	if err != nil {
 		return fmt.Errorf("bearer token: %w", err)
 	}
+	if b.apps != nil {
+		// v1 tokens name the client application in appid, v2 tokens in azp.
+		app, _ := claims["appid"].(string)
+		if app == "" {
+			app, _ = claims["azp"].(string)
+		}
+		if !b.apps[strings.ToLower(app)] {
+			return fmt.Errorf("bearer token: application %q not allowed", app)
+		}
+	}
 	return nil
 }
 
-// key returns the signing key kid, fetching the JWKS when it is unknown.
+// key returns the signing key kid. It waits for a fetch when the keys are
+// due for their refresh, or kid is unknown and the last fetch is at least
+// minRefresh old; a fetch already under way is shared. ctx bounds only the
+// wait, never the fetch.
 func (b *bearerValidator) key(ctx context.Context, kid string) (*rsa.PublicKey, error) {
 	if kid == "" {
 		return nil, errors.New("token has no kid")
 	}
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	if k, ok := b.keys[kid]; ok {
-		return k, nil
+	k, known := b.keys[kid]
+	due := b.fetched.IsZero() || time.Since(b.fetched) >= b.cfg.RefreshInterval
+	f := b.flight
+	if f == nil && b.mayFetch(known, due) {
+		f = b.startFetch()
 	}
-	if !b.fetched.IsZero() && time.Since(b.fetched) < minRefresh {
+	if f == nil || (known && !due) {
+		err := b.lastErr
+		b.mu.Unlock()
+		return b.found(k, known, kid, err)
+	}
+	b.mu.Unlock()
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	b.mu.Lock()
+	// A failed refresh leaves the keys fetched before in place.
+	k, known = b.keys[kid]
+	b.mu.Unlock()
+	return b.found(k, known, kid, f.err)
+}
+
+func (b *bearerValidator) found(k *rsa.PublicKey, known bool, kid string, fetchErr error) (*rsa.PublicKey, error) {
+	switch {
+	case known:
+		return k, nil
+	case fetchErr != nil:
+		return nil, fmt.Errorf("%w: %w", errKeysUnavailable, fetchErr)
+	default:
 		return nil, fmt.Errorf("unknown signing key %q", kid)
 	}
-	keys, err := fetchJWKS(ctx, b.cfg.HTTPClient, b.cfg.JWKSURL)
-	b.fetched = time.Now()
-	if err != nil {
-		return nil, err
+}
+
+// mayFetch says whether a new fetch may start; b.mu is held.
+func (b *bearerValidator) mayFetch(known, due bool) bool {
+	switch {
+	case !b.failed.IsZero() && time.Since(b.failed) < failedBackoff:
+		return false
+	case due:
+		return true
+	default:
+		return !known && time.Since(b.fetched) >= minRefresh
 	}
-	b.keys = keys
-	if k, ok := keys[kid]; ok {
-		return k, nil
-	}
-	return nil, fmt.Errorf("unknown signing key %q", kid)
+}
+
+// startFetch fetches the keys in the background; b.mu is held.
+func (b *bearerValidator) startFetch() *jwksFetch {
+	f := &jwksFetch{done: make(chan struct{})}
+	b.flight = f
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), fetchTimeout)
+		defer cancel()
+		keys, err := fetchJWKS(ctx, b.cfg.HTTPClient, b.cfg.JWKSURL)
+		if err == nil && len(keys) == 0 {
+			err = errors.New("fetch jwks: no usable RS256 signing key")
+		}
+		if err != nil {
+			b.log.Warn("webhook: fetch signing keys", slog.String("url", b.cfg.JWKSURL), slog.Any("err", err))
+		}
+		b.mu.Lock()
+		if err != nil {
+			b.failed = time.Now()
+		} else {
+			b.keys, b.fetched, b.failed = keys, time.Now(), time.Time{}
+		}
+		b.lastErr, b.flight, f.err = err, nil, err
+		b.mu.Unlock()
+		close(f.done)
+	}()
+	return f
 }
 
 type jwkSet struct {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/net/netutil"
 
 	"github.com/cmkd-io/cmkd/events"
 )
@@ -30,7 +31,7 @@ func New(cfg Config) (*Source, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Source{cfg: cfg, auth: newAuthenticator(cfg.Auth), log: cfg.Logger, requests: newRequestCounter(cfg.Registerer)}, nil
+	return &Source{cfg: cfg, auth: newAuthenticator(cfg.Auth, cfg.Logger), log: cfg.Logger, requests: newRequestCounter(cfg.Registerer)}, nil
 }
 
 // Name implements events.Source.
@@ -46,13 +47,24 @@ func (s *Source) Handler(h events.Handler) http.Handler {
 const shutdownTimeout = 10 * time.Second
 
 // Run serves the endpoint on Config.Listen until ctx ends, then lets
-// running deliveries finish.
+// running deliveries finish. It serves at most MaxConns connections at
+// once and drops idle and slow ones (see Config).
 func (s *Source) Run(ctx context.Context, h events.Handler) error {
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("webhook listen on %s: %w", s.cfg.Listen, err)
 	}
-	srv := &http.Server{Handler: s.Handler(h), ReadHeaderTimeout: 10 * time.Second}
+	ln = netutil.LimitListener(ln, s.cfg.MaxConns)
+	// No WriteTimeout: a delivery handled inline takes as long as its
+	// handlers; Event Grid gives up on its side and retries.
+	srv := &http.Server{
+		Handler:           s.Handler(h),
+		ReadHeaderTimeout: min(readHeaderTimeout, s.cfg.ReadTimeout),
+		ReadTimeout:       s.cfg.ReadTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

@@ -2,7 +2,6 @@ package webhook_test
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
@@ -216,6 +215,10 @@ func TestConfigValidate(t *testing.T) {
 		{webhook.Config{Decoder: dec, Auth: webhook.Auth{Entra: &webhook.EntraAuth{Issuer: "i", JWKSURL: "https://x"}}}, "Audience"},
 		{webhook.Config{Decoder: dec, Auth: webhook.Auth{Entra: &webhook.EntraAuth{Audience: "a", Issuer: "i", JWKSURL: "http://x"}}}, "JWKSURL"},
 		{webhook.Config{Decoder: dec, MaxBody: 2 << 20, Auth: webhook.Auth{SharedSecret: "x"}}, "MaxBody"},
+		{webhook.Config{Decoder: dec, Auth: webhook.Auth{Entra: &webhook.EntraAuth{Audience: "a", Issuer: "i", JWKSURL: "https://x",
+			AllowedApplications: []string{webhook.EventGridApplicationID, " "}}}}, "AllowedApplications[1]"},
+		{webhook.Config{Decoder: dec, IdleTimeout: -1, Auth: webhook.Auth{SharedSecret: "x"}}, "IdleTimeout"},
+		{webhook.Config{Decoder: dec, MaxConns: -1, Auth: webhook.Auth{SharedSecret: "x"}}, "MaxConns"},
 	} {
 		if _, err := webhook.New(tc.cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("err = %v, want it to name %s", err, tc.want)
@@ -226,14 +229,7 @@ func TestConfigValidate(t *testing.T) {
 // TestEntraBearerToken signs tokens with a test RSA key whose public half a
 // JWKS endpoint serves over HTTPS.
 func TestEntraBearerToken(t *testing.T) {
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key, other := signingKey(t, "k1"), signingKey(t, "other")
 	jwks := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		_ = json.NewEncoder(w).Encode(map[string]any{"keys": []map[string]string{{
 			"kty": "RSA", "use": "sig", "kid": "k1",
