@@ -19,6 +19,7 @@ import (
 
 	"github.com/cmkd-io/cmkd/bench"
 	"github.com/cmkd-io/cmkd/bench/rewrap"
+	"github.com/cmkd-io/cmkd/bench/schedule"
 	"github.com/cmkd-io/cmkd/bench/seal"
 	"github.com/cmkd-io/cmkd/bench/storecost"
 	"github.com/cmkd-io/cmkd/bench/throughput"
@@ -27,7 +28,7 @@ import (
 // scenarios are the benchmark issue's six, in its order.
 func scenarios() []bench.Scenario {
 	return []bench.Scenario{rewrap.Throttle, rewrap.HSM, seal.Scenario, storecost.Scenario,
-		throughput.Scenario, rewrap.Scaling}
+		throughput.Scenario, rewrap.Scaling, schedule.MultiVault, schedule.ProbeLoad}
 }
 
 type benchFlags struct {
