@@ -110,6 +110,12 @@ type WebhookSource struct {
 	Audience string `yaml:"audience,omitempty"`
 	Issuer   string `yaml:"issuer,omitempty"`
 	JWKSURL  string `yaml:"jwks_url,omitempty"`
+	// AllowedApplications, if set, accepts only tokens issued to these
+	// application ids (Event Grid's is 4962773b-9cdb-44cf-a8bf-237846a00ab7
+	// in the public cloud).
+	AllowedApplications []string `yaml:"allowed_applications,omitempty"`
+	// MaxConns caps the connections held open at once (default 128).
+	MaxConns int `yaml:"max_conns,omitempty"`
 	// Enqueue publishes deliveries to CMKD_EVENTS instead of handling them.
 	Enqueue bool `yaml:"enqueue,omitempty"`
 }
@@ -145,6 +151,8 @@ type WorkerConf struct {
 // HTTPConfig is the health and metrics endpoint.
 type HTTPConfig struct {
 	Listen string `yaml:"listen,omitempty"`
+	// MaxConns caps the connections held open at once (default 32).
+	MaxConns int `yaml:"max_conns,omitempty"`
 }
 
 // DevConfig records the emulators `cmkd dev` runs.

@@ -83,7 +83,8 @@ func serveWorker(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		Concurrency: cfg.Worker.Concurrency, VaultRewraps: cfg.Worker.VaultRewraps,
 		EventMinInterval: cfg.Worker.EventMinInterval,
 		Sources:          sources, Runners: runners, NATS: d.nc, HTTPAddr: cfg.HTTP.Listen,
-		Registerer: d.reg, Gatherer: d.reg, Logger: log,
+		HTTPMaxConns: cfg.HTTP.MaxConns,
+		Registerer:   d.reg, Gatherer: d.reg, Logger: log,
 	})
 	if err != nil {
 		return err
@@ -153,20 +154,29 @@ func buildSources(d *deps) ([]events.Source, error) {
 }
 
 func webhookSource(d *deps, dec *events.Decoder) (*webhook.Source, error) {
-	wh := d.cfg.Sources.Webhook
-	wc := webhook.Config{
-		Listen: wh.Listen, Path: wh.Path, Auth: webhook.Auth{SharedSecret: wh.SharedSecret},
-		Decoder: dec, Logger: d.log.With("source", "webhook"), Registerer: d.reg,
-	}
-	if wh.Audience != "" {
-		wc.Auth.Entra = &webhook.EntraAuth{Audience: wh.Audience, Issuer: wh.Issuer, JWKSURL: wh.JWKSURL}
-	}
-	if wh.Enqueue {
-		wc.Enqueue = func(ctx context.Context, body []byte) error { return natsq.Enqueue(ctx, d.js, "", body) }
-	}
-	src, err := webhook.New(wc)
+	src, err := webhook.New(webhookConfig(d, dec))
 	if err != nil {
 		return nil, fmt.Errorf("sources.webhook: %w", err)
 	}
 	return src, nil
+}
+
+// webhookConfig maps sources.webhook onto the webhook's own config.
+func webhookConfig(d *deps, dec *events.Decoder) webhook.Config {
+	wh := d.cfg.Sources.Webhook
+	wc := webhook.Config{
+		Listen: wh.Listen, Path: wh.Path, MaxConns: wh.MaxConns,
+		Auth:    webhook.Auth{SharedSecret: wh.SharedSecret},
+		Decoder: dec, Logger: d.log.With("source", "webhook"), Registerer: d.reg,
+	}
+	if wh.Audience != "" {
+		wc.Auth.Entra = &webhook.EntraAuth{
+			Audience: wh.Audience, Issuer: wh.Issuer, JWKSURL: wh.JWKSURL,
+			AllowedApplications: wh.AllowedApplications,
+		}
+	}
+	if wh.Enqueue {
+		wc.Enqueue = func(ctx context.Context, body []byte) error { return natsq.Enqueue(ctx, d.js, "", body) }
+	}
+	return wc
 }
