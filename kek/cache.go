@@ -13,6 +13,9 @@ import (
 type probeRecord struct {
 	state KeyState
 	pub   *rsa.PublicKey // RSA keys only
+	// issued is when the GET that answered was sent: the vault read the
+	// key's state at some instant after it.
+	issued time.Time
 
 	mu      sync.Mutex
 	wrapAlg string // oct keys: the AES-KW algorithm that worked
@@ -68,8 +71,8 @@ func (p *probeCache) get(id cmkd.KeyID, maxAge time.Duration, now time.Time) *pr
 	return r
 }
 
-// drop forgets every version of the key and which one was latest.
-func (p *probeCache) drop(id cmkd.KeyID) {
+// drop forgets every version of the key and which one was latest, at at.
+func (p *probeCache) drop(id cmkd.KeyID, at time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	delete(p.latest, id.URL())
@@ -84,5 +87,5 @@ func (p *probeCache) drop(id cmkd.KeyID) {
 // Invalidate drops cached probe results for every version of a key, so the
 // next wrap probes first. Callers do it when they seal.
 func (c *Client) Invalidate(id cmkd.KeyID) {
-	c.cache.drop(id)
+	c.cache.drop(id, time.Now())
 }

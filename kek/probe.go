@@ -35,9 +35,11 @@ func (c *Client) probe(ctx context.Context, id cmkd.KeyID) (*probeRecord, error)
 		return failedRecord(id, &Error{Kind: ErrUnavailable, cause: err}), nil
 	}
 	var resp azkeys.GetKeyResponse
+	var issued time.Time
 	err = c.do(ctx, func(ctx context.Context) error {
 		return c.call(ctx, v, "getKey", func(ctx context.Context) error {
 			var err error
+			issued = time.Now()
 			resp, err = v.kv.GetKey(ctx, id.Name, id.Version, nil)
 			return err
 		})
@@ -52,6 +54,7 @@ func (c *Client) probe(ctx context.Context, id cmkd.KeyID) (*probeRecord, error)
 	if err != nil {
 		return failedRecord(id, &Error{Kind: ErrUnavailable, cause: err}), nil
 	}
+	rec.issued = issued
 	c.cache.put(rec, id.Version == "")
 	return rec, nil
 }
@@ -67,7 +70,7 @@ func (c *Client) probeFailed(ctx context.Context, v *vault, id cmkd.KeyID, ke *E
 		}
 	}
 	if !rec.state.Outcome.Transient() {
-		c.cache.drop(id)
+		c.cache.drop(id, time.Now())
 	}
 	return rec, nil
 }
