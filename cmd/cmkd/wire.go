@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/cmkd-io/cmkd/internal/redact"
 	"github.com/cmkd-io/cmkd/kek"
 	"github.com/cmkd-io/cmkd/store"
 	"github.com/cmkd-io/cmkd/store/sqlite"
@@ -78,7 +79,7 @@ func (d *deps) openStore(ctx context.Context) error {
 	}
 	b, err := sqlite.Open(ctx, sqlite.Config{Path: d.cfg.Store.DSN})
 	if err != nil {
-		return fmt.Errorf("open store %s: %w", d.cfg.Store.DSN, err)
+		return fmt.Errorf("open store %s: %w", redact.URL(d.cfg.Store.DSN), redact.Error(err))
 	}
 	d.store, err = store.New(store.Config{Backend: b, KEK: d.kek, Logger: d.log, CacheTTL: d.cfg.Store.CacheTTL})
 	if err != nil {
@@ -113,7 +114,9 @@ func (d *deps) connectNATS() error {
 	}
 	nc, err := nats.Connect(n.URL, opts...)
 	if err != nil {
-		return fmt.Errorf("connect to nats at %s: %w (is it running? check nats.url)", n.URL, err)
+		// The URL may carry a user and password or a token, and the
+		// error may quote it.
+		return fmt.Errorf("connect to nats at %s: %w (is it running? check nats.url)", redact.URL(n.URL), redact.Error(err))
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
