@@ -71,6 +71,7 @@ func (h *holdFirstAnswer) client(t *testing.T) *Client {
 	pool.AddCert(h.srv.Certificate())
 	c, err := New(Config{
 		Credential: StaticToken("cmkd"), RootCAs: pool, DisableChallengeResourceVerification: true,
+		Policy:     VaultPolicy{AllowLoopback: true},
 		RetryDelay: time.Millisecond, MaxRetryDelay: 20 * time.Millisecond,
 	})
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 // Client talks to any number of vaults. It is safe for concurrent use.
 type Client struct {
 	cfg     Config
+	policy  vaultPolicy
 	http    *http.Client
 	metrics *metrics
 	log     *slog.Logger
@@ -51,6 +52,7 @@ func New(cfg Config) (*Client, error) {
 	tr.MaxIdleConnsPerHost = cfg.Limiter.MaxConcurrency
 	return &Client{
 		cfg:     cfg,
+		policy:  newVaultPolicy(cfg.Policy),
 		http:    &http.Client{Transport: tr},
 		metrics: newMetrics(cfg.Registerer),
 		log:     cfg.Logger,
@@ -79,7 +81,12 @@ func (c *Client) Rate(vaultURL string) float64 {
 	return v.lim.Rate()
 }
 
+// vault returns the client of a vault the policy allows; it is the one
+// place vault clients are made, so no call reaches a vault outside it.
 func (c *Client) vault(url string) (*vault, error) {
+	if err := c.policy.check(url); err != nil {
+		return nil, err
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if v := c.vaults[url]; v != nil {

@@ -28,6 +28,10 @@ var (
 	// ErrBadRequest is a request Key Vault refused as malformed (400, 409,
 	// other 4xx); it is never retried.
 	ErrBadRequest = errors.New("bad request")
+	// ErrVaultNotAllowed is a vault outside Config.Policy. It is found
+	// before any network I/O, and never retried; errors.As with
+	// *VaultNotAllowedError says which vault and what would allow it.
+	ErrVaultNotAllowed = errors.New("vault not allowed")
 )
 
 // Error is a classified Key Vault failure. Kind is one of the sentinels;

@@ -15,9 +15,10 @@ import (
 
 // Probe reads a key's state from Key Vault: a versionless key means its
 // latest version, a versioned key that version. It fails only for an invalid
-// key id or when ctx ends; everything Key Vault says, or fails to say, is an
-// Outcome. A 404 is followed by a GET of the deleted key to tell Deleted from
-// Purged. A probe refreshes the cache that local wraps rely on.
+// key id, a vault outside Config.Policy (ErrVaultNotAllowed) or when ctx
+// ends; everything Key Vault says, or fails to say, is an Outcome. A 404 is
+// followed by a GET of the deleted key to tell Deleted from Purged. A probe
+// refreshes the cache that local wraps rely on.
 func (c *Client) Probe(ctx context.Context, id cmkd.KeyID) (KeyState, error) {
 	if err := checkID(id); err != nil {
 		return KeyState{}, err
@@ -31,6 +32,9 @@ func (c *Client) Probe(ctx context.Context, id cmkd.KeyID) (KeyState, error) {
 
 func (c *Client) probe(ctx context.Context, id cmkd.KeyID) (*probeRecord, error) {
 	v, err := c.vault(id.Vault)
+	if errors.Is(err, ErrVaultNotAllowed) {
+		return nil, fmt.Errorf("probe %s: %w", id, err)
+	}
 	if err != nil {
 		return failedRecord(id, &Error{Kind: ErrUnavailable, cause: err}), nil
 	}

@@ -64,12 +64,33 @@ func (d *deps) openKEK() error {
 	d.cred = cred
 	kc := kek.Config{
 		Credential: cred, RootCAs: pool, DisableChallengeResourceVerification: kv.Emulator, Logger: d.log,
+		Policy:  vaultPolicy(kv),
 		Limiter: kek.LimiterConfig{InitialRate: kv.InitialRate, VaultLimit: kv.VaultLimit},
 	}
 	if d.reg != nil {
 		kc.Registerer = d.reg
 	}
 	d.kek, err = kek.New(kc)
+	return err
+}
+
+// vaultPolicy is the config's answer to which vaults cmkd may call.
+func vaultPolicy(kv KVConfig) kek.VaultPolicy {
+	return kek.VaultPolicy{Vaults: kv.Vaults, DNSSuffixes: kv.DNSSuffixes, AllowLoopback: kv.Emulator}
+}
+
+// policyFields are the config fields behind kek.VaultPolicy's.
+var policyFields = map[string]string{
+	"Vaults": "keyvault.vaults", "DNSSuffixes": "keyvault.dns_suffixes", "AllowLoopback": "keyvault.emulator",
+}
+
+// withPolicyHint adds, to an error for a vault outside the policy, the
+// config field that would allow it.
+func withPolicyHint(err error) error {
+	var na *kek.VaultNotAllowedError
+	if errors.As(err, &na) && policyFields[na.Field] != "" {
+		return fmt.Errorf("%w (to allow it, change %s in the config)", err, policyFields[na.Field])
+	}
 	return err
 }
 
