@@ -122,6 +122,7 @@ func (c *Client) do(ctx context.Context, attempt func(context.Context) error) er
 		}
 		var ke *Error
 		if !errors.As(err, &ke) || !ke.retryable() || n >= c.cfg.MaxRetries {
+			c.logTransport(ke, n+1)
 			return err
 		}
 		if ke.Kind == ErrUnavailable {
@@ -148,6 +149,9 @@ func (c *Client) call(ctx context.Context, v *vault, op string, fn func(context.
 		return ctx.Err()
 	}
 	ke := classify(err)
+	if ke != nil {
+		ke.vault, ke.op = v.url, op
+	}
 	v.lim.done(epoch, bulk, limiterResult(ke), retryAfterOf(ke))
 	c.metrics.calls.WithLabelValues(v.url, op, outcomeLabel(ke)).Inc()
 	if ke == nil {
@@ -159,6 +163,16 @@ func (c *Client) call(ctx context.Context, v *vault, op string, fn func(context.
 	c.log.Debug("key vault call failed", slog.String("vault", v.url), slog.String("op", op),
 		slog.String("outcome", outcomeLabel(ke)), slog.Int("status", ke.Status), slog.String("code", ke.Code))
 	return ke
+}
+
+// logTransport tells the operator what a transport failure's message
+// leaves out, once per call that gave up.
+func (c *Client) logTransport(ke *Error, attempts int) {
+	if ke == nil || !ke.transport {
+		return
+	}
+	c.log.Warn("key vault unreachable", slog.String("vault", ke.vault), slog.String("op", ke.op),
+		slog.Int("attempts", attempts), slog.String("err", ke.cause.Error()))
 }
 
 func limiterResult(e *Error) result {

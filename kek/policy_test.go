@@ -1,9 +1,12 @@
 package kek
 
 import (
+	"bytes"
 	"errors"
+	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -167,4 +170,49 @@ func TestCallsOutsidePolicyMakeNoConnection(t *testing.T) {
 	if n := l.accepted(t); n != 0 {
 		t.Fatalf("%d connection(s) to a vault outside the policy", n)
 	}
+}
+
+// TestTransportFailureSaysOnlyUnavailable: the message of a failure to
+// reach the vault names no network detail; errors.As still reaches it, and
+// the log tells the operator.
+func TestTransportFailureSaysOnlyUnavailable(t *testing.T) {
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	e := newEnv(t, func(c *Config) {
+		c.Logger = slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := cmkd.MustParseKeyID("https://" + l.Addr().String() + "/keys/k")
+	l.Close()
+	st, err := e.kek.Probe(t.Context(), key)
+	if err != nil || st.Outcome != Unreachable {
+		t.Fatalf("probe = %s %v", st.Outcome, err)
+	}
+	if got, want := st.Err.Error(), "probe "+key.String()+": key vault unavailable"; got != want {
+		t.Errorf("message %q, want %q", got, want)
+	}
+	var op *net.OpError
+	if !errors.As(st.Err, &op) || !errors.Is(st.Err, ErrUnavailable) {
+		t.Errorf("cause not reachable from %v", st.Err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if s := logs.String(); !strings.Contains(s, "key vault unreachable") || !strings.Contains(s, "connection refused") ||
+		strings.Count(s, "key vault unreachable") != 1 {
+		t.Errorf("want one warning with the cause, logged:\n%s", s)
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -1,7 +1,11 @@
 package main
 
 import (
+	"io"
+	"log"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -203,5 +207,47 @@ func TestCLITenantAddRefusesVaultOutsidePolicy(t *testing.T) {
 		if !strings.Contains(errs, tc.host) || !strings.Contains(errs, "not allowed") || !strings.Contains(errs, tc.field) {
 			t.Errorf("add with %s says %q; want it to name %s, say not allowed, and name %s", tc.key, errs, tc.host, tc.field)
 		}
+	}
+}
+
+// TestCLITenantAddUnreachableVaultSaysNoMore: whether nothing listens, a
+// plain HTTP server answers or the certificate is not trusted, a caller
+// learns only that the vault is unavailable; anything more would let a
+// customer map the network with key URLs. The detail goes to the log.
+func TestCLITenantAddUnreachableVaultSaysNoMore(t *testing.T) {
+	e := newCLIEnv(t, false)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := l.Addr().String()
+	l.Close()
+	plain := httptest.NewServer(http.NotFoundHandler())
+	defer plain.Close()
+	untrusted := httptest.NewUnstartedServer(http.NotFoundHandler())
+	untrusted.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes are expected
+	untrusted.StartTLS()
+	defer untrusted.Close()
+	hosts := map[string]string{
+		"closed port":           closed,
+		"plain http":            strings.TrimPrefix(plain.URL, "http://"),
+		"untrusted certificate": strings.TrimPrefix(untrusted.URL, "https://"),
+	}
+	said := map[string]string{}
+	for name, host := range hosts {
+		errs := e.wantExit(exitError, "tenant", "add", "acme", "--key", "https://"+host+"/keys/cmk")
+		var msg []string
+		for line := range strings.Lines(errs) {
+			if strings.HasPrefix(line, "cmkd: ") {
+				msg = append(msg, strings.ReplaceAll(line, host, "HOST"))
+			}
+		}
+		said[name] = strings.Join(msg, "")
+		if !strings.Contains(said[name], "unavailable") {
+			t.Errorf("%s: error %q does not say the vault is unavailable", name, said[name])
+		}
+	}
+	if said["closed port"] != said["plain http"] || said["closed port"] != said["untrusted certificate"] {
+		t.Fatalf("errors tell the failures apart:\n%q\n%q\n%q", said["closed port"], said["plain http"], said["untrusted certificate"])
 	}
 }
