@@ -68,11 +68,11 @@ func (c *Client) VaultLimit(string) float64 { return c.cfg.Limiter.VaultLimit }
 // Rate is the current call rate limit of a vault ("https://host" or host),
 // 0 for a vault not used yet.
 func (c *Client) Rate(vaultURL string) float64 {
-	c.mu.Lock()
 	vault, err := cmkd.ParseVault(vaultURL)
 	if err != nil {
 		return 0
 	}
+	c.mu.Lock()
 	v := c.vaults[vault]
 	c.mu.Unlock()
 	if v == nil {
