@@ -46,10 +46,24 @@ const (
 // by Mark. All of s is taken to be the connection string, so a malformed
 // one (a password with a blank) is covered too.
 func URL(s string) string {
-	if !strings.Contains(s, "://") && strings.Contains(s, "=") {
+	if isKeyValue(s) {
 		return params(s, keyValue)
 	}
 	return params(userinfo(s, whole), whole)
+}
+
+// isKeyValue reports whether s starts as a key/value connection string
+// does, with "name=": a URL starts with its scheme, a bare host or user
+// info has no '=' before its first ':' or '@'. A quoted value may hold
+// anything, "://" included.
+func isKeyValue(s string) bool {
+	i := skipBlanks(s, 0)
+	j := i
+	for j < len(s) && isNameChar(s[j]) {
+		j++
+	}
+	k := skipBlanks(s, j)
+	return j > i && k < len(s) && s[k] == '='
 }
 
 // Text returns free text, such as an error message that quotes a URL,

@@ -30,6 +30,7 @@ func TestURL(t *testing.T) {
 		{"host=db password='it\\'s a s3cret' user=cmkd", "host=db password=REDACTED user=cmkd"},
 		{"host=db password = s3cret user=cmkd", "host=db password = REDACTED user=cmkd"},
 		{"host=db password= user=cmkd", "host=db password= REDACTED"},
+		{"host=db password='x&://y@z' user=cmkd", "host=db password=REDACTED user=cmkd"},
 		{"host=db password=", "host=db password="},
 		{"https://cmkd.example.com/api/events?code=c0de&x=1", "https://cmkd.example.com/api/events?code=REDACTED&x=1"},
 		{"https://cmkd.example.com/api/events?x=1&code=c0de#frag", "https://cmkd.example.com/api/events?x=1&code=REDACTED"},
