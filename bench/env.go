@@ -79,6 +79,7 @@ func (e *Env) init(ctx context.Context, cfg EnvConfig) error {
 	var err error
 	e.KEK, err = kek.New(kek.Config{
 		Credential: e.Cred, RootCAs: e.KV.CAPool(), DisableChallengeResourceVerification: true,
+		Policy:  kek.VaultPolicy{AllowLoopback: true}, // the emulator's 127.0.0.1
 		Limiter: cfg.Limiter, Logger: cfg.Logger,
 	})
 	if err != nil {

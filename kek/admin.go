@@ -52,7 +52,7 @@ func (c *Client) RotateKey(ctx context.Context, key cmkd.KeyID) (KeyInfo, error)
 		resp, err := kv.RotateKey(ctx, key.Name, nil)
 		return &resp.KeyBundle, err
 	})
-	c.cache.drop(key)
+	c.cache.drop(key, time.Now())
 	return info, err
 }
 
@@ -63,7 +63,7 @@ func (c *Client) SetEnabled(ctx context.Context, key cmkd.KeyID, on bool) (KeyIn
 			azkeys.UpdateKeyParameters{KeyAttributes: &azkeys.KeyAttributes{Enabled: to.Ptr(on)}}, nil)
 		return &resp.KeyBundle, err
 	})
-	c.cache.drop(key)
+	c.cache.drop(key, time.Now())
 	return info, err
 }
 
@@ -73,7 +73,7 @@ func (c *Client) DeleteKey(ctx context.Context, key cmkd.KeyID) (KeyInfo, error)
 		resp, err := kv.DeleteKey(ctx, key.Name, nil)
 		return &azkeys.KeyBundle{Key: resp.Key, Attributes: resp.Attributes}, err
 	})
-	c.cache.drop(key)
+	c.cache.drop(key, time.Now())
 	return info, err
 }
 

@@ -20,6 +20,7 @@ import (
 // Client talks to any number of vaults. It is safe for concurrent use.
 type Client struct {
 	cfg     Config
+	policy  vaultPolicy
 	http    *http.Client
 	metrics *metrics
 	log     *slog.Logger
@@ -51,6 +52,7 @@ func New(cfg Config) (*Client, error) {
 	tr.MaxIdleConnsPerHost = cfg.Limiter.MaxConcurrency
 	return &Client{
 		cfg:     cfg,
+		policy:  newVaultPolicy(cfg.Policy),
 		http:    &http.Client{Transport: tr},
 		metrics: newMetrics(cfg.Registerer),
 		log:     cfg.Logger,
@@ -66,11 +68,11 @@ func (c *Client) VaultLimit(string) float64 { return c.cfg.Limiter.VaultLimit }
 // Rate is the current call rate limit of a vault ("https://host" or host),
 // 0 for a vault not used yet.
 func (c *Client) Rate(vaultURL string) float64 {
-	c.mu.Lock()
 	vault, err := cmkd.ParseVault(vaultURL)
 	if err != nil {
 		return 0
 	}
+	c.mu.Lock()
 	v := c.vaults[vault]
 	c.mu.Unlock()
 	if v == nil {
@@ -79,7 +81,12 @@ func (c *Client) Rate(vaultURL string) float64 {
 	return v.lim.Rate()
 }
 
+// vault returns the client of a vault the policy allows; it is the one
+// place vault clients are made, so no call reaches a vault outside it.
 func (c *Client) vault(url string) (*vault, error) {
+	if err := c.policy.check(url); err != nil {
+		return nil, err
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if v := c.vaults[url]; v != nil {
@@ -115,6 +122,7 @@ func (c *Client) do(ctx context.Context, attempt func(context.Context) error) er
 		}
 		var ke *Error
 		if !errors.As(err, &ke) || !ke.retryable() || n >= c.cfg.MaxRetries {
+			c.logTransport(ke, n+1)
 			return err
 		}
 		if ke.Kind == ErrUnavailable {
@@ -141,6 +149,9 @@ func (c *Client) call(ctx context.Context, v *vault, op string, fn func(context.
 		return ctx.Err()
 	}
 	ke := classify(err)
+	if ke != nil {
+		ke.vault, ke.op = v.url, op
+	}
 	v.lim.done(epoch, bulk, limiterResult(ke), retryAfterOf(ke))
 	c.metrics.calls.WithLabelValues(v.url, op, outcomeLabel(ke)).Inc()
 	if ke == nil {
@@ -152,6 +163,16 @@ func (c *Client) call(ctx context.Context, v *vault, op string, fn func(context.
 	c.log.Debug("key vault call failed", slog.String("vault", v.url), slog.String("op", op),
 		slog.String("outcome", outcomeLabel(ke)), slog.Int("status", ke.Status), slog.String("code", ke.Code))
 	return ke
+}
+
+// logTransport tells the operator what a transport failure's message
+// leaves out, once per call that gave up.
+func (c *Client) logTransport(ke *Error, attempts int) {
+	if ke == nil || !ke.transport {
+		return
+	}
+	c.log.Warn("key vault unreachable", slog.String("vault", ke.vault), slog.String("op", ke.op),
+		slog.Int("attempts", attempts), slog.String("err", ke.cause.Error()))
 }
 
 func limiterResult(e *Error) result {

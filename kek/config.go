@@ -42,6 +42,9 @@ type Config struct {
 	// DisableChallengeResourceVerification lets the bearer challenge name a
 	// resource that is not the vault's domain, as the emulator on 127.0.0.1 does.
 	DisableChallengeResourceVerification bool
+	// Policy decides which vaults may be called at all; the zero policy
+	// allows Key Vault and Managed HSM in Azure's public cloud.
+	Policy VaultPolicy
 	// Limiter bounds the calls to each vault.
 	Limiter LimiterConfig
 	// MaxRetries is how often a transient failure (unavailable, throttled)
@@ -128,6 +131,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("kek config: TryTimeout %v must not be negative", c.TryTimeout)
 	case c.ProbeFreshness < 0:
 		return fmt.Errorf("kek config: ProbeFreshness %v must not be negative", c.ProbeFreshness)
+	}
+	if err := c.Policy.Validate(); err != nil {
+		return err
 	}
 	return c.Limiter.Validate()
 }

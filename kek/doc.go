@@ -13,7 +13,14 @@
 // Key Vault errors are classified into sentinels (ErrDisabled,
 // ErrAccessDenied, ...) from the HTTP status, the error code and the body's
 // innererror code, never from message text. The *azcore.ResponseError
-// behind a classified error stays reachable with errors.As.
+// behind a classified error stays reachable with errors.As. A vault that
+// gave no HTTP answer is only "unavailable" in messages, whatever the
+// network said; the cause is logged and reachable with errors.As.
+//
+// A key URL decides where the client connects, and tenants' key URLs may
+// come from customers, so the client calls only vaults its VaultPolicy
+// allows (Key Vault and Managed HSM DNS suffixes by default) and refuses
+// any other with ErrVaultNotAllowed before any network I/O.
 //
 // A local wrap needs no call to Key Vault, but public key material alone says
 // nothing about revocation: a key may be wrapped locally only while a probe

@@ -28,6 +28,10 @@ var (
 	// ErrBadRequest is a request Key Vault refused as malformed (400, 409,
 	// other 4xx); it is never retried.
 	ErrBadRequest = errors.New("bad request")
+	// ErrVaultNotAllowed is a vault outside Config.Policy. It is found
+	// before any network I/O, and never retried; errors.As with
+	// *VaultNotAllowedError says which vault and what would allow it.
+	ErrVaultNotAllowed = errors.New("vault not allowed")
 )
 
 // Error is a classified Key Vault failure. Kind is one of the sentinels;
@@ -40,13 +44,21 @@ type Error struct {
 	Inner      string        // error.innererror.code of the body
 	RetryAfter time.Duration // from a 429's Retry-After header, 0 when absent
 	cause      error
+	// transport: no HTTP answer came (refused, reset, timeout, DNS, TLS,
+	// a server that does not speak HTTPS).
+	transport bool
+	vault, op string // where the call went, for the log
 }
 
 // Error keeps the message short: the full response error repeats the body
-// over many lines, which callers can still reach with errors.As.
+// over many lines, which callers can still reach with errors.As. A
+// transport failure says only that the vault is unavailable: whether the
+// port was closed, spoke plain HTTP or showed an untrusted certificate
+// would map the network for whoever chose the key URL. The cause stays
+// reachable with errors.As, and Client logs it.
 func (e *Error) Error() string {
 	if e.Status == 0 {
-		if e.cause == nil {
+		if e.cause == nil || e.transport {
 			return e.Kind.Error()
 		}
 		return fmt.Sprintf("%v: %v", e.Kind, e.cause)
@@ -86,11 +98,16 @@ func classify(err error) *Error {
 		return classifyResponse(re)
 	}
 	var af *azidentity.AuthenticationFailedError
-	if errors.As(err, &af) && af.RawResponse != nil && af.RawResponse.StatusCode < 500 {
-		return &Error{Kind: ErrAccessDenied, Status: 0, cause: err}
+	if errors.As(err, &af) {
+		if af.RawResponse != nil && af.RawResponse.StatusCode < 500 {
+			return &Error{Kind: ErrAccessDenied, Status: 0, cause: err}
+		}
+		// The identity endpoint is the operator's, not a key URL's: its
+		// failures may say what went wrong.
+		return &Error{Kind: ErrUnavailable, cause: err}
 	}
 	// Timeouts, refused or dropped connections, DNS and TLS failures.
-	return &Error{Kind: ErrUnavailable, cause: err}
+	return &Error{Kind: ErrUnavailable, cause: err, transport: true}
 }
 
 func classifyResponse(re *azcore.ResponseError) *Error {

@@ -18,7 +18,7 @@ import (
 )
 
 // Wrap a fresh DEK under a tenant's key and unwrap it again. Against a real
-// vault, use NewCredential and leave RootCAs and
+// vault, use NewCredential and leave RootCAs, Policy and
 // DisableChallengeResourceVerification unset.
 func ExampleClient_Wrap() {
 	ctx := context.Background()
@@ -33,6 +33,7 @@ func ExampleClient_Wrap() {
 		Credential:                           kek.StaticToken("dev"),
 		RootCAs:                              srv.CAPool(),
 		DisableChallengeResourceVerification: true,
+		Policy:                               kek.VaultPolicy{AllowLoopback: true}, // the emulator's 127.0.0.1
 	})
 	if err != nil {
 		log.Fatal(err)

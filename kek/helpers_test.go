@@ -46,6 +46,7 @@ func newEnv(t *testing.T, tune func(*Config)) *env {
 		Credential:                           StaticToken("cmkd"),
 		RootCAs:                              srv.CAPool(),
 		DisableChallengeResourceVerification: true,
+		Policy:                               VaultPolicy{AllowLoopback: true},
 		RetryDelay:                           time.Millisecond,
 		MaxRetryDelay:                        20 * time.Millisecond,
 		Registerer:                           e.reg,

@@ -15,9 +15,10 @@ import (
 
 // Probe reads a key's state from Key Vault: a versionless key means its
 // latest version, a versioned key that version. It fails only for an invalid
-// key id or when ctx ends; everything Key Vault says, or fails to say, is an
-// Outcome. A 404 is followed by a GET of the deleted key to tell Deleted from
-// Purged. A probe refreshes the cache that local wraps rely on.
+// key id, a vault outside Config.Policy (ErrVaultNotAllowed) or when ctx
+// ends; everything Key Vault says, or fails to say, is an Outcome. A 404 is
+// followed by a GET of the deleted key to tell Deleted from Purged. A probe
+// refreshes the cache that local wraps rely on.
 func (c *Client) Probe(ctx context.Context, id cmkd.KeyID) (KeyState, error) {
 	if err := checkID(id); err != nil {
 		return KeyState{}, err
@@ -31,13 +32,18 @@ func (c *Client) Probe(ctx context.Context, id cmkd.KeyID) (KeyState, error) {
 
 func (c *Client) probe(ctx context.Context, id cmkd.KeyID) (*probeRecord, error) {
 	v, err := c.vault(id.Vault)
+	if errors.Is(err, ErrVaultNotAllowed) {
+		return nil, fmt.Errorf("probe %s: %w", id, err)
+	}
 	if err != nil {
 		return failedRecord(id, &Error{Kind: ErrUnavailable, cause: err}), nil
 	}
 	var resp azkeys.GetKeyResponse
+	var issued time.Time
 	err = c.do(ctx, func(ctx context.Context) error {
 		return c.call(ctx, v, "getKey", func(ctx context.Context) error {
 			var err error
+			issued = time.Now()
 			resp, err = v.kv.GetKey(ctx, id.Name, id.Version, nil)
 			return err
 		})
@@ -52,6 +58,7 @@ func (c *Client) probe(ctx context.Context, id cmkd.KeyID) (*probeRecord, error)
 	if err != nil {
 		return failedRecord(id, &Error{Kind: ErrUnavailable, cause: err}), nil
 	}
+	rec.issued = issued
 	c.cache.put(rec, id.Version == "")
 	return rec, nil
 }
@@ -67,7 +74,7 @@ func (c *Client) probeFailed(ctx context.Context, v *vault, id cmkd.KeyID, ke *E
 		}
 	}
 	if !rec.state.Outcome.Transient() {
-		c.cache.drop(id)
+		c.cache.drop(id, time.Now())
 	}
 	return rec, nil
 }

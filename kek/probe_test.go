@@ -148,3 +148,26 @@ func TestProbeInvalidKeyAndContext(t *testing.T) {
 		t.Fatalf("canceled probe err = %v", err)
 	}
 }
+
+// TestRateOfInvalidVaultLeavesClientUsable: asking the rate of a string
+// that is no vault answers 0 and does not wedge the client.
+func TestRateOfInvalidVaultLeavesClientUsable(t *testing.T) {
+	e := newEnv(t, nil)
+	id := e.create(t, "k", azkeys.KeyTypeRSA)
+	if r := e.kek.Rate("http://not a vault"); r != 0 {
+		t.Fatalf("rate of an invalid vault = %v", r)
+	}
+	done := make(chan Outcome, 1)
+	go func() {
+		st, _ := e.kek.Probe(t.Context(), id)
+		done <- st.Outcome
+	}()
+	select {
+	case o := <-done:
+		if o != Usable {
+			t.Fatalf("probe after Rate = %s", o)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("probe blocked after Rate of an invalid vault")
+	}
+}

@@ -146,7 +146,7 @@ func (c *Client) Unwrap(ctx context.Context, w cmkd.Wrapped) ([]byte, error) {
 func (c *Client) forgetOnRefusal(id cmkd.KeyID, err error) {
 	for _, kind := range []error{ErrDisabled, ErrAccessDenied, ErrNotFound, ErrOperationForbidden} {
 		if errors.Is(err, kind) {
-			c.cache.drop(id)
+			c.cache.drop(id, time.Now())
 			return
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"unicode/utf8"
 
 	"github.com/cmkd-io/cmkd"
 )
@@ -11,11 +12,30 @@ import (
 // MaxRecordKeyLen bounds record keys.
 const MaxRecordKeyLen = 1024
 
+// validateRecordKey accepts 1..MaxRecordKeyLen bytes of UTF-8. A key that
+// is not UTF-8 could be stored, but JSON (and so every listing a program
+// reads) would show it with U+FFFD in place of its bytes, naming a key
+// that does not exist.
 func validateRecordKey(key string) error {
 	if key == "" || len(key) > MaxRecordKeyLen {
 		return fmt.Errorf("%w: length %d not in 1..%d", ErrInvalidKey, len(key), MaxRecordKeyLen)
 	}
+	if !utf8.ValidString(key) {
+		return fmt.Errorf("%w %q: not valid UTF-8 (from byte %d); record keys are text", ErrInvalidKey, key, invalidUTF8At(key))
+	}
 	return nil
+}
+
+// invalidUTF8At is the offset of the first byte of s that is not UTF-8.
+func invalidUTF8At(s string) int {
+	for i, r := range s {
+		if r == utf8.RuneError {
+			if _, n := utf8.DecodeRuneInString(s[i:]); n == 1 {
+				return i
+			}
+		}
+	}
+	return len(s)
 }
 
 // checkKey checks that key names a key, not one version of it: a tenant

@@ -7,11 +7,8 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/cmkd-io/cmkd"
 	"github.com/cmkd-io/cmkd/events/status"
@@ -98,17 +95,3 @@ func str(v any) string {
 	}
 	return clean(fmt.Sprint(v))
 }
-
-// clean quotes s if it holds a control character or invalid UTF-8: event
-// data (a reason carrying Key Vault's message) must not break the one line
-// per event, nor send escape sequences to the terminal.
-func clean(s string) string {
-	if !utf8.ValidString(s) || strings.ContainsFunc(s, unsafeRune) {
-		return strconv.Quote(s)
-	}
-	return s
-}
-
-// unsafeRune: control characters and invisible format characters (such as
-// the right-to-left override, which can make a line read differently).
-func unsafeRune(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) }

@@ -69,11 +69,18 @@ type KVConfig struct {
 	// CAFile adds a CA to trust (the emulator's). Certificates are always verified.
 	CAFile string `yaml:"ca_file,omitempty"`
 	// Emulator relaxes the bearer challenge's resource check, which a vault
-	// on 127.0.0.1 cannot pass. Never set it against Azure.
+	// on 127.0.0.1 cannot pass, and allows vaults on loopback addresses,
+	// where the emulator runs. Never set it against Azure.
 	Emulator bool `yaml:"emulator,omitempty"`
-	// Vaults is the allow-list of vault URLs whose events are acted on;
-	// empty allows all.
+	// Vaults is the allow-list of vault URLs: the only vaults cmkd calls
+	// (tenant keys, probes, events). Empty allows every vault under
+	// DNSSuffixes, on port 443.
 	Vaults []string `yaml:"vaults,omitempty"`
+	// DNSSuffixes are the host suffixes of the vaults cmkd may call when
+	// Vaults is empty; default .vault.azure.net and .managedhsm.azure.net
+	// (Azure's public cloud). In a sovereign cloud list its suffixes, e.g.
+	// .vault.azure.cn, .vault.usgovcloudapi.net, .managedhsm.usgovcloudapi.net.
+	DNSSuffixes []string `yaml:"dns_suffixes,omitempty"`
 	// VaultLimit is the calls per second a vault allows (default 400, Key
 	// Vault's 4,000 per 10 s); the probe budget is a share of it.
 	VaultLimit float64 `yaml:"vault_limit,omitempty"`
@@ -233,6 +240,9 @@ func (c *Config) Validate() error {
 	}
 	if (c.Sources.Queue.Enabled || c.Sources.Webhook.Enqueue) && c.NATS.URL == "" {
 		bad("nats.url", "is required by the queue source and webhook enqueue")
+	}
+	if err := vaultPolicy(c.KeyVault).Validate(); err != nil {
+		bad("keyvault.vaults / keyvault.dns_suffixes", "%v", err)
 	}
 	if c.Worker.SampleRate < 0 || c.Worker.SampleRate > 1 {
 		bad("worker.sample_rate", "%v is not between 0 and 1", c.Worker.SampleRate)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/cmkd-io/cmkd/emulator/eventgrid"
 	"github.com/cmkd-io/cmkd/emulator/keyvault"
+	"github.com/cmkd-io/cmkd/internal/redact"
 )
 
 const devToken = "dev"
@@ -262,5 +263,5 @@ Next, in another terminal:
   cmkd vault disable cmk          # → sealed within a probe interval; cmkd get exits 3
   cmkd vault enable cmk           # → unsealed
 `, filepath.Dir(path), path, cfg.Dev.KeyVault, cfg.Sources.EventGrid.Endpoint, devTopic, devSubscription,
-		cfg.NATS.URL, cfg.HTTP.Listen)
+		redact.URL(cfg.NATS.URL), cfg.HTTP.Listen)
 }

@@ -178,7 +178,8 @@ func openTestStoreKEK(t *testing.T, d *devProc, dekMaxEncryptions int64) (*store
 		t.Fatal(err)
 	}
 	k, err := kek.New(kek.Config{Credential: kek.StaticToken(d.cfg.KeyVault.Token), RootCAs: pool,
-		DisableChallengeResourceVerification: true, Limiter: kek.LimiterConfig{InitialRate: 1000}})
+		DisableChallengeResourceVerification: true, Policy: vaultPolicy(d.cfg.KeyVault),
+		Limiter: kek.LimiterConfig{InitialRate: 1000}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // common are the flags every data command has.
@@ -108,3 +112,20 @@ func storeCommand(ctx context.Context, c *common, fs *flag.FlagSet, argv []strin
 	defer d.Close()
 	return fn(d)
 }
+
+// clean makes s safe to print as one line of a terminal: it is quoted
+// (strconv.Quote) if it holds a control character or invalid UTF-8, so
+// that data others chose — a record key, a reason carrying Key Vault's
+// message — can neither break the one line per item nor send escape
+// sequences to the terminal. Text that starts with a quote is quoted too,
+// so that a quoted line always means an escaped one.
+func clean(s string) string {
+	if !utf8.ValidString(s) || strings.ContainsFunc(s, unsafeRune) || strings.HasPrefix(s, `"`) {
+		return strconv.Quote(s)
+	}
+	return s
+}
+
+// unsafeRune: control characters and invisible format characters (such as
+// the right-to-left override, which can make a line read differently).
+func unsafeRune(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) }

@@ -75,7 +75,7 @@ func runLs(ctx context.Context, argv []string, stdout, stderr io.Writer) error {
 	fs := newFlags("ls", "ls TENANT", stderr)
 	c.register(fs)
 	return storeCommand(ctx, &c, fs, argv, 1, "TENANT", stderr, func(d *deps) error {
-		var keys []string
+		keys := []string{} // --json prints [] for none, as tenant list does
 		after := ""
 		for {
 			page, err := d.store.List(ctx, fs.Arg(0), after, 1000)
@@ -89,10 +89,11 @@ func runLs(ctx context.Context, argv []string, stdout, stderr io.Writer) error {
 			after = page[len(page)-1]
 		}
 		return c.emit(stdout, keys, func() string {
-			if len(keys) == 0 {
-				return ""
+			var b strings.Builder
+			for _, k := range keys {
+				b.WriteString(clean(k) + "\n") // keys are others' data; --json has them exact
 			}
-			return strings.Join(keys, "\n") + "\n"
+			return b.String()
 		})
 	})
 }

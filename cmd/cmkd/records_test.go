@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -104,4 +106,78 @@ func TestCLIPutRefusesOversizedStdin(t *testing.T) {
 		t.Fatalf("oversized put says %q", errs)
 	}
 	e.wantExit(exitNotFound, "get", "acme", "big")
+}
+
+// TestCLILsEscapesKeys: record keys are data another user chose; ls must not
+// hand their escape sequences or direction overrides to the terminal.
+func TestCLILsEscapesKeys(t *testing.T) {
+	e := newCLIEnv(t, false)
+	e.createKey("cmk")
+	e.must("tenant", "add", "acme", "--key", e.keyURL("cmk"))
+	keys := []string{"\x1b]0;owned\x07\x1b[2J", "plain", "rtl\u202eexe.txt", "two\nlines", `"\x1b"`}
+	for _, k := range keys {
+		e.must("put", "acme", k, "--value", "v")
+	}
+	out := e.must("ls", "acme")
+	if strings.ContainsAny(out, "\x1b\x07\u202e") {
+		t.Fatalf("ls printed raw control characters: %q", out)
+	}
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if len(lines) != len(keys) {
+		t.Fatalf("ls printed %d lines for %d keys: %q", len(lines), len(keys), out)
+	}
+	// A key that looks quoted is quoted too: a quoted line always means escaped.
+	for _, want := range []string{strconv.Quote(keys[0]), "plain", strconv.Quote(keys[2]), strconv.Quote(keys[3]), strconv.Quote(keys[4])} {
+		if !slices.Contains(lines, want) {
+			t.Errorf("ls lines %q lack %s", lines, want)
+		}
+	}
+}
+
+// TestCLIPutRefusesInvalidUTF8Key: a key that is not UTF-8 could be stored
+// but never listed faithfully (JSON turns it into U+FFFD), so it is refused
+// with a reason.
+func TestCLIPutRefusesInvalidUTF8Key(t *testing.T) {
+	e := newCLIEnv(t, false)
+	e.createKey("cmk")
+	e.must("tenant", "add", "acme", "--key", e.keyURL("cmk"))
+	_, errs, code := e.run("put", "acme", "bad\xffkey", "--value", "v")
+	if (code != exitError && code != exitUsage) || !strings.Contains(errs, "UTF-8") {
+		t.Fatalf("put of a non-UTF-8 key: exit %d, %q; want exit 1 or 2 saying the key is not UTF-8", code, errs)
+	}
+	if out := e.must("ls", "acme", "--json"); strings.TrimSpace(out) != "[]" {
+		t.Fatalf("ls after the refused put: %s", out)
+	}
+}
+
+// TestCLILsJSONRoundTripsKeys: every key put accepts comes back from
+// ls --json byte for byte and addresses its record again.
+func TestCLILsJSONRoundTripsKeys(t *testing.T) {
+	e := newCLIEnv(t, false)
+	e.createKey("cmk")
+	e.must("tenant", "add", "acme", "--key", e.keyURL("cmk"))
+	candidates := []string{
+		"plain", "with space", "tab\there", "nl\nhere", "esc\x1b[31m", "nul\x00byte", "del\x7f", "bell\x07",
+		"quote\"and\\back", "<html>&amp;", "rtl\u202eoverride", "zero\u200bwidth", "bom\ufeff", "emoji🔑",
+		"ünïcödé", "\u2028line-sep", "bad\xff", "half\xc3", "overlong\xc0\xaf", "surrogate\xed\xa0\x80",
+	}
+	var accepted []string
+	for i, k := range candidates {
+		if _, _, code := e.run("put", "acme", k, "--value", strconv.Itoa(i)); code == exitOK {
+			accepted = append(accepted, k)
+		}
+	}
+	var listed []string
+	e.mustJSON(&listed, "ls", "acme")
+	slices.Sort(accepted)
+	slices.Sort(listed)
+	if !slices.Equal(listed, accepted) {
+		t.Fatalf("ls --json listed %q\nput accepted      %q", listed, accepted)
+	}
+	for _, k := range listed {
+		want := strconv.Itoa(slices.Index(candidates, k))
+		if got := e.must("get", "acme", k); got != want {
+			t.Errorf("get %q = %q, want %q", k, got, want)
+		}
+	}
 }

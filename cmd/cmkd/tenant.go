@@ -84,7 +84,7 @@ func tenantAdd(ctx context.Context, argv []string, stdout, stderr io.Writer) err
 	defer d.Close()
 	t, err := d.store.AddTenant(ctx, fs.Arg(0), key)
 	if err != nil {
-		return err
+		return withPolicyHint(err)
 	}
 	return c.emit(stdout, viewOf(t), func() string {
 		return fmt.Sprintf("tenant %s added; its first DEK is wrapped by %s\n", t.ID, t.Key)

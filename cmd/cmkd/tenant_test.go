@@ -1,6 +1,11 @@
 package main
 
 import (
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -100,5 +105,149 @@ func TestCLITenantShowSealed(t *testing.T) {
 	}
 	if text := e.must("tenant", "list"); !strings.Contains(text, "key disabled") {
 		t.Fatalf("tenant list does not show the seal reason:\n%s", text)
+	}
+}
+
+// acceptRecorder is a TCP listener that counts the connections made to it.
+type acceptRecorder struct {
+	ln       net.Listener
+	accepted chan net.Conn
+}
+
+func newAcceptRecorder(t *testing.T) *acceptRecorder {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &acceptRecorder{ln: ln, accepted: make(chan net.Conn, 64)}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				close(r.accepted)
+				return
+			}
+			r.accepted <- c
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		for c := range r.accepted {
+			c.Close()
+		}
+	})
+	return r
+}
+
+// before counts the connections accepted before now: it connects itself
+// and counts what the listener accepted ahead of that marker, so no
+// connection still in the accept queue is missed.
+func (r *acceptRecorder) before(t *testing.T) int {
+	t.Helper()
+	marker, err := net.Dial("tcp", r.ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer marker.Close()
+	n := 0
+	for {
+		select {
+		case c := <-r.accepted:
+			if c.RemoteAddr().String() == marker.LocalAddr().String() {
+				c.Close()
+				return n
+			}
+			c.Close()
+			n++
+		case <-time.After(10 * time.Second):
+			t.Fatal("the marker connection was not accepted")
+		}
+	}
+}
+
+// TestCLITenantAddRefusesVaultOutsidePolicy: a key URL decides where cmkd
+// connects, and customers may choose it, so a vault the policy does not
+// allow is refused before any connection is made, naming the host and the
+// config field that would allow it.
+func TestCLITenantAddRefusesVaultOutsidePolicy(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		shape func(e *cliEnv)
+		field string
+	}{
+		{"not in keyvault.vaults", func(e *cliEnv) { e.cfg.KeyVault.Vaults = []string{e.kv.URL()} }, "keyvault.vaults"},
+		{"loopback without keyvault.emulator", func(e *cliEnv) { e.cfg.KeyVault.Emulator = false }, "keyvault.emulator"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newCLIEnv(t, false)
+			tc.shape(e)
+			e.writeConfig()
+			rec := newAcceptRecorder(t)
+			host := rec.ln.Addr().String()
+			errs := e.wantExit(exitError, "tenant", "add", "acme", "--key", "https://"+host+"/keys/cmk")
+			if !strings.Contains(errs, host) || !strings.Contains(errs, "not allowed") || !strings.Contains(errs, tc.field) {
+				t.Errorf("refusal says %q; want it to name %s, say not allowed, and name %s", errs, host, tc.field)
+			}
+			if n := rec.before(t); n != 0 {
+				t.Errorf("cmkd made %d connection(s) to a vault outside the policy", n)
+			}
+			if out := e.must("tenant", "list", "--json"); strings.TrimSpace(out) != "[]" {
+				t.Fatalf("tenants after the refused add: %s", out)
+			}
+		})
+	}
+	e := newCLIEnv(t, false)
+	for _, tc := range []struct{ key, host, field string }{
+		{"https://evil.example.com/keys/cmk", "evil.example.com", "keyvault.dns_suffixes"},
+		{"https://myvault.vault.azure.net.evil.example.com/keys/cmk", "myvault.vault.azure.net.evil.example.com", "keyvault.dns_suffixes"},
+		{"https://myvault.vault.azure.net:8443/keys/cmk", "myvault.vault.azure.net:8443", "keyvault.vaults"},
+	} {
+		errs := e.wantExit(exitError, "tenant", "add", "acme", "--key", tc.key)
+		if !strings.Contains(errs, tc.host) || !strings.Contains(errs, "not allowed") || !strings.Contains(errs, tc.field) {
+			t.Errorf("add with %s says %q; want it to name %s, say not allowed, and name %s", tc.key, errs, tc.host, tc.field)
+		}
+	}
+}
+
+// TestCLITenantAddUnreachableVaultSaysNoMore: whether nothing listens, a
+// plain HTTP server answers or the certificate is not trusted, a caller
+// learns only that the vault is unavailable; anything more would let a
+// customer map the network with key URLs. The detail goes to the log.
+func TestCLITenantAddUnreachableVaultSaysNoMore(t *testing.T) {
+	e := newCLIEnv(t, false)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := l.Addr().String()
+	l.Close()
+	plain := httptest.NewServer(http.NotFoundHandler())
+	defer plain.Close()
+	untrusted := httptest.NewUnstartedServer(http.NotFoundHandler())
+	untrusted.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes are expected
+	untrusted.StartTLS()
+	defer untrusted.Close()
+	hosts := map[string]string{
+		"closed port":           closed,
+		"plain http":            strings.TrimPrefix(plain.URL, "http://"),
+		"untrusted certificate": strings.TrimPrefix(untrusted.URL, "https://"),
+	}
+	said := map[string]string{}
+	for name, host := range hosts {
+		errs := e.wantExit(exitError, "tenant", "add", "acme", "--key", "https://"+host+"/keys/cmk")
+		var msg []string
+		for line := range strings.Lines(errs) {
+			if strings.HasPrefix(line, "cmkd: ") {
+				msg = append(msg, strings.ReplaceAll(line, host, "HOST"))
+			}
+		}
+		said[name] = strings.Join(msg, "")
+		if !strings.Contains(said[name], "unavailable") {
+			t.Errorf("%s: error %q does not say the vault is unavailable", name, said[name])
+		}
+	}
+	if said["closed port"] != said["plain http"] || said["closed port"] != said["untrusted certificate"] {
+		t.Fatalf("errors tell the failures apart:\n%q\n%q\n%q", said["closed port"], said["plain http"], said["untrusted certificate"])
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/cmkd-io/cmkd/internal/redact"
 	"github.com/cmkd-io/cmkd/kek"
 	"github.com/cmkd-io/cmkd/store"
 	"github.com/cmkd-io/cmkd/store/sqlite"
@@ -63,6 +64,7 @@ func (d *deps) openKEK() error {
 	d.cred = cred
 	kc := kek.Config{
 		Credential: cred, RootCAs: pool, DisableChallengeResourceVerification: kv.Emulator, Logger: d.log,
+		Policy:  vaultPolicy(kv),
 		Limiter: kek.LimiterConfig{InitialRate: kv.InitialRate, VaultLimit: kv.VaultLimit},
 	}
 	if d.reg != nil {
@@ -72,13 +74,33 @@ func (d *deps) openKEK() error {
 	return err
 }
 
+// vaultPolicy is the config's answer to which vaults cmkd may call.
+func vaultPolicy(kv KVConfig) kek.VaultPolicy {
+	return kek.VaultPolicy{Vaults: kv.Vaults, DNSSuffixes: kv.DNSSuffixes, AllowLoopback: kv.Emulator}
+}
+
+// policyFields are the config fields behind kek.VaultPolicy's.
+var policyFields = map[string]string{
+	"Vaults": "keyvault.vaults", "DNSSuffixes": "keyvault.dns_suffixes", "AllowLoopback": "keyvault.emulator",
+}
+
+// withPolicyHint adds, to an error for a vault outside the policy, the
+// config field that would allow it.
+func withPolicyHint(err error) error {
+	var na *kek.VaultNotAllowedError
+	if errors.As(err, &na) && policyFields[na.Field] != "" {
+		return fmt.Errorf("%w (to allow it, change %s in the config)", err, policyFields[na.Field])
+	}
+	return err
+}
+
 func (d *deps) openStore(ctx context.Context) error {
 	if d.cfg.Store.Driver != "sqlite" {
 		return fmt.Errorf("store.driver %q: this build supports sqlite only so far", d.cfg.Store.Driver)
 	}
 	b, err := sqlite.Open(ctx, sqlite.Config{Path: d.cfg.Store.DSN})
 	if err != nil {
-		return fmt.Errorf("open store %s: %w", d.cfg.Store.DSN, err)
+		return fmt.Errorf("open store %s: %w", redact.URL(d.cfg.Store.DSN), redact.Error(err))
 	}
 	d.store, err = store.New(store.Config{Backend: b, KEK: d.kek, Logger: d.log, CacheTTL: d.cfg.Store.CacheTTL})
 	if err != nil {
@@ -113,7 +135,9 @@ func (d *deps) connectNATS() error {
 	}
 	nc, err := nats.Connect(n.URL, opts...)
 	if err != nil {
-		return fmt.Errorf("connect to nats at %s: %w (is it running? check nats.url)", n.URL, err)
+		// The URL may carry a user and password or a token, and the
+		// error may quote it.
+		return fmt.Errorf("connect to nats at %s: %w (is it running? check nats.url)", redact.URL(n.URL), redact.Error(err))
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {

@@ -46,6 +46,7 @@ func NewHarness(tb testing.TB) *Harness {
 	cred := kek.StaticToken("t")
 	k, err := kek.New(kek.Config{
 		Credential: cred, RootCAs: kv.CAPool(), DisableChallengeResourceVerification: true,
+		Policy:     kek.VaultPolicy{AllowLoopback: true}, // the emulator's 127.0.0.1
 		MaxRetries: -1, TryTimeout: 5 * time.Second,
 		// Tests and benchmarks unwrap in bursts; the limiter's slow start
 		// is kek's concern, not the store's.

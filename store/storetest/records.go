@@ -54,7 +54,7 @@ func testRecordCRUD(t *testing.T, f *fixture) {
 	_, err = s.Get(t.Context(), "nobody", "k")
 	wantErr(t, err, store.ErrNotFound)
 	wantErr(t, s.Put(t.Context(), "nobody", "k", []byte("v")), store.ErrNotFound)
-	for _, key := range []string{"", strings.Repeat("k", store.MaxRecordKeyLen+1)} {
+	for _, key := range []string{"", strings.Repeat("k", store.MaxRecordKeyLen+1), "bad\xffkey", "half\xc3"} {
 		wantErr(t, s.Put(t.Context(), "a", key, []byte("v")), store.ErrInvalidKey)
 	}
 
