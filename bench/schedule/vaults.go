@@ -102,7 +102,8 @@ func newFleet(ctx context.Context, dir string, n int, lim kek.LimiterConfig, log
 		v.key = id.Versionless()
 	}
 	f.kek, err = kek.New(kek.Config{
-		Credential: cred, RootCAs: roots, DisableChallengeResourceVerification: true, Limiter: lim, Logger: log,
+		Credential: cred, RootCAs: roots, DisableChallengeResourceVerification: true,
+		Policy: kek.VaultPolicy{AllowLoopback: true}, Limiter: lim, Logger: log,
 	})
 	if err != nil {
 		return nil, err
