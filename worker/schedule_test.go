@@ -35,7 +35,7 @@ type fakeChecker struct {
 	seal    map[cmkd.KeyID]bool // checks of the key seal it
 	rewraps map[cmkd.KeyID]int
 	stopped map[cmkd.KeyID]error
-	rewrap  chan struct{} // rewraps run until it is closed
+	rewrap  chan struct{}    // rewraps run until it is closed
 	onCheck func(cmkd.KeyID) // if set, called as each check begins
 }
 
@@ -101,12 +101,6 @@ func (f *fakeChecker) count(k cmkd.KeyID) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return len(f.checks[k])
-}
-
-func (f *fakeChecker) times(k cmkd.KeyID) []time.Time {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]time.Time(nil), f.checks[k]...)
 }
 
 // fixedLimits is a vault limit in calls per second.

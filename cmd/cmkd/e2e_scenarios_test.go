@@ -95,8 +95,8 @@ func TestE2ERotateRewrapsAndRetires(t *testing.T) {
 		t.Fatal(err)
 	}
 	v2 := resp.Key.KID.Version()
-	evs := waitStatus(t, js, "tenant-0", "rewrap.completed", 1, 30*time.Second)
-	evs = waitStatus(t, js, "tenant-1", "rewrap.completed", 1, 30*time.Second)
+	waitStatus(t, js, "tenant-0", "rewrap.completed", 1, 30*time.Second)
+	evs := waitStatus(t, js, "tenant-1", "rewrap.completed", 1, 30*time.Second)
 	for _, tenant := range []string{"tenant-0", "tenant-1"} {
 		if n := count(t, evs, tenant, "version.retired"); n != 1 {
 			t.Fatalf("%s: %d version.retired events, want 1", tenant, n)

@@ -67,15 +67,15 @@ func (c *Config) Validate() error {
 		return errors.New("LockDuration must not be negative")
 	}
 	if c.MaxDeliveryCount < 0 {
-		return errors.New("MaxDeliveryCount must not be negative")
+		return errors.New("eventgrid emulator: MaxDeliveryCount must not be negative")
 	}
 	for topic, subs := range c.Topics {
 		if !validName(topic) {
-			return fmt.Errorf("Topics: invalid topic name %q", topic)
+			return fmt.Errorf("eventgrid emulator: Topics: invalid topic name %q", topic)
 		}
 		for _, sub := range subs {
 			if !validName(sub) {
-				return fmt.Errorf("Topics[%s]: invalid subscription name %q", topic, sub)
+				return fmt.Errorf("eventgrid emulator: Topics[%s]: invalid subscription name %q", topic, sub)
 			}
 		}
 	}

@@ -97,29 +97,29 @@ func (c *Config) setDefaults() {
 // Validate reports the first invalid field.
 func (c *Config) Validate() error {
 	if u, err := url.Parse(c.Endpoint); err != nil || u.Scheme != "https" || u.Host == "" {
-		return fmt.Errorf("Endpoint %q must be an https URL", c.Endpoint)
+		return fmt.Errorf("eventgrid config: Endpoint %q must be an https URL", c.Endpoint)
 	}
 	switch {
 	case c.Topic == "":
-		return errors.New("Topic is required")
+		return errors.New("eventgrid config: Topic is required")
 	case c.Subscription == "":
-		return errors.New("Subscription is required")
+		return errors.New("eventgrid config: Subscription is required")
 	case (c.Credential == nil) == (c.Key == ""):
-		return errors.New("set exactly one of Credential and Key")
+		return errors.New("eventgrid config: set exactly one of Credential and Key")
 	case c.MaxEvents < 1 || c.MaxEvents > maxMaxEvents:
-		return fmt.Errorf("MaxEvents %d must be within 1..%d", c.MaxEvents, maxMaxEvents)
+		return fmt.Errorf("eventgrid config: MaxEvents %d must be within 1..%d", c.MaxEvents, maxMaxEvents)
 	case c.MaxWait < minWait || c.MaxWait > maxWait:
-		return fmt.Errorf("MaxWait %s must be within %s..%s", c.MaxWait, minWait, maxWait)
+		return fmt.Errorf("eventgrid config: MaxWait %s must be within %s..%s", c.MaxWait, minWait, maxWait)
 	case c.MaxInFlight < 1:
-		return fmt.Errorf("MaxInFlight %d must be at least 1", c.MaxInFlight)
+		return fmt.Errorf("eventgrid config: MaxInFlight %d must be at least 1", c.MaxInFlight)
 	case c.LockRenew < 0:
-		return fmt.Errorf("LockRenew %s must be positive", c.LockRenew)
+		return fmt.Errorf("eventgrid config: LockRenew %s must be positive", c.LockRenew)
 	case c.ReleaseDelay > time.Hour:
-		return fmt.Errorf("ReleaseDelay %s must be at most 1h, Event Grid's longest", c.ReleaseDelay)
+		return fmt.Errorf("eventgrid config: ReleaseDelay %s must be at most 1h, Event Grid's longest", c.ReleaseDelay)
 	case c.ShutdownTimeout < 0:
-		return fmt.Errorf("ShutdownTimeout %s must be positive", c.ShutdownTimeout)
+		return fmt.Errorf("eventgrid config: ShutdownTimeout %s must be positive", c.ShutdownTimeout)
 	case c.Decoder == nil:
-		return errors.New("Decoder is required")
+		return errors.New("eventgrid config: Decoder is required")
 	}
 	return nil
 }

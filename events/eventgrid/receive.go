@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/eventgrid/aznamespaces"
 )
@@ -25,7 +26,7 @@ type delivery struct {
 func (s *Source) receive(ctx context.Context, n int) ([]delivery, error) {
 	maxEvents, wait := int32(n), int32(s.cfg.MaxWait.Seconds())
 	var resp *http.Response
-	_, err := s.client.ReceiveEvents(runtime.WithCaptureResponse(ctx, &resp),
+	_, err := s.client.ReceiveEvents(policy.WithCaptureResponse(ctx, &resp),
 		&aznamespaces.ReceiveEventsOptions{MaxEvents: &maxEvents, MaxWaitTime: &wait})
 	if err != nil && (resp == nil || resp.StatusCode != http.StatusOK) {
 		return nil, fmt.Errorf("receive: %w", err)
