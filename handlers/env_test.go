@@ -151,7 +151,8 @@ func (e *env) readAll(want map[[2]string][]byte) {
 func (e *env) otherProcess(tune func(*store.Config)) *store.Store {
 	e.t.Helper()
 	k, err := kek.New(kek.Config{Credential: kek.StaticToken("other"), RootCAs: e.kv.CAPool(),
-		DisableChallengeResourceVerification: true, Limiter: kek.LimiterConfig{InitialRate: 1000}})
+		DisableChallengeResourceVerification: true, Limiter: kek.LimiterConfig{InitialRate: 1000},
+		Policy: kek.VaultPolicy{AllowLoopback: true}})
 	if err != nil {
 		e.t.Fatal(err)
 	}
