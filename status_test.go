@@ -27,7 +27,7 @@ func TestStatusEventRoundTrip(t *testing.T) {
 	// in another language would read it.
 	var doc struct {
 		SpecVersion, ID, Source, Type, Subject, DataContentType, DataSchema string
-		Data                                                    map[string]any
+		Data                                                                map[string]any
 	}
 	if err := json.Unmarshal(body, &doc); err != nil {
 		t.Fatal(err)

@@ -31,7 +31,7 @@ func (r *reservoir) add(s sampled) {
 		r.items = append(r.items, s)
 		return
 	}
-	if j := rand.IntN(r.seen); j < r.size {
+	if j := rand.IntN(r.seen); j < r.size { // #nosec G404 -- which DEKs are sampled needs no secrecy: every moved DEK was checked by its KCV
 		r.items[j] = s
 	}
 }

@@ -28,6 +28,9 @@ type KeyInfo struct {
 // ("RSA", "RSA-HSM", "oct-HSM") and size in bits (0: Key Vault's default,
 // 256 for oct-HSM). The name keeps the case it is given: Key Vault shows it
 // as created, and compares it without regard to case.
+// maxKeySize is the largest key Key Vault creates (RSA 4096), with room.
+const maxKeySize = 16384
+
 func (c *Client) CreateKey(ctx context.Context, vault, name, kty string, size int) (KeyInfo, error) {
 	id, err := cmkd.ParseKeyID(vault + "/keys/" + name)
 	if err != nil {
@@ -35,8 +38,10 @@ func (c *Client) CreateKey(ctx context.Context, vault, name, kty string, size in
 	}
 	p := azkeys.CreateKeyParameters{Kty: to.Ptr(azkeys.KeyType(kty))}
 	switch {
+	case size < 0 || size > maxKeySize:
+		return KeyInfo{}, fmt.Errorf("key size %d: Key Vault's keys are at most %d bits", size, maxKeySize)
 	case size != 0:
-		p.KeySize = to.Ptr(int32(size))
+		p.KeySize = to.Ptr(int32(size)) // #nosec G115 -- bounded just above
 	case kty == string(azkeys.KeyTypeOctHSM):
 		p.KeySize = to.Ptr[int32](256)
 	}

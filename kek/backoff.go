@@ -27,4 +27,4 @@ func throttlePause(n int, u float64) time.Duration {
 	return jitter(time.Second<<min(n, 4), u)
 }
 
-func uniform() float64 { return rand.Float64() }
+func uniform() float64 { return rand.Float64() } // #nosec G404 -- spreads load over time; nothing depends on it being unpredictable

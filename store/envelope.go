@@ -49,7 +49,7 @@ func additionalData(tenant, key, dekID string) []byte {
 	ad := make([]byte, 0, 8+12+len(tenant)+len(key)+len(dekID))
 	ad = append(ad, "cmkd/v1"...)
 	for _, p := range []string{tenant, key, dekID} {
-		ad = binary.BigEndian.AppendUint32(ad, uint32(len(p)))
+		ad = binary.BigEndian.AppendUint32(ad, uint32(len(p))) // #nosec G115 -- tenant ids, record keys and DEK ids are bounded far below 4 GiB
 		ad = append(ad, p...)
 	}
 	return ad
@@ -58,16 +58,19 @@ func additionalData(tenant, key, dekID string) []byte {
 // sealRecord encrypts value under aead (a DEK) with a fresh random nonce:
 // version | len(dekID) | dekID | nonce | ciphertext+tag.
 func sealRecord(aead cipher.AEAD, tenant, key, dekID string, value []byte) ([]byte, error) {
+	if len(dekID) == 0 || len(dekID) > maxDEKIDLen {
+		return nil, fmt.Errorf("dek id of %d bytes: want 1..%d", len(dekID), maxDEKIDLen)
+	}
 	hdr := 2 + len(dekID)
 	out := make([]byte, hdr+nonceSize, hdr+nonceSize+len(value)+tagSize)
 	out[0] = recordVersion
-	out[1] = byte(len(dekID))
+	out[1] = byte(len(dekID)) // #nosec G115 -- checked above to be at most maxDEKIDLen
 	copy(out[2:], dekID)
 	nonce := out[hdr : hdr+nonceSize]
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, fmt.Errorf("nonce: %w", err)
 	}
-	return aead.Seal(out, nonce, value, additionalData(tenant, key, dekID)), nil
+	return aead.Seal(out, nonce, value, additionalData(tenant, key, dekID)), nil // #nosec G407 -- nonce read from crypto/rand just above, fresh for every record
 }
 
 // parsedRecord is a record blob split into its parts; it aliases the blob.

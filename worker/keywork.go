@@ -137,7 +137,7 @@ func (s *scheduler) checked(k *keyWork, f *flight, start time.Time, res handlers
 
 // jitter spreads d by ±j, so that keys checked together drift apart.
 func jitter(d time.Duration, j float64) time.Duration {
-	return time.Duration(float64(d) * (1 - j + 2*j*rand.Float64()))
+	return time.Duration(float64(d) * (1 - j + 2*j*rand.Float64())) // #nosec G404 -- spreads load over time; nothing depends on it being unpredictable
 }
 
 // rewrapTask is one key's rewrap running in the background.

@@ -139,7 +139,7 @@ func (s *scheduler) refresh(ctx context.Context) error {
 	// with all of them counted.
 	now := time.Now()
 	for _, k := range added {
-		k.due = now.Add(time.Duration(rand.Float64() * float64(k.vault.interval)))
+		k.due = now.Add(time.Duration(rand.Float64() * float64(k.vault.interval))) // #nosec G404 -- spreads load over time; nothing depends on it being unpredictable
 	}
 	for _, st := range recorded {
 		if k := s.keys[st.Key]; k != nil && k.status.Key.IsZero() {

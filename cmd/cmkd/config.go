@@ -171,7 +171,7 @@ type DevConfig struct {
 
 // loadConfig reads path, applies CMKD_* environment overrides and validates.
 func loadConfig(path string) (*Config, error) {
-	raw, err := os.ReadFile(path)
+	raw, err := os.ReadFile(path) // #nosec G304 -- the operator's --config
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w (start `cmkd dev` to get one, or pass --config)", err)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -64,7 +65,11 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	defer env.close()
+	defer func() {
+		if err := env.close(); err != nil {
+			log.Warn("stop emulators", slog.Any("err", err))
+		}
+	}()
 	cfg := env.config(f)
 	path := filepath.Join(f.dir, "cmkd.yaml")
 	if err := writeConfig(path, cfg); err != nil {
@@ -89,7 +94,7 @@ func startDevEnv(f devFlags, prev *Config, log *slog.Logger) (*devEnv, error) {
 	ok := false
 	defer func() {
 		if !ok {
-			env.close()
+			_ = env.close() // the start's own error says what went wrong
 		}
 	}()
 	if env.natsURL == "" {
@@ -148,17 +153,19 @@ func (e *devEnv) startNATS(port int) error {
 	return nil
 }
 
-func (e *devEnv) close() {
+func (e *devEnv) close() error {
+	var errs []error
 	for _, kv := range e.kvs {
-		kv.Close()
+		errs = append(errs, kv.Close())
 	}
 	if e.eg != nil {
-		e.eg.Close()
+		errs = append(errs, e.eg.Close())
 	}
 	if e.nats != nil {
 		e.nats.Shutdown()
 		e.nats.WaitForShutdown()
 	}
+	return errors.Join(errs...)
 }
 
 func (e *devEnv) config(f devFlags) *Config {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -48,7 +49,7 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if fs.NArg() > 0 {
 		return usagef("emulator takes no arguments, got %q", fs.Args())
 	}
-	if err := os.MkdirAll(f.dir, 0o755); err != nil {
+	if err := os.MkdirAll(f.dir, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w (choose another with --data)", err)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -88,8 +89,7 @@ func startEmulators(f emulatorFlags, log *slog.Logger) (*eventgrid.Server, *keyv
 		Logger:        log.With("emulator", "keyvault"),
 	})
 	if err != nil {
-		eg.Close()
-		return nil, nil, fmt.Errorf("start key vault emulator on %s: %w", f.kvAddr, err)
+		return nil, nil, errors.Join(fmt.Errorf("start key vault emulator on %s: %w", f.kvAddr, err), eg.Close())
 	}
 	return eg, kv, nil
 }

@@ -102,7 +102,7 @@ func keyTable(rows []keyRow) string {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Key, tenants, r.State, age, interval, rewrapText(r.Rewrap))
 	}
-	tw.Flush()
+	_ = tw.Flush() // into a strings.Builder, which cannot fail
 	return b.String()
 }
 

@@ -172,7 +172,9 @@ func progressTo(stderr io.Writer, asJSON bool, stdout io.Writer) func(done, tota
 		last = time.Now()
 		switch {
 		case asJSON:
-			json.NewEncoder(stdout).Encode(map[string]int{"done": done, "total": total})
+			// Progress is advisory: a reader that went away does not
+			// stop the rewrap.
+			_ = json.NewEncoder(stdout).Encode(map[string]int{"done": done, "total": total})
 		case tty:
 			progressBar(stderr, done, total)
 		}

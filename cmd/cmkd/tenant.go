@@ -111,7 +111,7 @@ func tenantList(ctx context.Context, argv []string, stdout, stderr io.Writer) er
 			for _, v := range views {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", v.ID, v.State, dash(v.Reason), v.Key, dash(v.Version))
 			}
-			tw.Flush()
+			_ = tw.Flush() // into a strings.Builder, which cannot fail
 			return b.String()
 		})
 	})

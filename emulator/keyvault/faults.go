@@ -10,7 +10,7 @@ import (
 // reports whether it already answered (or dropped) it.
 func (s *Server) injectFault(w http.ResponseWriter, r *http.Request) bool {
 	f := s.faults.Load()
-	if f.DropRate > 0 && rand.Float64() < f.DropRate {
+	if f.DropRate > 0 && rand.Float64() < f.DropRate { // #nosec G404 -- fault injection for tests; nothing depends on it being unpredictable
 		drop(w)
 		return true
 	}
@@ -25,8 +25,8 @@ func (s *Server) injectFault(w http.ResponseWriter, r *http.Request) bool {
 			return true
 		}
 	}
-	if f.ErrorRate > 0 && rand.Float64() < f.ErrorRate {
-		if rand.IntN(2) == 0 {
+	if f.ErrorRate > 0 && rand.Float64() < f.ErrorRate { // #nosec G404 -- fault injection for tests; nothing depends on it being unpredictable
+		if rand.IntN(2) == 0 { // #nosec G404 -- fault injection for tests; nothing depends on it being unpredictable
 			writeError(w, http.StatusInternalServerError, "InternalServerError", "An unexpected error occurred while processing the request.", "")
 		} else {
 			writeError(w, http.StatusServiceUnavailable, "ServiceUnavailable", "The service is temporarily unavailable. Please retry later.", "")
@@ -40,7 +40,7 @@ func jitter(max time.Duration) time.Duration {
 	if max <= 0 {
 		return 0
 	}
-	return rand.N(max)
+	return rand.N(max) // #nosec G404 -- fault injection for tests; nothing depends on it being unpredictable
 }
 
 // drop closes the connection without a byte of answer, like a load

@@ -3,6 +3,7 @@ package keyvault
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -50,8 +51,7 @@ func Start(cfg Config) (*Server, error) {
 	// Writing once now, after the listener proved no other emulator on this
 	// address owns the file, surfaces an unwritable StateFile at Start.
 	if err := s.save(); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("%w: write %s: %v", ErrBadStateFile, s.cfg.StateFile, err)
+		return nil, errors.Join(fmt.Errorf("%w: write %s: %v", ErrBadStateFile, s.cfg.StateFile, err), ln.Close())
 	}
 	s.url = "https://" + ln.Addr().String()
 	s.srv = &http.Server{

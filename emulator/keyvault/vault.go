@@ -1,6 +1,7 @@
 package keyvault
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
 	"slices"
@@ -104,7 +105,7 @@ func (k *key) sortedVersions() []*version {
 	for _, v := range k.versions {
 		out = append(out, v)
 	}
-	slices.SortFunc(out, func(a, b *version) int { return int(a.seq) - int(b.seq) })
+	slices.SortFunc(out, func(a, b *version) int { return cmp.Compare(a.seq, b.seq) })
 	return out
 }
 

@@ -24,7 +24,7 @@ type delivery struct {
 // event as delivered, and an event the SDK cannot decode must still be
 // rejected by its lock token instead of failing the whole receive forever.
 func (s *Source) receive(ctx context.Context, n int) ([]delivery, error) {
-	maxEvents, wait := int32(n), int32(s.cfg.MaxWait.Seconds())
+	maxEvents, wait := int32(n), int32(s.cfg.MaxWait.Seconds()) // #nosec G115 -- Validate bounds both to Event Grid's limits (100 events, 120 s)
 	var resp *http.Response
 	_, err := s.client.ReceiveEvents(policy.WithCaptureResponse(ctx, &resp),
 		&aznamespaces.ReceiveEventsOptions{MaxEvents: &maxEvents, MaxWaitTime: &wait})

@@ -145,7 +145,7 @@ func (p *pause) reset() { p.next = pauseMin }
 
 // wait sleeps for the current backoff; false if ctx ended meanwhile.
 func (p *pause) wait(ctx context.Context) bool {
-	d := p.next/2 + rand.N(p.next/2+1)
+	d := p.next/2 + rand.N(p.next/2+1) // #nosec G404 -- spreads load over time; nothing depends on it being unpredictable
 	p.next = min(2*p.next, pauseMax)
 	t := time.NewTimer(d)
 	defer t.Stop()

@@ -21,7 +21,7 @@ func (s *Source) process(ctx context.Context, h events.Handler, msg jetstream.Ms
 		s.settle(msg, outcomeLost, msg.Term(), slog.String("reason", "no metadata"))
 		return
 	}
-	if md.NumDelivered > uint64(s.cfg.MaxDeliver) {
+	if md.NumDelivered > uint64(s.cfg.MaxDeliver) { // #nosec G115 -- Config.Validate keeps MaxDeliver at least 1
 		s.deadLetter(ctx, msg, md, kindExhausted, "max deliveries exceeded")
 		return
 	}
@@ -34,7 +34,7 @@ func (s *Source) process(ctx context.Context, h events.Handler, msg jetstream.Ms
 		s.deadLetter(ctx, msg, md, kindMalformed, err.Error())
 	case verdict == events.DeadLetter:
 		s.deadLetter(ctx, msg, md, kindRejected, err.Error())
-	case md.NumDelivered >= uint64(s.cfg.MaxDeliver):
+	case md.NumDelivered >= uint64(s.cfg.MaxDeliver): // #nosec G115 -- Config.Validate keeps MaxDeliver at least 1
 		s.deadLetter(ctx, msg, md, kindExhausted, fmt.Sprintf("failed %d deliveries: %v", md.NumDelivered, err))
 	default:
 		delay := s.retryDelay(asked, md.NumDelivered)
@@ -84,8 +84,9 @@ func (s *Source) retryDelay(asked time.Duration, delivered uint64) time.Duration
 	if asked > 0 {
 		return asked
 	}
-	i := min(int(delivered)-1, len(s.cfg.Backoff)-1)
-	return s.cfg.Backoff[max(i, 0)]
+	// Counted in uint64, so that no delivery count can overflow an int.
+	i := min(max(delivered, 1)-1, uint64(len(s.cfg.Backoff)-1)) // #nosec G115 -- the defaults keep Backoff non-empty
+	return s.cfg.Backoff[i]
 }
 
 // settle records how a message was settled; err is the settle call's.

@@ -49,7 +49,7 @@ func (s *Source) Run(ctx context.Context, h events.Handler) error {
 	if err != nil {
 		return err
 	}
-	last := uint64(s.cfg.MaxDeliver + 1)
+	last := uint64(s.cfg.MaxDeliver + 1) // #nosec G115 -- Config.Validate keeps MaxDeliver at least 1
 	if ci := cons.CachedInfo(); ci != nil && ci.Config.MaxDeliver > 0 {
 		last = uint64(ci.Config.MaxDeliver)
 	}

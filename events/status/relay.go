@@ -83,7 +83,7 @@ func (r *Relay) Run(ctx context.Context) error {
 
 func (r *Relay) wait(ctx context.Context, backoff time.Duration, err error, reconnected <-chan nats.Status) time.Duration {
 	backoff = min(max(backoff*2, r.cfg.Backoff), MaxBackoff)
-	d := time.Duration(float64(backoff) * (0.8 + 0.4*rand.Float64()))
+	d := time.Duration(float64(backoff) * (0.8 + 0.4*rand.Float64())) // #nosec G404 -- spreads load over time; nothing depends on it being unpredictable
 	r.cfg.Logger.Warn("status relay: retrying", slog.Duration("in", d), slog.Int("pending", len(r.pending)), slog.Any("err", err))
 	t := time.NewTimer(d)
 	defer t.Stop()

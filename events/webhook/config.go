@@ -18,7 +18,7 @@ import (
 // Defaults for Config's zero fields.
 const (
 	DefaultMaxBody      = 1 << 20
-	DefaultSecretHeader = "X-Cmkd-Webhook-Secret"
+	DefaultSecretHeader = "X-Cmkd-Webhook-Secret" // #nosec G101 -- the name of a header, not a credential
 	// SecretQueryParam carries the shared secret when it is part of the
 	// endpoint URL registered with Event Grid.
 	SecretQueryParam = "code"

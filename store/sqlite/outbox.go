@@ -107,12 +107,15 @@ func sortBySeq(es []store.OutboxEntry) {
 
 // MarkSent implements store.Backend.
 func (b *Backend) MarkSent(ctx context.Context, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
 	args := make([]any, 0, len(ids)+1)
 	args = append(args, unixNano(time.Now()))
 	for _, id := range ids {
 		args = append(args, id)
 	}
-	_, err := b.db.ExecContext(ctx, `UPDATE outbox SET sent_at = ? WHERE id IN (?`+strings.Repeat(", ?", len(ids)-1)+`)`, args...)
+	_, err := b.db.ExecContext(ctx, `UPDATE outbox SET sent_at = ? WHERE id IN (?`+strings.Repeat(", ?", len(ids)-1)+`)`, args...) // #nosec G202 -- only placeholders are concatenated; the ids are bound
 	if err != nil {
 		return fmt.Errorf("mark sent: %w", err)
 	}

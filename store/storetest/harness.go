@@ -42,7 +42,11 @@ func NewHarness(tb testing.TB) *Harness {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { kv.Close() })
+	tb.Cleanup(func() {
+		if err := kv.Close(); err != nil {
+			tb.Errorf("close key vault emulator: %v", err)
+		}
+	})
 	cred := kek.StaticToken("t")
 	k, err := kek.New(kek.Config{
 		Credential: cred, RootCAs: kv.CAPool(), DisableChallengeResourceVerification: true,
@@ -115,7 +119,11 @@ func (h *Harness) NewStore(tb testing.TB, b store.Backend, tune func(*store.Conf
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { s.Close() })
+	tb.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			tb.Errorf("close store: %v", err)
+		}
+	})
 	return s
 }
 
