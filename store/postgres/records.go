@@ -1,0 +1,149 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/cmkd-io/cmkd/store"
+)
+
+// getRecordSQL reads a record and its tenant's state in one statement, so
+// a seal committed before it is always seen. A sealed tenant's blob does
+// not leave the database.
+const getRecordSQL = `SELECT t.state, t.seal_reason, t.sealed_at, r.key IS NOT NULL,
+		CASE WHEN t.state = 'active' THEN r.value END
+	FROM tenants t LEFT JOIN records r ON r.tenant = t.id AND r.key = $2
+	WHERE t.id = $1`
+
+// GetRecord implements store.Backend.
+func (b *Backend) GetRecord(ctx context.Context, tenant, key string) ([]byte, error) {
+	var st stateRow
+	var found bool
+	var value []byte
+	err := b.pool.QueryRow(ctx, getRecordSQL, tenant, keyBytes(key)).Scan(append(st.dest(), &found, &value)...)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, tenantNotFound(tenant)
+	case err != nil:
+		return nil, fmt.Errorf("read record: %w", err)
+	case st.err(tenant) != nil:
+		return nil, st.err(tenant)
+	case !found:
+		return nil, fmt.Errorf("record: %w", store.ErrNotFound)
+	}
+	return value, nil
+}
+
+// lockActive is how every write of a tenant's records and DEKs begins: it
+// share-locks the tenant's row and reads the state it holds. A seal's
+// update waits for the lock, and a lock taken while a seal is under way
+// waits for it and then reads the sealed row, so a write is wholly before
+// or wholly after every seal. Shared, it lets the tenant's writes run
+// together.
+const lockActive = `t AS (SELECT state, seal_reason, sealed_at FROM tenants WHERE id = $1 FOR SHARE)`
+
+// putRecordSQL counts a use of the DEK and writes the record, in one
+// statement, only if the tenant is active and the DEK is the tenant's. Its
+// row is the tenant's state and the DEK's new use count, NULL if nothing
+// was written; no row, no tenant.
+const putRecordSQL = `WITH ` + lockActive + `, d AS (
+		UPDATE deks SET uses = uses + 1
+		WHERE id = $3 AND tenant = $1 AND EXISTS (SELECT FROM t WHERE state = 'active')
+		RETURNING uses
+	), r AS (
+		INSERT INTO records (tenant, key, dek_id, value) SELECT $1, $2, $3, $4 FROM d
+		ON CONFLICT (tenant, key) DO UPDATE SET dek_id = excluded.dek_id, value = excluded.value
+	)
+	SELECT t.state, t.seal_reason, t.sealed_at, (SELECT uses FROM d) FROM t`
+
+// PutRecord implements store.Backend.
+func (b *Backend) PutRecord(ctx context.Context, tenant, key, dekID string, blob []byte) (int64, error) {
+	if blob == nil {
+		blob = []byte{} // an empty record, not NULL
+	}
+	var st stateRow
+	var uses *int64
+	err := b.pool.QueryRow(ctx, putRecordSQL, tenant, keyBytes(key), dekID, blob).Scan(append(st.dest(), &uses)...)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return 0, tenantNotFound(tenant)
+	case err != nil:
+		return 0, fmt.Errorf("write record: %w", err)
+	case st.err(tenant) != nil:
+		return 0, st.err(tenant)
+	case uses == nil:
+		return 0, fmt.Errorf("dek: %w", store.ErrNotFound)
+	}
+	return *uses, nil
+}
+
+const deleteRecordSQL = `WITH ` + lockActive + `, del AS (
+		DELETE FROM records WHERE tenant = $1 AND key = $2 AND EXISTS (SELECT FROM t WHERE state = 'active')
+		RETURNING 1
+	)
+	SELECT t.state, t.seal_reason, t.sealed_at, EXISTS (SELECT FROM del) FROM t`
+
+// DeleteRecord implements store.Backend.
+func (b *Backend) DeleteRecord(ctx context.Context, tenant, key string) error {
+	var st stateRow
+	var deleted bool
+	err := b.pool.QueryRow(ctx, deleteRecordSQL, tenant, keyBytes(key)).Scan(append(st.dest(), &deleted)...)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return tenantNotFound(tenant)
+	case err != nil:
+		return fmt.Errorf("delete record: %w", err)
+	case st.err(tenant) != nil:
+		return st.err(tenant)
+	case !deleted:
+		return fmt.Errorf("record: %w", store.ErrNotFound)
+	}
+	return nil
+}
+
+// ListRecords implements store.Backend. Like a read, it checks the
+// tenant's state in the same statement: every row carries it, and a
+// tenant without records still gives one row, with a NULL key.
+func (b *Backend) ListRecords(ctx context.Context, tenant, after string, limit int) ([]string, error) {
+	rows, err := b.pool.Query(ctx, `SELECT t.state, t.seal_reason, t.sealed_at, r.key
+		FROM tenants t LEFT JOIN records r ON r.tenant = t.id AND r.key > $2 WHERE t.id = $1
+		ORDER BY r.key LIMIT $3`, tenant, keyBytes(after), limit)
+	if err != nil {
+		return nil, fmt.Errorf("list records: %w", err)
+	}
+	var st stateRow
+	var key []byte
+	var keys []string
+	seen := false
+	_, err = pgx.ForEachRow(rows, append(st.dest(), &key), func() error {
+		if err := st.err(tenant); err != nil {
+			return err
+		}
+		seen = true
+		if key != nil {
+			keys = append(keys, string(key))
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, store.ErrSealed):
+		return nil, err
+	case err != nil:
+		return nil, fmt.Errorf("list records: %w", err)
+	case !seen:
+		return nil, tenantNotFound(tenant)
+	}
+	return keys, nil
+}
+
+// keyBytes is a record key as its bytea column takes it: "" is an empty
+// bytea, not NULL.
+func keyBytes(k string) []byte {
+	if k == "" {
+		return []byte{}
+	}
+	return []byte(k)
+}
