@@ -10,20 +10,45 @@ import (
 	"github.com/cmkd-io/cmkd/store"
 )
 
-// getRecordSQL reads a record and its tenant's state in one statement, so
-// a seal committed before it is always seen. A sealed tenant's blob does
-// not leave the database.
-const getRecordSQL = `SELECT t.state, t.seal_reason, t.sealed_at, r.key IS NOT NULL,
+// getRecordSQL reads a record of an active tenant: the tenant's state is
+// checked in the same statement, so a seal committed before it is always
+// seen. It returns the value alone, as a plain read would; a sealed or
+// missing tenant, or a missing record, gives no row, and
+// getRecordDetailSQL says which. Returning the tenant's state on every
+// read cost about a tenth of one (x-plain 1.19-1.23 against 1.09-1.12,
+// measured interleaved).
+const getRecordSQL = `SELECT r.value FROM tenants t JOIN records r ON r.tenant = t.id AND r.key = $2
+	WHERE t.id = $1 AND t.state = 'active'`
+
+// getRecordDetailSQL is the slow path: the record and its tenant's state.
+// A sealed tenant's blob does not leave the database.
+const getRecordDetailSQL = `SELECT t.state, t.seal_reason, t.sealed_at, r.key IS NOT NULL,
 		CASE WHEN t.state = 'active' THEN r.value END
 	FROM tenants t LEFT JOIN records r ON r.tenant = t.id AND r.key = $2
 	WHERE t.id = $1`
 
-// GetRecord implements store.Backend.
+// GetRecord implements store.Backend. When the fast statement finds
+// nothing, getRecordDetailSQL reads tenant and record again and its answer
+// alone decides, so every result comes from one consistent statement.
 func (b *Backend) GetRecord(ctx context.Context, tenant, key string) ([]byte, error) {
+	var value []byte
+	err := b.pool.QueryRow(ctx, getRecordSQL, tenant, keyBytes(key)).Scan(&value)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return b.getRecordDetail(ctx, tenant, key)
+	case err != nil:
+		return nil, fmt.Errorf("read record: %w", err)
+	case value == nil:
+		return []byte{}, nil // an empty record
+	}
+	return value, nil
+}
+
+func (b *Backend) getRecordDetail(ctx context.Context, tenant, key string) ([]byte, error) {
 	var st stateRow
 	var found bool
 	var value []byte
-	err := b.pool.QueryRow(ctx, getRecordSQL, tenant, keyBytes(key)).Scan(append(st.dest(), &found, &value)...)
+	err := b.pool.QueryRow(ctx, getRecordDetailSQL, tenant, keyBytes(key)).Scan(append(st.dest(), &found, &value)...)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return nil, tenantNotFound(tenant)
@@ -33,6 +58,9 @@ func (b *Backend) GetRecord(ctx context.Context, tenant, key string) ([]byte, er
 		return nil, st.err(tenant)
 	case !found:
 		return nil, fmt.Errorf("record: %w", store.ErrNotFound)
+	}
+	if value == nil {
+		value = []byte{}
 	}
 	return value, nil
 }
