@@ -7,7 +7,7 @@
 // (AES-256-GCM, additional data binding tenant, record key and DEK), the key
 // check value verified on every unwrap, DEK rotation, the in-memory DEK
 // cache and sealing. A database is plugged in through the narrow Backend
-// interface (store/sqlite, later store/postgres); store/storetest is the
+// interface (store/sqlite, store/postgres); store/storetest is the
 // conformance suite every backend passes.
 //
 // Plaintext DEKs exist only in memory, in the cache, and are zeroed when they

@@ -39,6 +39,9 @@ var (
 	ErrLeaseLost = errors.New("lease lost")
 	// ErrSchemaTooNew: the database was written by a newer cmkd.
 	ErrSchemaTooNew = errors.New("database schema newer than this binary")
+	// ErrSchemaBehind: the database schema is older than this binary and
+	// the backend was told not to migrate it; run `cmkd migrate` first.
+	ErrSchemaBehind = errors.New("database schema older than this binary: run cmkd migrate")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("store closed")
 )
