@@ -26,16 +26,20 @@ var (
 		"DEKs of the key's running or last rewrap, done and in total.", []string{"vault", "key", "state"}, nil)
 	descRewrapRunning = prometheus.NewDesc("cmkd_key_rewrap_running",
 		"1 while a rewrap of the key runs in this process.", []string{"vault", "key"}, nil)
+	descChecksPending = prometheus.NewDesc("cmkd_checks_pending",
+		"Keys with a check running or asked for and not started: an event deferred to its key's next slot "+
+			"is answered when this falls.", nil, nil)
 )
 
 func (c keyCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descProbed, descAge, descOutcome, descInterval, descRewrap, descRewrapRunning} {
+	for _, d := range []*prometheus.Desc{descProbed, descAge, descOutcome, descInterval, descRewrap, descRewrapRunning, descChecksPending} {
 		ch <- d
 	}
 }
 
 func (c keyCollector) Collect(ch chan<- prometheus.Metric) {
 	now := time.Now()
+	ch <- prometheus.MustNewConstMetric(descChecksPending, prometheus.GaugeValue, float64(c.s.pending()))
 	for _, st := range c.s.statuses() {
 		vault, key := st.Key.Vault, st.Key.URL()
 		gauge := func(d *prometheus.Desc, v float64, labels ...string) {
@@ -73,4 +77,17 @@ func (s *scheduler) statuses() []store.KeyStatus {
 		}
 	}
 	return out
+}
+
+// pending counts the keys with a check running or waiting to start.
+func (s *scheduler) pending() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, k := range s.keys {
+		if k.checking || k.next != nil {
+			n++
+		}
+	}
+	return n
 }

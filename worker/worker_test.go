@@ -348,3 +348,35 @@ func metricSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	return sum
 }
+
+// An event that comes less than EventMinInterval after its key's last
+// check is acknowledged at once; the check it asks for runs at the key's
+// next slot, and cmkd_checks_pending shows it until it has.
+func TestDeferredEventIsAnsweredByALaterCheck(t *testing.T) {
+	e := newEnv(t)
+	st := e.openStore()
+	e.addTenant(st, "acme")
+	reg := prometheus.NewRegistry()
+	w := e.worker(st, "w1", func(c *worker.Config) {
+		c.EventMinInterval, c.Registerer, c.Gatherer = 2*time.Second, reg, reg
+	})
+	start(t, w)
+	ev := events.Event{ID: "first", Type: events.TypeKeyNewVersionCreated, Key: e.key}
+	if err := w.Handle(t.Context(), ev); err != nil {
+		t.Fatal(err)
+	}
+	e.kv.ResetCalls()
+	ev.ID = "second"
+	if err := w.Handle(t.Context(), ev); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.kv.Calls()["getKey"]; n != 0 {
+		t.Fatalf("the second event within EventMinInterval probed at once (%d probes), want it deferred", n)
+	}
+	if n := metricSum(t, reg, "cmkd_checks_pending"); n != 1 {
+		t.Fatalf("cmkd_checks_pending = %v after a deferred event, want 1", n)
+	}
+	eventually.True(t, 10*time.Second, "the deferred check ran", func() bool {
+		return metricSum(t, reg, "cmkd_checks_pending") == 0 && e.kv.Calls()["getKey"] >= 1
+	})
+}

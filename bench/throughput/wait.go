@@ -76,3 +76,17 @@ func counter(g prometheus.Gatherer, name, label string) (counts, error) {
 	}
 	return out, nil
 }
+
+// gauge reads the unlabelled gauge name from g (0 when absent).
+func gauge(g prometheus.Gatherer, name string) (float64, error) {
+	mfs, err := g.Gather()
+	if err != nil {
+		return 0, err
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetGauge().GetValue(), nil
+		}
+	}
+	return 0, nil
+}
