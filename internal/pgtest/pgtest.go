@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/cmkd-io/cmkd/internal/redact"
 )
 
 const (
@@ -41,10 +43,9 @@ var reach struct {
 	err  error
 }
 
-// URL returns the test server's connection string once the server has
-// answered. Otherwise it skips the test, or fails it when EnvRequire is 1.
-func URL(tb testing.TB) string {
-	tb.Helper()
+// Reach reports the test server's connection string and whether it
+// answers, asking it once per process.
+func Reach() (string, error) {
 	reach.once.Do(func() {
 		reach.url = os.Getenv(EnvURL)
 		if reach.url == "" {
@@ -52,15 +53,29 @@ func URL(tb testing.TB) string {
 		}
 		reach.err = ping(reach.url)
 	})
-	if reach.err != nil {
-		msg := fmt.Sprintf("PostgreSQL at %s not reachable: %v; set %s to a server's connection string to run this test",
-			redact(reach.url), reach.err, EnvURL)
+	return reach.url, reach.err
+}
+
+// Unreachable is the message for a server that does not answer: what was
+// tried and how to point the tests at a server.
+func Unreachable(url string, err error) string {
+	return fmt.Sprintf("PostgreSQL at %s not reachable: %v; set %s to a server's connection string to run its tests",
+		redact.URL(url), redact.Error(err), EnvURL)
+}
+
+// URL returns the test server's connection string once the server has
+// answered. Otherwise it skips the test, or fails it when EnvRequire is 1.
+func URL(tb testing.TB) string {
+	tb.Helper()
+	url, err := Reach()
+	if err != nil {
+		msg := Unreachable(url, err)
 		if os.Getenv(EnvRequire) == "1" {
 			tb.Fatalf("%s (%s=1: PostgreSQL is required here)", msg, EnvRequire)
 		}
 		tb.Skip(msg)
 	}
-	return reach.url
+	return url
 }
 
 func ping(connString string) error {
@@ -72,19 +87,6 @@ func ping(connString string) error {
 	}
 	defer conn.Close(context.Background())
 	return conn.Ping(ctx)
-}
-
-// redact drops the password from a URL-form connection string, for
-// messages.
-func redact(connString string) string {
-	u, err := url.Parse(connString)
-	if err != nil || u.User == nil {
-		return connString
-	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	}
-	return u.String()
 }
 
 // Schema is a schema of a test's own on the test server.

@@ -25,7 +25,7 @@ const takeLeaseSQL = `INSERT INTO leases (name, holder, token, expires) VALUES (
 // whoever held the name before drew theirs while they held it, so the new
 // token is larger. (Drawn in the INSERT, it would be drawn before the
 // insert waited, and could lose to a token drawn later.)
-const drawTokenSQL = `UPDATE leases SET token = nextval('lease_tokens') WHERE name = $1 AND token = 0`
+const drawTokenSQL = `UPDATE leases SET token = nextval('lease_tokens') WHERE name = $1 AND token = 0` // #nosec G101 -- a fencing token, not a credential
 
 const readLeaseSQL = `SELECT holder, token, expires FROM leases WHERE name = $1`
 
