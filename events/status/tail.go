@@ -64,11 +64,30 @@ func Tail(ctx context.Context, js jetstream.JetStream, opts TailOptions, fn func
 			return err
 		}
 	}
+	// A tail whose process dies leaves its consumer behind this long.
+	occ.InactiveThreshold = orphanTimeout
 	c, err := s.OrderedConsumer(ctx, occ)
 	if err != nil {
 		return fmt.Errorf("tail stream %s: %w", stream, err)
 	}
+	defer deleteConsumer(s, c)
 	return tailLoop(ctx, c, stream, last, fn)
+}
+
+// orphanTimeout is how long the server keeps the consumer of a tail that
+// ended without deleting it.
+const orphanTimeout = 30 * time.Second
+
+// deleteConsumer deletes c, so that tails run in a loop do not pile up
+// consumers on the server until its consumer limit refuses new ones. It
+// runs after ctx may have ended, so on a context of its own; if it fails,
+// orphanTimeout cleans up.
+func deleteConsumer(s jetstream.Stream, c jetstream.Consumer) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if info := c.CachedInfo(); info != nil {
+		_ = s.DeleteConsumer(ctx, info.Name)
+	}
 }
 
 // lastSeq is the sequence of the newest event matching subject stored at or

@@ -59,6 +59,19 @@ func TestTailFiltersByTenantAndStopsAtTheEnd(t *testing.T) {
 			t.Errorf("tail --tenant %q took %s to stop", tc.tenant, d)
 		}
 	}
+	// A tail leaves no consumer behind: an auditor's script that runs
+	// `cmkd status` in a loop must not fill the server's consumer limit.
+	s, err := js.Stream(t.Context(), status.DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := info.State.Consumers; n != 0 {
+		t.Errorf("%d consumers left on the stream after the tails ended, want 0", n)
+	}
 }
 
 func TestTailSinceSkipsOlderEvents(t *testing.T) {
