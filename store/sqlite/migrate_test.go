@@ -26,7 +26,15 @@ func TestMigrateFromV1(t *testing.T) {
 	if blob, err := b.GetRecord(t.Context(), "a", "r"); err != nil || string(blob) != "\x01\x02" {
 		t.Fatalf("record after migration: %x, %v", blob, err)
 	}
-	rows, err := b.db.Query(`EXPLAIN QUERY PLAN `+getRecordSQL, "r", "a")
+	if p := queryPlan(t, b, getRecordSQL, "r", "a"); !strings.Contains(p, "COVERING INDEX tenants_state") {
+		t.Fatalf("record reads do not use the covering index: %s", p)
+	}
+}
+
+// queryPlan is SQLite's plan for query with args, its steps joined by "; ".
+func queryPlan(t *testing.T, b *Backend, query string, args ...any) string {
+	t.Helper()
+	rows, err := b.db.Query(`EXPLAIN QUERY PLAN `+query, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,8 +48,16 @@ func TestMigrateFromV1(t *testing.T) {
 		}
 		plan = append(plan, detail)
 	}
-	if p := strings.Join(plan, "; "); !strings.Contains(p, "COVERING INDEX tenants_state") {
-		t.Fatalf("record reads do not use the covering index: %s", p)
+	return strings.Join(plan, "; ")
+}
+
+// The scheduler looks up a key's tenants for every event and check: that
+// must search the key_url index, not scan every tenant.
+func TestTenantsOfAKeyUseTheIndex(t *testing.T) {
+	b := openFromVersion(t, SchemaVersion)
+	key := cmkd.MustParseKeyID("https://v.vault.azure.net/keys/cmk")
+	if p := queryPlan(t, b, listTenantsByKeySQL, key.URL()); !strings.Contains(p, "INDEX tenants_key_url") {
+		t.Fatalf("listing a key's tenants does not search the key_url index: %s", p)
 	}
 }
 

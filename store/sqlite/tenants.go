@@ -55,11 +55,21 @@ func (b *Backend) GetTenant(ctx context.Context, id string) (store.Tenant, error
 	return t, err
 }
 
+// Two statements, not one with "? = '' OR key_url = ?": SQLite plans that
+// as a scan of every tenant, and the scheduler lists a key's tenants on
+// every event and check.
+const (
+	listTenantsSQL      = `SELECT ` + tenantCols + ` FROM tenants ORDER BY id`
+	listTenantsByKeySQL = `SELECT ` + tenantCols + ` FROM tenants WHERE key_url = ? ORDER BY id`
+)
+
 // ListTenants implements store.Backend.
 func (b *Backend) ListTenants(ctx context.Context, key cmkd.KeyID) ([]store.Tenant, error) {
-	keyURL := key.URL()
-	rows, err := b.db.QueryContext(ctx, `SELECT `+tenantCols+` FROM tenants
-		WHERE ? = '' OR key_url = ? ORDER BY id`, keyURL, keyURL)
+	query, args := listTenantsSQL, []any{}
+	if !key.IsZero() {
+		query, args = listTenantsByKeySQL, []any{key.URL()}
+	}
+	rows, err := b.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list tenants: %w", err)
 	}
