@@ -39,6 +39,15 @@ type keyWork struct {
 	status store.KeyStatus
 }
 
+// checkAt is when k's next check may start: its scheduled one, or sooner
+// the one an event asked for.
+func (k *keyWork) checkAt() time.Time {
+	if k.next != nil && k.nextAt.Before(k.due) {
+		return k.nextAt
+	}
+	return k.due
+}
+
 // idle reports that nothing runs or waits for the key.
 func (k *keyWork) idle() bool {
 	return !k.checking && k.next == nil && k.task == nil && k.plan == nil

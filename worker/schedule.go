@@ -7,7 +7,9 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cmkd-io/cmkd"
@@ -53,6 +55,9 @@ type scheduler struct {
 	wake     chan struct{}
 	stopping bool
 	running  sync.WaitGroup // checks and rewraps
+	// loops counts the run loop's turns: with thousands of keys, a loop
+	// that wakes needlessly burns a CPU (tests watch it).
+	loops atomic.Int64
 }
 
 func newScheduler(cfg Config, rec checker, st *store.Store, limits vaultLimits, m *metrics) *scheduler {
@@ -72,6 +77,7 @@ func (s *scheduler) run(ctx context.Context, ready func()) error {
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
+		s.loops.Add(1)
 		now := time.Now()
 		if now.Sub(refreshed) >= s.cfg.KeyRefresh {
 			if err := s.refresh(ctx); err != nil {
@@ -192,7 +198,10 @@ func (s *scheduler) removeLocked(k *keyWork) {
 }
 
 // startDue starts the checks and rewraps that are due and can run, and
-// returns when the next one comes due.
+// returns when the next one comes due. Due checks start earliest first;
+// those whose vault has no free slot wait for a check to end (which pokes
+// the loop), so they do not count for the next wake-up: a loop woken for
+// keys that cannot start yet would spin.
 func (s *scheduler) startDue(now time.Time) time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -200,6 +209,7 @@ func (s *scheduler) startDue(now time.Time) time.Time {
 	if s.stopping {
 		return next
 	}
+	var due []*keyWork
 	for _, k := range s.keys {
 		if k.plan != nil && k.task == nil {
 			s.startRewrapLocked(k)
@@ -207,20 +217,24 @@ func (s *scheduler) startDue(now time.Time) time.Time {
 		if k.checking {
 			continue
 		}
-		if !k.due.After(now) || k.next != nil && !k.nextAt.After(now) {
-			s.startCheckLocked(k)
-		}
-		if k.checking {
-			continue
-		}
-		if k.due.Before(next) {
-			next = k.due
-		}
-		if k.next != nil && k.nextAt.Before(next) {
-			next = k.nextAt
+		if at := k.checkAt(); at.After(now) {
+			next = minTime(next, at)
+		} else {
+			due = append(due, k)
 		}
 	}
+	slices.SortFunc(due, func(a, b *keyWork) int { return a.checkAt().Compare(b.checkAt()) })
+	for _, k := range due {
+		s.startCheckLocked(k)
+	}
 	return next
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // check asks for req.Key to be checked and waits for that check: one

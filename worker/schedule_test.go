@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -423,4 +424,84 @@ func TestSameInstanceNameTwoHolders(t *testing.T) {
 		t.Fatalf("first holder's lease after the second tried: %v", err)
 	}
 	e.s.release(w1, l1)
+}
+
+// Keys that are due while their vault has no free check slot wait for a
+// check to end; the scheduler does not spin on them meanwhile, and when a
+// slot frees, the key that has waited longest goes first.
+func TestDueKeysWaitingForASlotGoEarliestFirst(t *testing.T) {
+	blocker := keyIn("v", "blocker")
+	keys := []cmkd.KeyID{blocker}
+	for i := range 8 {
+		keys = append(keys, keyIn("v", fmt.Sprint("k", i)))
+	}
+	e := newSchedEnv(t, keys, 1e6, func(c *Config) {
+		c.Concurrency, c.ProbeInterval, c.KeyRefresh = 1, 400*time.Millisecond, time.Minute
+	})
+	release := make(chan struct{})
+	e.fake.block[blocker] = release
+	var mu sync.Mutex
+	var order []cmkd.KeyID
+	e.fake.onCheck = func(k cmkd.KeyID) {
+		mu.Lock()
+		order = append(order, k)
+		mu.Unlock()
+	}
+	e.start()
+	// Wait for the blocker's check to hold the vault's one slot, and until
+	// every other key is due (first checks spread over one interval).
+	eventually.True(t, 10*time.Second, "the blocker's check", func() bool { return e.fake.count(blocker) == 1 })
+	mu.Lock()
+	order = order[:0] // keys checked before the blocker took the slot
+	mu.Unlock()
+	var waiting map[cmkd.KeyID]time.Time
+	eventually.True(t, 10*time.Second, "every other key due", func() bool {
+		waiting = e.dueTimes(blocker)
+		for _, at := range waiting {
+			if at.After(time.Now()) {
+				return false
+			}
+		}
+		return true
+	})
+	loops := e.s.loops.Load()
+	time.Sleep(300 * time.Millisecond)
+	if n := e.s.loops.Load() - loops; n > 10 {
+		t.Errorf("the scheduler woke %d times in 300 ms with every due key waiting for a slot, want a few", n)
+	}
+	mu.Lock()
+	if len(order) != 0 {
+		t.Fatalf("checks %v ran while the vault's one slot was taken", order)
+	}
+	mu.Unlock()
+	e.fake.mu.Lock()
+	close(release)
+	delete(e.fake.block, blocker)
+	e.fake.mu.Unlock()
+	// The blocker, due again since its check began, may go among them.
+	others := func() []cmkd.KeyID {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.DeleteFunc(slices.Clone(order), func(k cmkd.KeyID) bool { return k == blocker })
+	}
+	eventually.True(t, 10*time.Second, "every waiting key checked", func() bool { return len(others()) >= len(waiting) })
+	got := others()[:len(waiting)]
+	want := slices.Collect(maps.Keys(waiting))
+	slices.SortFunc(want, func(a, b cmkd.KeyID) int { return waiting[a].Compare(waiting[b]) })
+	if !slices.Equal(got, want) {
+		t.Errorf("waiting keys checked in order %v, want earliest due first %v", got, want)
+	}
+}
+
+// dueTimes is when each key but skip is due, as the scheduler has it.
+func (e *schedEnv) dueTimes(skip cmkd.KeyID) map[cmkd.KeyID]time.Time {
+	e.s.mu.Lock()
+	defer e.s.mu.Unlock()
+	out := map[cmkd.KeyID]time.Time{}
+	for key, k := range e.s.keys {
+		if key != skip {
+			out[key] = k.due
+		}
+	}
+	return out
 }
