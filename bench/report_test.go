@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
 )
 
 // A missed goal is listed with its measured value and what limits it; a
@@ -32,5 +33,23 @@ func TestFormatValue(t *testing.T) {
 		if got := formatValue(v); got != want {
 			t.Errorf("formatValue(%v) = %q, want %q", v, got, want)
 		}
+	}
+}
+
+func TestPercentileIsNearestRank(t *testing.T) {
+	ds := []time.Duration{5, 1, 4, 2, 3} // unsorted on purpose
+	for _, tc := range []struct {
+		p    float64
+		want time.Duration
+	}{{0, 1}, {20, 1}, {50, 3}, {99, 5}, {100, 5}} {
+		if got := Percentile(ds, tc.p); got != tc.want {
+			t.Errorf("p%v = %v, want %v", tc.p, got, tc.want)
+		}
+	}
+	if got := Percentile(nil, 50); got != 0 {
+		t.Errorf("p50 of nothing = %v, want 0", got)
+	}
+	if ds[0] != 5 {
+		t.Error("Percentile sorted its argument")
 	}
 }

@@ -70,7 +70,7 @@ type vaultRun struct {
 	failed    int           // DEKs not on the new version afterwards
 }
 
-func (v vaultRun) rate() float64 { return perSecond(float64(v.deks), v.elapsed) }
+func (v vaultRun) rate() float64 { return bench.PerSecond(float64(v.deks), v.elapsed) }
 
 // fleetRun is one rewrap of every vault of a fleet at once.
 type fleetRun struct {
@@ -104,7 +104,7 @@ func (f fleetRun) elapsed() time.Duration {
 	return d
 }
 
-func (f fleetRun) rate() float64 { return perSecond(f.deks(), f.elapsed()) }
+func (f fleetRun) rate() float64 { return bench.PerSecond(f.deks(), f.elapsed()) }
 
 func (f fleetRun) slowest() vaultRun {
 	s := f.vaults[0]
@@ -218,7 +218,7 @@ func rewrapFleet(ctx context.Context, o bench.Options, n int, sz multiSizes) (*f
 				run.cpu = cpu0.until(sampleCPU())
 			}
 		case <-deadline.C:
-			return nil, fmt.Errorf("rewraps: %w after %s", errTimeout, timeout)
+			return nil, fmt.Errorf("rewraps: %w after %s", bench.ErrTimeout, timeout)
 		case <-w.exited:
 			return nil, w.errStopped()
 		case <-ctx.Done():

@@ -65,10 +65,10 @@ func reportProbe(sz probeSizes, pr probeRun, dr disableRun) *bench.Result {
 		sz.limit, sz.window, sz.perSecond(), sz.keys, sz.rewrapDEKs(), sz.rewrapDEKs()/sz.perTenant, sz.watched(),
 		sz.interval, worker.DefaultProbeJitter*100, worker.DefaultProbeBudget*100, sz.budget(), sz.ramped, sz.disables)}
 
-	rate := perSecond(float64(pr.calls), pr.elapsed)
+	rate := bench.PerSecond(float64(pr.calls), pr.elapsed)
 	share := rate / sz.perSecond()
-	firstShare := perSecond(float64(pr.firstCalls), pr.first) / sz.perSecond()
-	secondShare := perSecond(float64(pr.calls-pr.firstCalls), pr.elapsed-pr.first) / sz.perSecond()
+	firstShare := bench.PerSecond(float64(pr.firstCalls), pr.first) / sz.perSecond()
+	secondShare := bench.PerSecond(float64(pr.calls-pr.firstCalls), pr.elapsed-pr.first) / sz.perSecond()
 	need := time.Duration(float64(callsPerCheck*sz.watched()) / sz.budget() * float64(time.Second))
 	first := pr.probes.firstWithin(pr.start, pr.interval+schedSlack)
 	gap := pr.probes.maxGap.Seconds() / pr.interval.Seconds()
@@ -87,7 +87,7 @@ func reportProbe(sz probeSizes, pr probeRun, dr disableRun) *bench.Result {
 	res.Add(mFirstRound, float64(first), "keys")
 	res.Ratio(mMaxGap, pr.probes.maxGap.Seconds(), pr.interval.Seconds())
 	res.Add(mProbe429, float64(pr.throttled), "")
-	probeChecks := res.Ratio(mProbeChecks, perSecond(checksOnly(pr.checks), pr.elapsed), perInterval)
+	probeChecks := res.Ratio(mProbeChecks, bench.PerSecond(checksOnly(pr.checks), pr.elapsed), perInterval)
 	res.Ratio("probe-only phase: CPU, this process (of all cores)", pr.cpu.process, 1)
 
 	// A tenant not sealed within the wait counts as the wait: a lower
@@ -96,10 +96,10 @@ func reportProbe(sz probeSizes, pr probeRun, dr disableRun) *bench.Result {
 	for range dr.disabled - len(dr.latencies) {
 		lat = append(lat, dr.wait)
 	}
-	p50, p99, worst := pct(lat, 50), pct(lat, 99), pct(lat, 100)
+	p50, p99, worst := bench.Percentile(lat, 50), bench.Percentile(lat, 99), bench.Percentile(lat, 100)
 
 	ratio := p99.Seconds() / pr.interval.Seconds()
-	rewrapRate := perSecond(float64(dr.rewrapDone), dr.elapsed)
+	rewrapRate := bench.PerSecond(float64(dr.rewrapDone), dr.elapsed)
 	res.Add(mDisables, float64(dr.disabled), "keys")
 	res.Add(mSealedN, float64(len(dr.latencies)), "keys")
 	res.Add(mSealP50, p50.Seconds(), "s")
@@ -110,9 +110,9 @@ func reportProbe(sz probeSizes, pr probeRun, dr disableRun) *bench.Result {
 	res.Add(mRewrapRate, rewrapRate, "DEK/s")
 	res.Ratio(mRewrapLimit, rewrapRate, sz.perSecond())
 	res.Add(mRewrapOn, b2f(dr.rewrapRunning && dr.rewrapDone < dr.rewrapTotal), "")
-	res.Ratio(mDisableCalls, perSecond(float64(dr.calls), dr.elapsed), sz.perSecond())
+	res.Ratio(mDisableCalls, bench.PerSecond(float64(dr.calls), dr.elapsed), sz.perSecond())
 	res.Add("during the disables: 429s", float64(dr.throttled), "")
-	disChecks := res.Ratio(mDisChecks, perSecond(checksOnly(dr.checks), dr.elapsed), perInterval)
+	disChecks := res.Ratio(mDisChecks, bench.PerSecond(checksOnly(dr.checks), dr.elapsed), perInterval)
 	res.Ratio(mDisGap, dr.probes.maxGap.Seconds(), pr.interval.Seconds())
 	res.Add(mDisWaiting, dr.checks[string(handlers.Waiting)], "")
 	res.Add("during the disables: checks that failed", dr.checks["error"], "")

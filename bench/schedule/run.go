@@ -5,12 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
-	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/cmkd-io/cmkd/bench"
 	"github.com/cmkd-io/cmkd/handlers"
 	"github.com/cmkd-io/cmkd/kek"
 	"github.com/cmkd-io/cmkd/store"
@@ -168,41 +167,5 @@ const pollEvery = 10 * time.Millisecond
 
 // waitFor polls cond until it holds, fails, or timeout or ctx ends.
 func waitFor(ctx context.Context, timeout time.Duration, what string, cond func() (bool, error)) error {
-	deadline := time.Now().Add(timeout)
-	t := time.NewTicker(pollEvery)
-	defer t.Stop()
-	for {
-		ok, err := cond()
-		switch {
-		case err != nil:
-			return fmt.Errorf("waiting for %s: %w", what, err)
-		case ok:
-			return nil
-		case time.Now().After(deadline):
-			return fmt.Errorf("waiting for %s: %w after %s", what, errTimeout, timeout)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
-}
-
-// pct is the p-th percentile (nearest rank) of ds.
-func pct(ds []time.Duration, p float64) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	i := int(math.Ceil(p/100*float64(len(s)))) - 1
-	return s[min(max(i, 0), len(s)-1)]
-}
-
-func perSecond(n float64, d time.Duration) float64 {
-	if d <= 0 {
-		return 0
-	}
-	return n / d.Seconds()
+	return bench.WaitFor(ctx, timeout, pollEvery, what, cond)
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -215,6 +214,3 @@ func failedDEKs(ctx context.Context, st *store.Store, key cmkd.KeyID, version st
 	}
 	return failed, nil
 }
-
-// errTimeout is a phase that did not end in its time.
-var errTimeout = errors.New("timed out")

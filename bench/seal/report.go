@@ -2,9 +2,7 @@ package seal
 
 import (
 	"fmt"
-	"math"
 	"runtime"
-	"slices"
 	"time"
 
 	"github.com/cmkd-io/cmkd/bench"
@@ -37,17 +35,17 @@ func report(sz sizes, tl timeline) *bench.Result {
 			"probes every %s, broadcasts seals and relays status events to embedded JetStream.",
 		sz.tenants, sz.records, recordSize, sz.readers, runtime.GOMAXPROCS(0), sz.probe)}
 	lags, seals := since(tl.lastRead, tl.probe), since(tl.sealed, tl.probe)
-	readMax, firstSeal, lastSeal := pct(lags, 100), pct(seals, 0), pct(seals, 100)
+	readMax, firstSeal, lastSeal := bench.Percentile(lags, 100), bench.Percentile(seals, 0), bench.Percentile(seals, 100)
 	toStream := tl.onStream - tl.disabled
 
 	r.Add(mProbeInterval, ms(sz.probe), "ms")
 	r.Add(mDisableProbe, ms(tl.probe-tl.disabled), "ms")
-	r.Add(mReadP50, ms(pct(lags, 50)), "ms")
-	r.Add(mReadP99, ms(pct(lags, 99)), "ms")
+	r.Add(mReadP50, ms(bench.Percentile(lags, 50)), "ms")
+	r.Add(mReadP99, ms(bench.Percentile(lags, 99)), "ms")
 	r.Add(mReadMax, ms(readMax), "ms")
 	r.Add(mFirstSeal, ms(firstSeal), "ms")
 	r.Add(mLastSeal, ms(lastSeal), "ms")
-	r.Add(mSealRate, perSecond(len(seals)-1, lastSeal-firstSeal), "tenants/s")
+	r.Add(mSealRate, bench.PerSecond(float64(len(seals)-1), lastSeal-firstSeal), "tenants/s")
 	r.Add(mAfterSeal, ms(afterSeal(tl)), "ms")
 	r.Add(mBroadcast, ms(tl.broadcast-tl.disabled), "ms")
 	r.Add(mOnStream, ms(toStream), "ms")
@@ -61,7 +59,7 @@ func report(sz sizes, tl timeline) *bench.Result {
 		"committed %.0f ms after the probe (%.0f ms from the first to the last) with %d readers competing for %d CPUs",
 		len(seals), ms(lastSeal), ms(lastSeal-firstSeal), sz.readers, runtime.GOMAXPROCS(0))
 	r.Goal("no read succeeds later than 100 ms after the probe", readMax <= readGoal,
-		fmt.Sprintf("last successful read %.1f ms after the probe (p50 over tenants %.1f ms)", ms(readMax), ms(pct(lags, 50))),
+		fmt.Sprintf("last successful read %.1f ms after the probe (p50 over tenants %.1f ms)", ms(readMax), ms(bench.Percentile(lags, 50))),
 		sealing+"; a tenant's reads stop when its own seal commits")
 	r.Goal("disable → sealed on NATS ≤ one probe interval + 1 s", ratio <= 1,
 		fmt.Sprintf("%.0f ms with a %s probe interval (%.2f× the limit)", ms(toStream), sz.probe, ratio),
@@ -101,27 +99,7 @@ func afterSeal(tl timeline) time.Duration {
 			d = append(d, read-sealed)
 		}
 	}
-	return pct(d, 100)
-}
-
-// pct is the p-th percentile by nearest rank (p 0 is the least); 0 for no
-// values.
-func pct(ds []time.Duration, p float64) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	i := int(math.Ceil(p/100*float64(len(s)))) - 1
-	return s[min(max(i, 0), len(s)-1)]
-}
-
-// perSecond is n events over d, 0 when d is not positive.
-func perSecond(n int, d time.Duration) float64 {
-	if d <= 0 {
-		return 0
-	}
-	return float64(n) / d.Seconds()
+	return bench.Percentile(d, 100)
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

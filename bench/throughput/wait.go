@@ -2,10 +2,11 @@ package throughput
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cmkd-io/cmkd/bench"
 )
 
 // pollEvery is how often waitFor checks its condition. A phase's end is
@@ -14,25 +15,7 @@ const pollEvery = time.Millisecond
 
 // waitFor polls cond until it holds, fails, or timeout or ctx ends.
 func waitFor(ctx context.Context, timeout time.Duration, what string, cond func() (bool, error)) error {
-	deadline := time.Now().Add(timeout)
-	t := time.NewTicker(pollEvery)
-	defer t.Stop()
-	for {
-		ok, err := cond()
-		switch {
-		case err != nil:
-			return fmt.Errorf("waiting for %s: %w", what, err)
-		case ok:
-			return nil
-		case time.Now().After(deadline):
-			return fmt.Errorf("waiting for %s: not done after %s", what, timeout)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
+	return bench.WaitFor(ctx, timeout, pollEvery, what, cond)
 }
 
 // counts is a counter vector's values by one label.
