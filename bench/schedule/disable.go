@@ -33,13 +33,13 @@ type seals struct {
 func newSeals() *seals { return &seals{changed: make(chan struct{}, 1), at: map[string]time.Time{}} }
 
 func (s *seals) add(l logged) {
-	tenant := l.attr("tenant")
+	tenant := l.Attr("tenant")
 	if tenant == "" {
 		return
 	}
 	s.mu.Lock()
 	if _, ok := s.at[tenant]; !ok {
-		s.at[tenant] = l.at
+		s.at[tenant] = l.At
 	}
 	s.mu.Unlock()
 	select {

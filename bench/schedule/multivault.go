@@ -200,17 +200,17 @@ func rewrapFleet(ctx context.Context, o bench.Options, n int, sz multiSizes) (*f
 	for left := n; left > 0; {
 		select {
 		case l := <-done:
-			i, ok := index[l.attr("key")]
+			i, ok := index[l.Attr("key")]
 			if !ok || run.vaults[i].elapsed != 0 {
 				continue
 			}
-			if l.msg == msgRewrapFailed {
-				return nil, fmt.Errorf("rewrap of %s failed: %s", f.vaults[i].key, l.attr("err"))
+			if l.Msg == msgRewrapFailed {
+				return nil, fmt.Errorf("rewrap of %s failed: %s", f.vaults[i].key, l.Attr("err"))
 			}
 			r := &run.vaults[i]
-			r.elapsed, r.calls, r.throttled = l.at.Sub(start), f.vaults[i].calls(), f.vaults[i].throttled()
-			if r.deks, err = strconv.Atoi(l.attr("rewrapped")); err != nil {
-				return nil, fmt.Errorf("rewrap of %s: rewrapped %q: %w", f.vaults[i].key, l.attr("rewrapped"), err)
+			r.elapsed, r.calls, r.throttled = l.At.Sub(start), f.vaults[i].calls(), f.vaults[i].throttled()
+			if r.deks, err = strconv.Atoi(l.Attr("rewrapped")); err != nil {
+				return nil, fmt.Errorf("rewrap of %s: rewrapped %q: %w", f.vaults[i].key, l.Attr("rewrapped"), err)
 			}
 			o.Say("vault %d: %d DEKs in %s", i+1, r.deks, r.elapsed.Round(100*time.Millisecond))
 			left--

@@ -9,7 +9,6 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/cmkd-io/cmkd/bench"
@@ -63,8 +62,8 @@ type timeline struct {
 func run(ctx context.Context, o bench.Options) (*bench.Result, error) {
 	sz := sizesFor(o)
 	start := time.Now()
-	rec := newRecorder(start, o.Logger)
-	env, err := bench.NewEnv(ctx, bench.EnvConfig{Dir: o.Dir, Logger: slog.New(rec)})
+	rec := newRecorder(start)
+	env, err := bench.NewEnv(ctx, bench.EnvConfig{Dir: o.Dir, Logger: rec.logger(o.Logger)})
 	if err != nil {
 		return nil, err
 	}
