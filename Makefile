@@ -36,8 +36,9 @@ lint: ## gofmt, go vet, staticcheck and gosec (pinned)
 # Every scenario of docs/benchmarks.md against in-process emulators, embedded
 # NATS and SQLite: prints the table, rewrites docs/benchmarks.md and .json.
 # `make test` runs each scenario at smoke size, so this cannot rot.
-bench: ## every benchmark scenario; rewrites docs/benchmarks.md and .json
-	$(GO) run ./bench/cmd/cmkd-bench --out docs/benchmarks.md --json docs/benchmarks.json
+# ONLY=multivault,probeload runs those and keeps the others' last results.
+bench: ## every benchmark scenario (or ONLY=a,b); rewrites docs/benchmarks.md and .json
+	$(GO) run ./bench/cmd/cmkd-bench $(if $(ONLY),--only $(ONLY)) --out docs/benchmarks.md --json docs/benchmarks.json
 
 bench-micro: ## the packages' go test benchmarks (store overhead in detail)
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 $(PKGS)

@@ -66,6 +66,10 @@ type Result struct {
 	Metrics  []Metric      `json:"metrics"`
 	Goals    []Goal        `json:"goals,omitempty"`
 	Notes    []string      `json:"notes,omitempty"`
+	// Ran is the run that measured this result, when it is not the
+	// report's own: a report updated with -only keeps the results of the
+	// scenarios it did not run, each with its run.
+	Ran *Machine `json:"ran,omitempty"`
 }
 
 // Add appends a metric.

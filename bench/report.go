@@ -131,8 +131,11 @@ func writeGoalSummary(w io.Writer, results []*Result) {
 }
 
 func writeResult(w io.Writer, res *Result) {
-	fmt.Fprintf(w, "\n## %s\n\n`%s`, %s. %s\n\n| metric | value | unit |\n|---|---:|---|\n",
-		res.Title, res.Scenario, res.Elapsed.Round(100*time.Millisecond), res.Setup)
+	fmt.Fprintf(w, "\n## %s\n\n`%s`, %s. %s\n\n", res.Title, res.Scenario, res.Elapsed.Round(100*time.Millisecond), res.Setup)
+	if m := res.Ran; m != nil {
+		fmt.Fprintf(w, "Measured in an earlier run: `%s`, %s, %d cores.\n\n", m.Command, m.Date, m.Cores)
+	}
+	fmt.Fprintf(w, "| metric | value | unit |\n|---|---:|---|\n")
 	for _, m := range res.Metrics {
 		fmt.Fprintf(w, "| %s | %s | %s |\n", m.Name, formatValue(m.Value), m.Unit)
 	}
@@ -159,4 +162,27 @@ func formatValue(v float64) string {
 	default:
 		return fmt.Sprintf("%.3g", v)
 	}
+}
+
+// Merge returns r with the results of prev for the scenarios r did not run,
+// each marked with the run that measured it, in the order of names.
+func (r Report) Merge(prev Report, names []string) Report {
+	byName := map[string]*Result{}
+	for _, res := range prev.Results {
+		if res.Ran == nil {
+			m := prev.Machine
+			res.Ran = &m
+		}
+		byName[res.Scenario] = res
+	}
+	for _, res := range r.Results {
+		byName[res.Scenario] = res
+	}
+	out := Report{Machine: r.Machine}
+	for _, n := range names {
+		if res := byName[n]; res != nil {
+			out.Results = append(out.Results, res)
+		}
+	}
+	return out
 }

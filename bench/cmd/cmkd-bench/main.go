@@ -6,10 +6,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -108,7 +110,37 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	rep := bench.Report{Machine: bench.ThisMachine("go run ./bench/cmd/cmkd-bench "+strings.Join(args, " "), f.smoke), Results: results}
 	rep.WriteText(stdout)
+	if f.only != "" && f.json != "" {
+		// Keep what the report held for the scenarios not run now.
+		if rep, err = merged(rep, f.json); err != nil {
+			return err
+		}
+	}
 	return writeReports(rep, f)
+}
+
+// merged is rep with the other scenarios' results from the JSON report at
+// path, if there is one.
+func merged(rep bench.Report, path string) (bench.Report, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return rep, nil
+	}
+	if err != nil {
+		return rep, err
+	}
+	var prev bench.Report
+	if err := json.Unmarshal(b, &prev); err != nil {
+		return rep, fmt.Errorf("%s: %w (remove it, or run every scenario)", path, err)
+	}
+	if prev.Machine.Smoke != rep.Machine.Smoke {
+		return rep, fmt.Errorf("%s holds a smoke run and this is not one, or the other way round: run every scenario", path)
+	}
+	var names []string
+	for _, s := range scenarios() {
+		names = append(names, s.Name)
+	}
+	return rep.Merge(prev, names), nil
 }
 
 func names() string {
