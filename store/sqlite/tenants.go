@@ -55,7 +55,7 @@ func (b *Backend) GetTenant(ctx context.Context, id string) (store.Tenant, error
 	return t, err
 }
 
-// Two statements, not one with "? = ” OR key_url = ?": SQLite plans that
+// Two statements, not one that tests for an empty key in SQL: SQLite plans that
 // as a scan of every tenant, and the scheduler lists a key's tenants on
 // every event and check.
 const (
