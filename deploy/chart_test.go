@@ -24,7 +24,7 @@ var update = flag.Bool("update", false, "rewrite kubernetes/cmkd.yaml from the c
 // TestChartScenarios renders every scenario and asserts what an operator
 // relies on in each: restricted pod security, the probes, the workload
 // identity wiring, replicas and disruption budget, and the optional pieces.
-func TestChartScenarios(t *testing.T) {
+func TestDeployChartScenarios(t *testing.T) {
 	for _, sc := range helmtest.Scenarios() {
 		t.Run(sc.Name, func(t *testing.T) {
 			objs := helmtest.Render(t, sc.Values, sc.APIs...)
@@ -204,7 +204,7 @@ func assertServicePorts(t *testing.T, svc *corev1.Service, c corev1.Container) {
 
 // TestChartWebhook: push mode exposes the webhook port through the
 // Service and routes only its path through the Ingress.
-func TestChartWebhook(t *testing.T) {
+func TestDeployChartWebhook(t *testing.T) {
 	sc := scenario(t, "webhook")
 	objs := helmtest.Render(t, sc.Values, sc.APIs...)
 	c := helmtest.Must[appsv1.Deployment](t, objs).Spec.Template.Spec.Containers[0]
@@ -225,7 +225,7 @@ func TestChartWebhook(t *testing.T) {
 }
 
 // TestChartEverything: the optional pieces, each behind its value.
-func TestChartEverything(t *testing.T) {
+func TestDeployChartEverything(t *testing.T) {
 	sc := scenario(t, "everything")
 	objs := helmtest.Render(t, sc.Values, sc.APIs...)
 
@@ -295,7 +295,7 @@ func TestChartEverything(t *testing.T) {
 }
 
 // TestChartMonitoringCopies: the chart ships deploy/monitoring's files.
-func TestChartMonitoringCopies(t *testing.T) {
+func TestDeployChartMonitoringCopies(t *testing.T) {
 	for _, f := range []string{"alerts.yaml", "dashboard.json"} {
 		a, err := os.ReadFile("monitoring/" + f)
 		if err != nil {
@@ -313,7 +313,7 @@ func TestChartMonitoringCopies(t *testing.T) {
 
 // TestChartSkipsMissingCRDs: a cluster without the Prometheus operator
 // gets no ServiceMonitor or PrometheusRule, which it would refuse.
-func TestChartSkipsMissingCRDs(t *testing.T) {
+func TestDeployChartSkipsMissingCRDs(t *testing.T) {
 	objs := helmtest.Render(t, map[string]any{
 		"serviceMonitor": map[string]any{"enabled": true}, "prometheusRule": map[string]any{"enabled": true},
 	})
@@ -326,7 +326,7 @@ func TestChartSkipsMissingCRDs(t *testing.T) {
 }
 
 // TestChartRefuses: values that cannot work fail at render, naming the value.
-func TestChartRefuses(t *testing.T) {
+func TestDeployChartRefuses(t *testing.T) {
 	for _, tc := range []struct {
 		values map[string]any
 		want   string
@@ -335,6 +335,7 @@ func TestChartRefuses(t *testing.T) {
 		{map[string]any{"store": map[string]any{"driver": "postgres"}}, "store.postgres.dsnSecret.name"},
 		{map[string]any{"store": map[string]any{"driver": "mysql"}}, "store.driver"},
 		{map[string]any{"nats": map[string]any{"createStreams": true}}, "nats.createStreams and nats.checkStreams"},
+		{map[string]any{"webhook": map[string]any{"enabled": true}}, "webhook.sharedSecret.name or webhook.audience"},
 	} {
 		if _, err := helmtest.TryRender(tc.values); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("render %v: %v; want an error naming %q", tc.values, err, tc.want)
@@ -343,9 +344,9 @@ func TestChartRefuses(t *testing.T) {
 }
 
 // TestRenderedManifests keeps kubernetes/cmkd.yaml, for those who apply
-// plain YAML, the chart's defaults (go test ./deploy -run Rendered -update
+// plain YAML, the chart's defaults (go test ./deploy -run RenderedManifests -update
 // rewrites it).
-func TestRenderedManifests(t *testing.T) {
+func TestDeployRenderedManifests(t *testing.T) {
 	const path = "kubernetes/cmkd.yaml"
 	header := []byte("# cmkd with the Helm chart's default values (release cmkd, namespace cmkd):\n" +
 		"# helm template cmkd deploy/helm/cmkd --namespace cmkd. Generated; edit the chart.\n")
@@ -357,10 +358,10 @@ func TestRenderedManifests(t *testing.T) {
 	}
 	want, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("%v (go test ./deploy -run Rendered -update writes it)", err)
+		t.Fatalf("%v (go test ./deploy -run RenderedManifests -update writes it)", err)
 	}
 	if !bytes.Equal(got, want) {
-		t.Errorf("%s is not the chart's default render: go test ./deploy -run Rendered -update", path)
+		t.Errorf("%s is not the chart's default render: go test ./deploy -run RenderedManifests -update", path)
 	}
 }
 

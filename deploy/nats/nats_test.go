@@ -21,7 +21,7 @@ import (
 
 // TestFilesNameWhatCmkdUses keeps the files' names and subjects the ones
 // the code publishes to and consumes from.
-func TestFilesNameWhatCmkdUses(t *testing.T) {
+func TestDeployStreamFilesNameWhatCmkdUses(t *testing.T) {
 	for _, tc := range []struct {
 		file, name, subject string
 		retention           jetstream.RetentionPolicy
@@ -66,7 +66,7 @@ var operatorPolicy = map[string]bool{"Replicas": true, "DenyDelete": true, "Deny
 // on one nats-server (create_streams) and applies the files on another,
 // then compares the two as the servers store them: the definitions an
 // operator applies are the ones cmkd would have made, field by field.
-func TestCodeCreatesWhatFilesDefine(t *testing.T) {
+func TestDeployStreamsCodeCreatesWhatFilesDefine(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	byCode := natstest.JetStream(t, natstest.Start(t, -1, "").ClientURL())
@@ -84,9 +84,14 @@ func TestCodeCreatesWhatFilesDefine(t *testing.T) {
 	go func() {
 		done <- src.Run(rctx, func(context.Context, events.Event) error { return nil })
 	}()
-	eventually.NoError(t, 10*time.Second, "the queue source to create its consumer", func() (bool, error) {
-		_, err := byCode.Consumer(ctx, natsq.DefaultStream, natsq.DefaultDurable)
-		return err == nil, nil
+	// Pulling means Run is past creating the streams and the consumer.
+	eventually.NoError(t, 10*time.Second, "the queue source to pull from its consumer", func() (bool, error) {
+		c, err := byCode.Consumer(ctx, natsq.DefaultStream, natsq.DefaultDurable)
+		if err != nil {
+			return false, nil
+		}
+		ci, err := c.Info(ctx)
+		return err == nil && ci.NumWaiting > 0, nil
 	})
 	stop()
 	if err := <-done; err != nil {
@@ -169,7 +174,7 @@ func diff[T any](t *testing.T, file string, byCode, byFile T) {
 
 // TestCheckRefuses: a missing stream and a stream cmkd cannot rely on are
 // refused, with the stream and the field named.
-func TestCheckRefuses(t *testing.T) {
+func TestDeployStreamCheckRefuses(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	js := natstest.JetStream(t, natstest.Start(t, -1, "").ClientURL())

@@ -50,6 +50,9 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if not (has .Values.azure.credential (list "workload" "managed" "default")) -}}
 {{- fail (printf "azure.credential %q: want workload, managed or default" .Values.azure.credential) -}}
 {{- end -}}
+{{- if and .Values.webhook.enabled (not .Values.webhook.sharedSecret.name) (not .Values.webhook.audience) -}}
+{{- fail "webhook.enabled needs webhook.sharedSecret.name or webhook.audience: cmkd accepts only authenticated deliveries" -}}
+{{- end -}}
 {{- if and .Values.nats.createStreams .Values.nats.checkStreams -}}
 {{- fail "nats.createStreams and nats.checkStreams exclude each other: cmkd either owns its streams or checks yours" -}}
 {{- end -}}
