@@ -430,3 +430,53 @@ func monitoringNames(t *testing.T) map[string][]string {
 	}
 	return selected
 }
+
+// TestDeployChartDefaultsRun starts `cmkd run` from the default values'
+// ConfigMap with nothing overridden but what a cluster provides: the
+// variables the workload identity webhook injects (AZURE_CLIENT_ID,
+// AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE, AZURE_AUTHORITY_HOST), the
+// volume for the database, and a NATS holding deploy/nats's streams. Only
+// the health port is chosen by the test, to be free. cmkd accepts the
+// config, builds its workload identity credential, checks the streams and
+// becomes ready.
+func TestDeployChartDefaultsRun(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	ns := natstest.Start(t, -1, "")
+	applyStreamFiles(t, ctx, natstest.JetStream(t, ns.ClientURL()))
+
+	p := renderChart(t, map[string]any{"http": map[string]any{"port": freePort(t)}})
+	dir := t.TempDir()
+	args := p.configArgs(t, dir)
+	token := filepath.Join(dir, "azure-identity-token")
+	if err := os.WriteFile(token, []byte("not-a-real-token"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]string{
+		"AZURE_CLIENT_ID": "00000000-0000-0000-0000-000000000001", "AZURE_TENANT_ID": "00000000-0000-0000-0000-000000000002",
+		"AZURE_FEDERATED_TOKEN_FILE": token, "AZURE_AUTHORITY_HOST": "https://login.microsoftonline.com/",
+		"CMKD_STORE_DSN": filepath.Join(dir, "cmkd.db"), "CMKD_NATS_URL": ns.ClientURL(),
+	} {
+		t.Setenv(k, v)
+	}
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan runResult, 1)
+	go func() {
+		var stderr syncBuffer
+		code := run(rctx, args, &syncBuffer{}, &stderr)
+		done <- runResult{code, stderr.String()}
+	}()
+	url := fmt.Sprintf("http://127.0.0.1:%d%s", p.port(t, p.c.ReadinessProbe.HTTPGet.Port.String()), p.c.ReadinessProbe.HTTPGet.Path)
+	eventually.NoError(t, 30*time.Second, "cmkd run with the default values to be ready", func() (bool, error) {
+		select {
+		case r := <-done:
+			t.Fatalf("cmkd run with the chart's defaults exited %d:\n%s", r.code, r.stderr)
+		default:
+		}
+		return httpStatus(url) == http.StatusOK, nil
+	})
+	stop()
+	if r := <-done; r.code != exitOK {
+		t.Fatalf("cmkd run exited %d:\n%s", r.code, r.stderr)
+	}
+}
