@@ -388,3 +388,53 @@ func equalJSON(t *testing.T, a, b any) bool {
 	}
 	return bytes.Equal(ja, jb)
 }
+
+// TestDeployChartCredentials: managed identity and a client secret are the
+// alternatives to workload identity; neither carries the workload
+// identity label, which would make the webhook inject a token nobody
+// federated.
+func TestDeployChartCredentials(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		azure      map[string]any
+		credential string
+		envFrom    string
+	}{
+		{"managed", map[string]any{"credential": "managed", "clientId": "00000000-0000-0000-0000-000000000003"}, "managed", ""},
+		{"secret", map[string]any{"credential": "default", "secretCredential": map[string]any{"name": "cmkd-azure"}}, "default", "cmkd-azure"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			objs := helmtest.Render(t, map[string]any{"azure": tc.azure})
+			d := helmtest.Must[appsv1.Deployment](t, objs)
+			if _, ok := d.Spec.Template.Labels["azure.workload.identity/use"]; ok {
+				t.Error("pod carries the workload identity label")
+			}
+			if sa := helmtest.Must[corev1.ServiceAccount](t, objs); sa.Annotations["azure.workload.identity/client-id"] != "" {
+				t.Error("ServiceAccount carries the workload identity client id")
+			}
+			var cfg struct {
+				KeyVault struct {
+					Credential string `json:"credential"`
+					ClientID   string `json:"client_id"`
+				} `json:"keyvault"`
+			}
+			if err := yaml.Unmarshal([]byte(helmtest.ConfigMap(t, objs, helmtest.Release).Data["cmkd.yaml"]), &cfg); err != nil {
+				t.Fatal(err)
+			}
+			wantID, _ := tc.azure["clientId"].(string)
+			if cfg.KeyVault.Credential != tc.credential || cfg.KeyVault.ClientID != wantID {
+				t.Errorf("keyvault %+v, want credential %s client id %q", cfg.KeyVault, tc.credential, wantID)
+			}
+			c := d.Spec.Template.Spec.Containers[0]
+			var from string
+			for _, e := range c.EnvFrom {
+				if e.SecretRef != nil {
+					from = e.SecretRef.Name
+				}
+			}
+			if from != tc.envFrom {
+				t.Errorf("environment from Secret %q, want %q", from, tc.envFrom)
+			}
+		})
+	}
+}
