@@ -53,3 +53,13 @@ fuzz: ## every fuzz target for FUZZTIME (default 15s)
 
 clean: ## remove bin/
 	rm -rf bin
+
+# The container image (deploy/Dockerfile): a static binary on distroless,
+# non-root. Needs docker; without it, `make test` still checks the binary
+# is static and runs as the image's user (cmd/cmkd TestDeployImage*).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+IMAGE   ?= cmkd:$(VERSION)
+.PHONY: image
+image: ## build the container image $(IMAGE) from deploy/Dockerfile
+	docker build -f deploy/Dockerfile --build-arg VERSION=$(VERSION) \
+	  --build-arg REVISION=$$(git rev-parse HEAD 2>/dev/null || echo unknown) -t $(IMAGE) .

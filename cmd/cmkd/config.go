@@ -56,6 +56,11 @@ type NATSConfig struct {
 	// CreateStreams creates CMKD_STATUS (and CMKD_EVENTS for the queue
 	// source) if missing; off where streams are managed elsewhere.
 	CreateStreams bool `yaml:"create_streams,omitempty"`
+	// CheckStreams, with CreateStreams off, makes `cmkd run` verify at
+	// start that the streams (and the queue source's consumer) exist as
+	// deploy/nats defines them, and refuse to start otherwise: the mode
+	// for streams an operator or NACK owns.
+	CheckStreams bool `yaml:"check_streams,omitempty"`
 }
 
 // KVConfig is how cmkd reaches Key Vault.
@@ -240,6 +245,9 @@ func (c *Config) Validate() error {
 	}
 	if (c.Sources.Queue.Enabled || c.Sources.Webhook.Enqueue) && c.NATS.URL == "" {
 		bad("nats.url", "is required by the queue source and webhook enqueue")
+	}
+	if c.NATS.CreateStreams && c.NATS.CheckStreams {
+		bad("nats.check_streams", "is for streams cmkd does not own; turn off nats.create_streams or this")
 	}
 	if err := vaultPolicy(c.KeyVault).Validate(); err != nil {
 		bad("keyvault.vaults / keyvault.dns_suffixes", "%v", err)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 
+	natsdef "github.com/cmkd-io/cmkd/deploy/nats"
 	"github.com/cmkd-io/cmkd/events"
 	"github.com/cmkd-io/cmkd/events/eventgrid"
 	"github.com/cmkd-io/cmkd/events/natsq"
@@ -55,6 +56,9 @@ func serveWorker(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		return err
 	}
 	defer d.Close()
+	if err := checkStreams(ctx, d); err != nil {
+		return err
+	}
 	relay, err := newRelay(d)
 	if err != nil {
 		return err
@@ -91,6 +95,21 @@ func serveWorker(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	}
 	log.Info("cmkd worker starting", slog.String("instance", cfg.Instance), slog.Int("sources", len(sources)))
 	return w.Run(ctx)
+}
+
+// checkStreams verifies, with nats.check_streams, that the streams cmkd
+// uses exist as deploy/nats defines them: where an operator owns them, a
+// missing or different stream is found at start, not as lost events.
+func checkStreams(ctx context.Context, d *deps) error {
+	if !d.cfg.NATS.CheckStreams || d.js == nil {
+		return nil
+	}
+	queue := d.cfg.Sources.Queue.Enabled || d.cfg.Sources.Webhook.Enqueue
+	if err := natsdef.Check(ctx, d.js, queue); err != nil {
+		return fmt.Errorf("nats.check_streams: %w", err)
+	}
+	d.log.Info("nats streams checked", slog.Bool("queue", queue))
+	return nil
 }
 
 // newRelay makes the status relay, or nil without NATS.
