@@ -66,6 +66,9 @@ type Result struct {
 	Metrics  []Metric      `json:"metrics"`
 	Goals    []Goal        `json:"goals,omitempty"`
 	Notes    []string      `json:"notes,omitempty"`
+	// Skipped lists the parts of the scenario that did not run, each with
+	// why (a PostgreSQL server that does not answer).
+	Skipped []string `json:"skipped,omitempty"`
 }
 
 // Add appends a metric.
@@ -95,6 +98,11 @@ func (r *Result) Goal(text string, met bool, measured, limit string) {
 // Note appends a remark.
 func (r *Result) Note(format string, args ...any) {
 	r.Notes = append(r.Notes, fmt.Sprintf(format, args...))
+}
+
+// Skip records that a part of the scenario did not run, and why.
+func (r *Result) Skip(format string, args ...any) {
+	r.Skipped = append(r.Skipped, fmt.Sprintf(format, args...))
 }
 
 // Metric returns the value of the metric name, and whether there is one.

@@ -25,7 +25,7 @@ func TestBenchCommandWritesReports(t *testing.T) {
 		t.Fatalf("no table or progress:\n%s\n%s", out.String(), errs.String())
 	}
 	text, err := os.ReadFile(md)
-	if err != nil || !strings.Contains(string(text), "| store | warm Get ≤ 1.2× plain |") ||
+	if err != nil || !strings.Contains(string(text), "| store | SQLite: warm Get ≤ 1.2× plain |") ||
 		!strings.Contains(string(text), "Smoke run") {
 		t.Fatalf("markdown report: %v\n%s", err, text)
 	}
