@@ -1,8 +1,9 @@
 // Package bench is cmkd's benchmark harness: scenarios that run the real
-// worker parts against the in-process emulators, embedded NATS and a SQLite
-// file, and report every speed as a ratio against a baseline measured in the
-// same run (`make bench`, `make bench`). The numbers go to
-// docs/benchmarks.md and a JSON file.
+// worker parts against the in-process emulators, embedded NATS, a SQLite
+// file and, where a scenario needs it, PostgreSQL (CMKD_TEST_POSTGRES or the
+// local server; without one, that part is reported as skipped), and report
+// every speed as a ratio against a baseline measured in the same run
+// (`make bench`). The numbers go to docs/benchmarks.md and a JSON file.
 package bench
 
 import (
