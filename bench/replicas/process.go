@@ -59,7 +59,15 @@ func Serve() {
 		os.Exit(1)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, orphaned := context.WithCancel(ctx)
+	go func() {
+		// The harness holds our stdin open while it lives: if it dies
+		// without stopping us, we stop rather than work on alone.
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		orphaned()
+	}()
 	err := serve(ctx, cfg, os.Stdout, slog.New(slog.NewJSONHandler(os.Stderr, nil)))
+	orphaned()
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "replica:", err)
@@ -119,6 +127,7 @@ func serve(ctx context.Context, cfg replicaConfig, ready io.Writer, log *slog.Lo
 type process struct {
 	instance string
 	cmd      *exec.Cmd
+	lifeline io.WriteCloser // the replica's stdin: closing it, or dying, stops the replica
 	logPath  string
 	exited   chan struct{} // closed when the process has ended; err is then set
 	err      error
@@ -150,6 +159,9 @@ func startReplica(ctx context.Context, dir string, cfg replicaConfig) (*process,
 	p.cmd.Stderr = logf
 	out, err := p.cmd.StdoutPipe()
 	if err != nil {
+		return nil, err
+	}
+	if p.lifeline, err = p.cmd.StdinPipe(); err != nil {
 		return nil, err
 	}
 	if err := p.cmd.Start(); err != nil {
