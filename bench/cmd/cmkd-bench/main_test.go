@@ -43,3 +43,20 @@ func TestBenchCommandRejectsUnknownScenario(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errs.String())
 	}
 }
+
+// Every scenario package is registered, the scale-out issue's replicas
+// scenario included, each under a name of its own.
+func TestEveryScenarioRegistered(t *testing.T) {
+	seen := map[string]bool{}
+	for _, s := range scenarios() {
+		if seen[s.Name] {
+			t.Errorf("scenario %q registered twice", s.Name)
+		}
+		seen[s.Name] = true
+	}
+	for _, want := range []string{"rewrap", "rewrap-hsm", "seal", "store", "events", "scaling", "multivault", "probeload", "replicas"} {
+		if !seen[want] {
+			t.Errorf("scenario %q not registered; have %v", want, names())
+		}
+	}
+}
