@@ -1,8 +1,9 @@
 // Package bench is cmkd's benchmark harness: scenarios that run the real
-// worker parts against the in-process emulators, embedded NATS and a SQLite
-// file, and report every speed as a ratio against a baseline measured in the
-// same run (`make bench`, `make bench`). The numbers go to
-// docs/benchmarks.md and a JSON file.
+// worker parts against the in-process emulators, embedded NATS, a SQLite
+// file and, where a scenario needs it, PostgreSQL (CMKD_TEST_POSTGRES or the
+// local server; without one, that part is reported as skipped), and report
+// every speed as a ratio against a baseline measured in the same run
+// (`make bench`). The numbers go to docs/benchmarks.md and a JSON file.
 package bench
 
 import (
@@ -70,6 +71,9 @@ type Result struct {
 	// report's own: a report updated with -only keeps the results of the
 	// scenarios it did not run, each with its run.
 	Ran *Machine `json:"ran,omitempty"`
+	// Skipped lists the parts of the scenario that did not run, each with
+	// why (a PostgreSQL server that does not answer).
+	Skipped []string `json:"skipped,omitempty"`
 }
 
 // Add appends a metric.
@@ -99,6 +103,11 @@ func (r *Result) Goal(text string, met bool, measured, limit string) {
 // Note appends a remark.
 func (r *Result) Note(format string, args ...any) {
 	r.Notes = append(r.Notes, fmt.Sprintf(format, args...))
+}
+
+// Skip records that a part of the scenario did not run, and why.
+func (r *Result) Skip(format string, args ...any) {
+	r.Skipped = append(r.Skipped, fmt.Sprintf(format, args...))
 }
 
 // Metric returns the value of the metric name, and whether there is one.

@@ -35,6 +35,9 @@ const (
 type EnvConfig struct {
 	// Dir holds the SQLite file.
 	Dir string
+	// Backend, when set, is the store's backend instead of a SQLite file
+	// in Dir; the Env closes it, and so does NewEnv when it fails.
+	Backend store.Backend
 	// KeyKind is RSA (default) or OctHSM.
 	KeyKind string
 	// Limiter tunes kek's per-vault limiter; zero fields take kek's defaults.
@@ -65,10 +68,16 @@ func NewEnv(ctx context.Context, cfg EnvConfig) (*Env, error) {
 	}
 	kv, err := keyvault.Start(keyvault.Config{ThrottleLimit: -1, Logger: cfg.Logger})
 	if err != nil {
+		if cfg.Backend != nil {
+			cfg.Backend.Close()
+		}
 		return nil, err
 	}
 	e := &Env{KV: kv, Cred: kek.StaticToken("bench")}
 	if err := e.init(ctx, cfg); err != nil {
+		if e.Store == nil && cfg.Backend != nil {
+			cfg.Backend.Close()
+		}
 		e.Close()
 		return nil, err
 	}
@@ -101,16 +110,20 @@ func (e *Env) init(ctx context.Context, cfg EnvConfig) error {
 		return err
 	}
 	e.Key, e.Version = id.Versionless(), id.Version
-	b, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(cfg.Dir, "cmkd.db")})
-	if err != nil {
-		return err
+	b := cfg.Backend
+	if b == nil {
+		if b, err = sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(cfg.Dir, "cmkd.db")}); err != nil {
+			return err
+		}
 	}
 	sc := store.Config{Backend: b, KEK: e.KEK, Logger: cfg.Logger}
 	if cfg.Store != nil {
 		cfg.Store(&sc)
 	}
 	if e.Store, err = store.New(sc); err != nil {
-		b.Close()
+		if cfg.Backend == nil {
+			b.Close()
+		}
 		return err
 	}
 	return nil

@@ -92,6 +92,9 @@ func (r Report) WriteText(w io.Writer) {
 		for _, g := range res.Goals {
 			fmt.Fprintf(w, "  %s %s: %s\n", mark(g.Met), g.Text, g.Measured)
 		}
+		for _, s := range res.Skipped {
+			fmt.Fprintf(w, "  SKIPPED %s\n", s)
+		}
 	}
 }
 
@@ -128,6 +131,15 @@ func writeGoalSummary(w io.Writer, results []*Result) {
 	if len(missed) > 0 {
 		fmt.Fprintf(w, "\nGoals not met:\n\n%s\n", strings.Join(missed, "\n"))
 	}
+	var skipped []string
+	for _, res := range results {
+		for _, s := range res.Skipped {
+			skipped = append(skipped, fmt.Sprintf("- **%s**: %s", res.Scenario, s))
+		}
+	}
+	if len(skipped) > 0 {
+		fmt.Fprintf(w, "\nSkipped, so not measured:\n\n%s\n", strings.Join(skipped, "\n"))
+	}
 }
 
 func writeResult(w io.Writer, res *Result) {
@@ -141,6 +153,9 @@ func writeResult(w io.Writer, res *Result) {
 	}
 	for _, n := range res.Notes {
 		fmt.Fprintf(w, "\n%s\n", n)
+	}
+	for _, s := range res.Skipped {
+		fmt.Fprintf(w, "\n**Skipped:** %s\n", s)
 	}
 }
 

@@ -53,3 +53,22 @@ func TestPercentileIsNearestRank(t *testing.T) {
 		t.Error("Percentile sorted its argument")
 	}
 }
+
+// A part of a scenario that did not run is said so, with why, in the
+// summary and in the scenario's section, and in the console table.
+func TestReportsShowSkippedParts(t *testing.T) {
+	r := &Result{Scenario: "s", Title: "Scenario", Setup: "tiny"}
+	r.Skip("PostgreSQL: server down")
+	var md, text bytes.Buffer
+	rep := Report{Machine: ThisMachine("cmkd bench", false), Results: []*Result{r}}
+	rep.WriteMarkdown(&md)
+	rep.WriteText(&text)
+	for _, want := range []string{"Skipped, so not measured:\n\n- **s**: PostgreSQL: server down", "**Skipped:** PostgreSQL: server down"} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md.String())
+		}
+	}
+	if !strings.Contains(text.String(), "SKIPPED PostgreSQL: server down") {
+		t.Errorf("console table lacks the skip:\n%s", text.String())
+	}
+}

@@ -26,7 +26,7 @@ func TestBenchCommandWritesReports(t *testing.T) {
 		t.Fatalf("no table or progress:\n%s\n%s", out.String(), errs.String())
 	}
 	text, err := os.ReadFile(md)
-	if err != nil || !strings.Contains(string(text), "| store | warm Get ≤ 1.2× plain |") ||
+	if err != nil || !strings.Contains(string(text), "| store | SQLite: warm Get ≤ 1.2× plain |") ||
 		!strings.Contains(string(text), "Smoke run") {
 		t.Fatalf("markdown report: %v\n%s", err, text)
 	}
@@ -89,5 +89,22 @@ func TestBenchCommandOnlyUpdatesItsScenarios(t *testing.T) {
 	text, err := os.ReadFile(md)
 	if err != nil || !strings.Contains(string(text), "Measured in an earlier run: `earlier run`") {
 		t.Fatalf("markdown does not say which run measured a kept result: %v\n%s", err, text)
+	}
+}
+
+// Every scenario package is registered, the scale-out issue's replicas
+// scenario included, each under a name of its own.
+func TestEveryScenarioRegistered(t *testing.T) {
+	seen := map[string]bool{}
+	for _, s := range scenarios() {
+		if seen[s.Name] {
+			t.Errorf("scenario %q registered twice", s.Name)
+		}
+		seen[s.Name] = true
+	}
+	for _, want := range []string{"rewrap", "rewrap-hsm", "seal", "store", "events", "scaling", "multivault", "probeload", "replicas"} {
+		if !seen[want] {
+			t.Errorf("scenario %q not registered; have %v", want, names())
+		}
 	}
 }
