@@ -72,3 +72,15 @@ func (e *SealedError) Error() string {
 
 // Is makes errors.Is(err, ErrSealed) true.
 func (e *SealedError) Is(target error) bool { return target == ErrSealed }
+
+// LeaseHeldError is the ErrLeaseHeld of an acquire: who holds the lease and
+// until when, so that a caller can come back when it runs out.
+type LeaseHeldError struct {
+	Lease Lease // the holder's: Name, Holder and Expires
+}
+
+func (e *LeaseHeldError) Error() string {
+	return fmt.Sprintf("lease %s held by %s until %s", e.Lease.Name, e.Lease.Holder, e.Lease.Expires.Format(time.RFC3339))
+}
+
+func (e *LeaseHeldError) Unwrap() error { return ErrLeaseHeld }

@@ -110,6 +110,13 @@ func (s *scheduler) checked(k *keyWork, f *flight, start time.Time, res handlers
 	k.vault.checks--
 	k.due = start.Add(jitter(k.vault.interval, s.cfg.ProbeJitter))
 	if errors.Is(err, ErrBusy) {
+		// Come back when the holder's lease runs out: if the holder died,
+		// its key is taken over then, not an interval later; if it lives,
+		// it has renewed, and this costs a lease read.
+		var busy *busyError
+		if errors.As(err, &busy) && !busy.until.IsZero() && busy.until.Before(k.due) {
+			k.due = busy.until.Add(takeoverSlack)
+		}
 		return nil
 	}
 	if res.Outcome == handlers.NothingToDo {
@@ -284,6 +291,18 @@ func (l *sharedLease) set(nl store.Lease) {
 	l.mu.Unlock()
 }
 
+// busyError is ErrBusy with when the holder's lease runs out (zero if
+// unknown).
+type busyError struct{ until time.Time }
+
+func (e *busyError) Error() string { return ErrBusy.Error() }
+func (e *busyError) Unwrap() error { return ErrBusy }
+
+// takeoverSlack is how long after another holder's lease runs out its key
+// is checked again: past the expiry, so that the lease is free, by a margin
+// for the clocks of two machines.
+const takeoverSlack = 100 * time.Millisecond
+
 // acquire takes k's lease, or joins this process's hold of it; ErrBusy if
 // another replica holds it.
 func (s *scheduler) acquire(ctx context.Context, k *keyWork) (*sharedLease, error) {
@@ -297,7 +316,12 @@ func (s *scheduler) acquire(ctx context.Context, k *keyWork) (*sharedLease, erro
 	name := k.key.LeaseName()
 	got, err := s.store.AcquireLease(ctx, name, s.holder, s.cfg.LeaseTTL)
 	if errors.Is(err, store.ErrLeaseHeld) {
-		return nil, ErrBusy
+		busy := &busyError{}
+		var held *store.LeaseHeldError
+		if errors.As(err, &held) {
+			busy.until = held.Lease.Expires
+		}
+		return nil, busy
 	}
 	if err != nil {
 		return nil, fmt.Errorf("lease %s: %w", name, err)

@@ -505,3 +505,29 @@ func (e *schedEnv) dueTimes(skip cmkd.KeyID) map[cmkd.KeyID]time.Time {
 	}
 	return out
 }
+
+// A key whose lease another holder has is checked again when that lease
+// runs out, not a whole probe interval later: a replica that died holding
+// it is taken over within the lease's TTL.
+func TestKeyOfADeadReplicaIsTakenOverWhenItsLeaseRunsOut(t *testing.T) {
+	k := keyIn("v", "orphan")
+	e := newSchedEnv(t, []cmkd.KeyID{k}, 1e6, func(c *Config) {
+		c.ProbeInterval, c.LeaseTTL, c.KeyRefresh = 20*time.Second, time.Second, time.Minute
+	})
+	// The dead replica's lease: taken, never renewed nor released.
+	dead, err := e.st.AcquireLease(t.Context(), k.LeaseName(), "dead/0001", 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.start()
+	res, err := e.s.check(t.Context(), handlers.Request{Key: k, Cause: "event"})
+	if !errors.Is(err, ErrBusy) {
+		t.Fatalf("check while another holder has the lease: %+v, %v; want ErrBusy", res, err)
+	}
+	eventually.True(t, 10*time.Second, "the key checked once the dead replica's lease ran out", func() bool {
+		return e.fake.count(k) >= 1
+	})
+	if late := time.Since(dead.Expires); late > 5*time.Second {
+		t.Fatalf("taken over %s after the lease ran out, want about when it did", late)
+	}
+}

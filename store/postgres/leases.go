@@ -46,8 +46,7 @@ func (b *Backend) AcquireLease(ctx context.Context, name, holder string, now tim
 		case err != nil:
 			return store.Lease{}, fmt.Errorf("acquire lease: %w", err)
 		case l.Holder != holder:
-			return store.Lease{}, fmt.Errorf("lease %s held by %s until %s: %w",
-				name, l.Holder, l.Expires.Format(time.RFC3339), store.ErrLeaseHeld)
+			return store.Lease{}, &store.LeaseHeldError{Lease: l}
 		}
 		return l, nil
 	}

@@ -35,7 +35,7 @@ func (b *Backend) AcquireLease(ctx context.Context, name, holder string, now tim
 		held := ok && cur.Holder != "" && now.Before(cur.Expires)
 		switch {
 		case held && cur.Holder != holder:
-			return fmt.Errorf("lease %s held by %s until %s: %w", name, cur.Holder, cur.Expires.Format(time.RFC3339), store.ErrLeaseHeld)
+			return &store.LeaseHeldError{Lease: cur}
 		case held:
 			out = cur // renewal keeps the token
 		default:

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -23,6 +24,12 @@ func testLease(t *testing.T, f *fixture) {
 	}
 	_, err = b.AcquireLease(ctx, name, "b", time.Minute)
 	wantErr(t, err, store.ErrLeaseHeld)
+	// The refusal says whose lease it is and until when: a replica comes
+	// back for the key when it runs out.
+	var held *store.LeaseHeldError
+	if !errors.As(err, &held) || held.Lease.Name != name || held.Lease.Holder != "a" || !held.Lease.Expires.Equal(la.Expires) {
+		t.Fatalf("refusal %v (%+v), want a LeaseHeldError naming a's lease until %s", err, held, la.Expires)
+	}
 	f.Clock.Add(30 * time.Second)
 	again, err := a.AcquireLease(ctx, name, "a", time.Minute)
 	if err != nil || again.Token != la.Token {
