@@ -26,8 +26,8 @@ func newBench(b *testing.B) *storetest.RecordBench {
 // NORMAL, a busy timeout, IMMEDIATE transactions.
 type plain struct {
 	db *sql.DB
-	// get is prepared, as the backend's GetRecord is.
-	get *sql.Stmt
+	// get and put are prepared, as the backend's record statements are.
+	get, put *sql.Stmt
 }
 
 func openPlain(b *testing.B, path string) *plain {
@@ -44,6 +44,10 @@ func openPlain(b *testing.B, path string) *plain {
 	if p.get, err = db.PrepareContext(b.Context(), `SELECT value FROM records WHERE tenant = ? AND key = ?`); err != nil {
 		b.Fatal(err)
 	}
+	if p.put, err = db.PrepareContext(b.Context(), `INSERT INTO records (tenant, key, value) VALUES (?, ?, ?)
+		ON CONFLICT (tenant, key) DO UPDATE SET value = excluded.value`); err != nil {
+		b.Fatal(err)
+	}
 	return p
 }
 
@@ -54,8 +58,7 @@ func (p *plain) Get(ctx context.Context, key string) ([]byte, error) {
 }
 
 func (p *plain) Put(ctx context.Context, key string, value []byte) error {
-	_, err := p.db.ExecContext(ctx, `INSERT INTO records (tenant, key, value) VALUES (?, ?, ?)
-		ON CONFLICT (tenant, key) DO UPDATE SET value = excluded.value`, "a", key, value)
+	_, err := p.put.ExecContext(ctx, "a", key, value)
 	return err
 }
 

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"fmt"
 	"testing"
 	"time"
@@ -34,7 +35,9 @@ type RecordBench struct {
 	b     *testing.B
 	s     *store.Store
 	plain Plain
-	value []byte
+	// plainSeq is stamped into each plain write's value.
+	plainSeq uint64
+	value    []byte
 }
 
 // NewRecordBench fills be (through a Store) and plain with the records.
@@ -73,7 +76,12 @@ func (e *RecordBench) plainGet(i int) {
 	}
 }
 
+// plainPut writes a value that differs from the one stored: an engine may
+// skip writing a page whose bytes an update leaves unchanged (SQLite
+// does), and the encrypted side always writes fresh ciphertext.
 func (e *RecordBench) plainPut(i int) {
+	e.plainSeq++
+	binary.BigEndian.PutUint64(e.value, e.plainSeq)
 	if err := e.plain.Put(e.b.Context(), benchKey(i), e.value); err != nil {
 		e.b.Fatal(err)
 	}
