@@ -543,15 +543,24 @@ func (c *replicaCluster) statusOnce(tenants int, keys []cmkd.KeyID, keyOf func(i
 	t := c.t
 	t.Helper()
 	var evs []status.Received
+	var missing []string
+	defer func() {
+		if t.Failed() && len(missing) > 0 {
+			t.Logf("CMKD_STATUS lacks %d events: %v", len(missing), missing)
+		}
+	}()
 	eventually.True(t, 60*time.Second, "rewrap.completed and version.retired for every tenant", func() bool {
 		evs = statusEvents(t, c.js)
+		missing = missing[:0]
 		for i := range tenants {
 			id := fmt.Sprintf("t%03d", i)
-			if count(t, evs, id, "rewrap.completed") == 0 || count(t, evs, id, "version.retired") == 0 {
-				return false
+			for _, kind := range []string{"rewrap.completed", "version.retired"} {
+				if count(t, evs, id, kind) == 0 {
+					missing = append(missing, id+" "+kind)
+				}
 			}
 		}
-		return true
+		return len(missing) == 0
 	})
 	for i := range tenants {
 		id := fmt.Sprintf("t%03d", i)
