@@ -53,6 +53,7 @@ const (
 // replicaCluster is what the replicas share, and the replicas.
 type replicaCluster struct {
 	t        *testing.T
+	dir      string
 	schema   pgtest.Schema
 	kv       *keyvault.Server
 	kvCA     string
@@ -65,8 +66,8 @@ type replicaCluster struct {
 
 func startReplicaCluster(t *testing.T, n int) *replicaCluster {
 	t.Helper()
-	c := &replicaCluster{t: t, schema: pgtest.NewSchema(t)}
-	dir := t.TempDir()
+	c := &replicaCluster{t: t, schema: pgtest.NewSchema(t), dir: t.TempDir()}
+	dir := c.dir
 	c.natsURL = natstest.Start(t, -1, filepath.Join(dir, "nats")).ClientURL()
 	c.js = natstest.JetStream(t, c.natsURL)
 	c.egCA, c.kvCA = filepath.Join(dir, "eventgrid-ca.pem"), filepath.Join(dir, "keyvault-ca.pem")
@@ -107,7 +108,7 @@ func startReplicaCluster(t *testing.T, n int) *replicaCluster {
 
 // configDir is replica i's directory; its cmkd.yaml is what devProc reads.
 func (c *replicaCluster) configDir(i int) string {
-	return filepath.Join(os.TempDir(), "cmkd-replicas-"+c.schema.Name, strconv.Itoa(i))
+	return filepath.Join(c.dir, "replica-"+strconv.Itoa(i))
 }
 
 func (c *replicaCluster) writeConfig(i int) {
@@ -116,7 +117,6 @@ func (c *replicaCluster) writeConfig(i int) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(filepath.Dir(dir)) })
 	addr, err := freeAddr()
 	if err != nil {
 		t.Fatal(err)

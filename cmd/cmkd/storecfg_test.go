@@ -157,3 +157,35 @@ func TestPostgresMigrateOnStartOrRefuse(t *testing.T) {
 		t.Fatalf("error %q: want the server named and the password not", msg)
 	}
 }
+
+// TestMigrateSQLiteAndDevStoreUsage: `cmkd migrate` also serves a SQLite
+// store (it migrates on open; the command says the version), and `cmkd dev
+// --store` refuses a bad connection string before starting anything,
+// without printing its password.
+func TestMigrateSQLiteAndDevStoreUsage(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "cmkd.yaml")
+	cfg := &Config{Instance: "t", Store: StoreConfig{Driver: "sqlite", DSN: filepath.Join(dir, "cmkd.db")},
+		KeyVault: KVConfig{Credential: "static", Token: "x"}}
+	if err := writeConfig(path, cfg); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if code := run(t.Context(), []string{"migrate", "--config", path}, &out, io.Discard); code != exitOK {
+		t.Fatalf("cmkd migrate on SQLite: exit %d", code)
+	}
+	if !strings.Contains(out.String(), "SQLite store") || !strings.Contains(out.String(), "is at version") {
+		t.Fatalf("cmkd migrate printed %q", out.String())
+	}
+
+	const pw = "dev-pw-not-shown"
+	var errb bytes.Buffer
+	data := filepath.Join(dir, "dev")
+	code := run(t.Context(), []string{"dev", "--data", data, "--store", "postgres://u:" + pw + "@h:notaport/db"}, io.Discard, &errb)
+	if code != exitUsage || !strings.Contains(errb.String(), "store.dsn") || strings.Contains(errb.String(), pw) {
+		t.Fatalf("cmkd dev --store with a bad DSN: exit %d, %q; want exit 2 naming store.dsn without the password", code, errb.String())
+	}
+	if _, err := os.Stat(filepath.Join(data, "cmkd.yaml")); err == nil {
+		t.Fatal("cmkd dev wrote a config although its --store was refused")
+	}
+}
