@@ -434,6 +434,21 @@ func TestE2EReplicas(t *testing.T) {
 	}
 
 	// The others take the key over once the lease lapses, and finish.
+	var taker *devProc
+	eventually.True(t, 60*time.Second, "another replica to take "+busiest.Name+" over", func() bool {
+		taker = c.leaseHolder(st, busiest)
+		return taker != nil && taker != victim
+	})
+	takenOver := time.Since(killedAt)
+	resumed := waitMoved(t, st, busiest, v2[busiest], func(n int) bool { return n > atKill[v2[busiest]] }, 60*time.Second)
+	t.Logf("%s took %s over %s after the kill (lease TTL %s, probe interval %s); moving again (%d) %s after the kill",
+		taker.cfg.Instance, busiest.Name, takenOver.Round(time.Millisecond), replicaLeaseTTL, replicaInterval,
+		resumed, time.Since(killedAt).Round(time.Millisecond))
+	// The lease lapses at most a TTL after the kill; the next check after
+	// that, within a probe interval, takes it (2 s for a loaded machine).
+	if bound := replicaLeaseTTL + replicaInterval + 2*time.Second; takenOver > bound {
+		t.Errorf("%s taken over %s after its holder died, want within %s", busiest.Name, takenOver, bound)
+	}
 	for _, key := range keys {
 		waitMoved(t, st, key, v2[key], func(n int) bool { return n == perKey[key] }, 120*time.Second)
 	}
