@@ -34,6 +34,7 @@ func TestStoreConfigErrorsNameTheField(t *testing.T) {
 		{"schema with capitals", pg(func(s *StoreConfig) { s.Schema = "Cmkd" }), "store.schema"},
 		{"schema of the system", pg(func(s *StoreConfig) { s.Schema = "pg_cmkd" }), "store.schema"},
 		{"unparseable dsn", pg(func(s *StoreConfig) { s.DSN = "postgres://cmkd:" + pw + "@db.example:notaport/cmkd" }), "store.dsn"},
+		{"unparseable key=value dsn", pg(func(s *StoreConfig) { s.DSN = "host=db user=cmkd password=" + pw + " port=notaport" }), "store.dsn"},
 		{"search_path in dsn", pg(func(s *StoreConfig) { s.DSN += "?search_path=other" }), "store.dsn"},
 		{"sqlite with schema", StoreConfig{Driver: "sqlite", DSN: "x.db", Schema: "cmkd"}, "store.schema"},
 		{"sqlite with pool", StoreConfig{Driver: "sqlite", DSN: "x.db", MaxConns: 3}, "store.max_conns"},
