@@ -88,6 +88,50 @@ func TestRewrapResumesFromWhatTheStoreHolds(t *testing.T) {
 	e.readAll(want)
 }
 
+// TestRewrapCrashedAfterItsLastSwapReportsOnce: a rewrap that died after
+// moving its last DEK, before it recorded completion (a replica killed
+// there), is finished by the next check — whichever replica runs it —
+// with each tenant's rewrap.completed and version.retired written once.
+func TestRewrapCrashedAfterItsLastSwapReportsOnce(t *testing.T) {
+	e := newEnv(t, nil)
+	want := e.tenants(3, 1)
+	e.reconcile() // the tenants' key version is recorded
+	counts, _ := e.store.VersionCounts(e.ctx(), e.key)
+	var old string
+	for v := range counts {
+		old = v
+	}
+	v2 := e.rotate()
+	deks, err := e.store.ListDEKsNotAt(e.ctx(), e.key, v2, "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range deks {
+		if _, err := e.store.RewrapDEK(e.ctx(), d, e.kid(v2), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 { // the second check finds nothing left to report
+		if res := e.reconcile(); res.Outcome != handlers.InStep || res.Version != v2 {
+			t.Fatalf("outcome %s version %s, want in step at %s", res.Outcome, res.Version, v2)
+		}
+	}
+	out := e.outbox()
+	for _, kind := range []cmkd.Kind{cmkd.KindRewrapCompleted, cmkd.KindVersionRetired} {
+		per := map[string]int{}
+		for _, ev := range out[kind] {
+			per[ev.Tenant]++
+			if kind == cmkd.KindVersionRetired && ev.Version != old {
+				t.Errorf("version.retired names %s, want the old version %s", ev.Version, old)
+			}
+		}
+		if len(per) != 3 || per["ta"] != 1 || per["tb"] != 1 || per["tc"] != 1 {
+			t.Errorf("%s events per tenant %v, want one for each of the 3", kind, per)
+		}
+	}
+	e.readAll(want)
+}
+
 func TestDisableSealsAndEnableUnseals(t *testing.T) {
 	var kicks atomic.Int64
 	e := newEnv(t, func(c *handlers.Config) { c.StatusWritten = func() { kicks.Add(1) } })

@@ -70,10 +70,12 @@ func (r *Reconciler) Rewrap(ctx context.Context, req Request, plan *Plan) (Resul
 
 // recordVersion handles a key whose DEKs are all under target already: it
 // records target for tenants that still name another version (a rewrap that
-// crashed after its last swap, or a new tenant) and reports completion for
-// the former, once.
+// crashed after its last swap, or a new tenant) and reports, once, the
+// completion and the retirement of the versions they named: CompleteRewrap
+// succeeds only when no DEK is under another version.
 func (r *Reconciler) recordVersion(ctx context.Context, req Request, tenants []store.Tenant, target string) (Result, error) {
 	var evs []cmkd.StatusEvent
+	var previous []string
 	stale := false
 	for _, t := range tenants {
 		if t.KeyVersion == target {
@@ -84,9 +86,14 @@ func (r *Reconciler) recordVersion(ctx context.Context, req Request, tenants []s
 			ev := r.statusEvent(cmkd.KindRewrapCompleted, t, req, target, target)
 			ev.PreviousVersion = t.KeyVersion
 			evs = append(evs, ev)
+			if !slices.Contains(previous, t.KeyVersion) {
+				previous = append(previous, t.KeyVersion)
+			}
 		}
 	}
 	if stale {
+		slices.Sort(previous)
+		evs = append(evs, r.retiredEvents(req, tenants, previous)...)
 		if err := r.store.CompleteRewrap(ctx, req.Key, target, evs...); err != nil {
 			return Result{}, err
 		}
@@ -120,12 +127,15 @@ func (r *Reconciler) rewrap(ctx context.Context, req Request, tenants []store.Te
 		ev.PreviousVersion = previousOf(t, stats)
 		ev.DEKs = &cmkd.DEKCounts{Total: run.perTenant[t.ID].total, Rewrapped: run.perTenant[t.ID].moved, Duration: took}
 	})
+	// The versions moved from are retired in the same transaction: a
+	// crash between the two would leave them never reported.
+	evs = append(evs, r.retiredEvents(req, tenants, stats.Previous)...)
 	if err := r.store.CompleteRewrap(ctx, req.Key, stats.Target, evs...); err != nil {
 		return err
 	}
 	r.log.Info("rewrap completed", slog.String("key", req.Key.String()), slog.String("version", stats.Target),
 		slog.Int("rewrapped", stats.Rewrapped), slog.Int("conflicts", stats.Conflicts), slog.Int("sampled", stats.Sampled))
-	return r.retire(ctx, req, tenants, stats.Previous)
+	return nil
 }
 
 func previousOf(t store.Tenant, stats *RewrapStats) string {
@@ -205,19 +215,15 @@ func (r *Reconciler) unwraps(ctx context.Context, kid cmkd.KeyID) bool {
 	return err == nil && (st.Outcome == kek.Usable || st.Outcome == kek.Expired)
 }
 
-// retire reports each version no DEK is wrapped under any more: safe to
-// disable in Key Vault.
-func (r *Reconciler) retire(ctx context.Context, req Request, tenants []store.Tenant, previous []string) error {
-	counts, err := r.store.VersionCounts(ctx, req.Key)
-	if err != nil {
-		return err
+// retiredEvents reports each of versions as retired, for every tenant:
+// safe to disable in Key Vault. They go with CompleteRewrap, which
+// succeeds only when no DEK is wrapped under any of them.
+func (r *Reconciler) retiredEvents(req Request, tenants []store.Tenant, versions []string) []cmkd.StatusEvent {
+	var evs []cmkd.StatusEvent
+	for _, v := range versions {
+		evs = append(evs, r.eventsFor(tenants, cmkd.KindVersionRetired, req, v, v, nil)...)
 	}
-	for _, v := range previous {
-		if counts[v] == 0 {
-			r.appendAll(ctx, r.eventsFor(tenants, cmkd.KindVersionRetired, req, v, v, nil))
-		}
-	}
-	return nil
+	return evs
 }
 
 // appendAll writes events that go with no state change. Losing one of

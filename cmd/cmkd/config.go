@@ -34,11 +34,35 @@ type Config struct {
 type StoreConfig struct {
 	// Driver is "sqlite" (one machine) or "postgres" (several replicas).
 	Driver string `yaml:"driver,omitempty"`
-	// DSN is the SQLite file path or the PostgreSQL connection string.
+	// DSN is the SQLite file path or the PostgreSQL connection string, as
+	// a URL (postgres://cmkd@db:5432/cmkd?sslmode=verify-full) or as
+	// key=value pairs. Keep the password out of it where you can: libpq's
+	// PGPASSWORD and password file fill it in. Errors never print it.
 	DSN string `yaml:"dsn,omitempty"`
 	// CacheTTL bounds how long a plaintext DEK stays in memory.
 	CacheTTL time.Duration `yaml:"cache_ttl,omitempty"`
+	// Schema is the PostgreSQL schema holding cmkd's tables (default
+	// cmkd); deployments sharing one database each need their own.
+	// PostgreSQL only; it replaces a search_path in the DSN.
+	Schema string `yaml:"schema,omitempty"`
+	// MaxConns bounds one replica's PostgreSQL connections (default 4, or
+	// the number of CPUs if more). All replicas' together must fit the
+	// server's max_connections. PostgreSQL only.
+	MaxConns int `yaml:"max_conns,omitempty"`
+	// StatementTimeout bounds each PostgreSQL statement, lock waits
+	// included, so that a transaction stuck elsewhere fails cmkd's instead
+	// of hanging it (default 30s). PostgreSQL only.
+	StatementTimeout time.Duration `yaml:"statement_timeout,omitempty"`
+	// Migrate brings the PostgreSQL schema up to this binary's version when
+	// cmkd starts (default true; replicas starting together migrate once,
+	// under a lock). Set it to false where the replicas may not change the
+	// schema: they then refuse to start on an older schema until an
+	// operator runs `cmkd migrate`. SQLite always migrates on open.
+	Migrate *bool `yaml:"migrate,omitempty"`
 }
+
+// migrate reports whether cmkd may migrate the store's schema (store.migrate).
+func (s StoreConfig) migrate() bool { return s.Migrate == nil || *s.Migrate }
 
 // NATSConfig connects to NATS.
 type NATSConfig struct {
@@ -136,6 +160,10 @@ type WebhookSource struct {
 type QueueSource struct {
 	Enabled bool   `yaml:"enabled,omitempty"`
 	Durable string `yaml:"durable,omitempty"`
+	// AckWait is how long an event a replica took stays invisible to the
+	// others (default 30s; a running handler extends it): an event a dead
+	// replica held is redelivered after at most this long. At least 1s.
+	AckWait time.Duration `yaml:"ack_wait,omitempty"`
 }
 
 // WorkerConf tunes the worker.
@@ -150,6 +178,13 @@ type WorkerConf struct {
 	ProbeBudget float64 `yaml:"probe_budget,omitempty"`
 	// Concurrency bounds the keys of one vault checked at once.
 	Concurrency int `yaml:"concurrency,omitempty"`
+	// LeaseTTL is how long a replica's claim on a key lasts unless renewed
+	// (default 30s; renewed every third of it while the replica works on
+	// the key). A replica that dies holding a key's lease blocks that key
+	// for at most this long; then another replica takes the key over at
+	// its next check and resumes its rewrap. Shorter takes over sooner,
+	// and renews more often.
+	LeaseTTL time.Duration `yaml:"lease_ttl,omitempty"`
 	// VaultRewraps bounds the rewraps running at once in one vault.
 	VaultRewraps int `yaml:"vault_rewraps,omitempty"`
 	// EventMinInterval is the least time between two checks of one key
@@ -231,6 +266,7 @@ func (c *Config) Validate() error {
 	if c.Store.DSN == "" {
 		bad("store.dsn", "is required (a SQLite file path or a PostgreSQL URL)")
 	}
+	errs = append(errs, c.Store.validate()...)
 	switch c.KeyVault.Credential {
 	case "default", "workload", "managed":
 	case "static":
@@ -263,6 +299,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Worker.ProbeInterval < 0 || c.Worker.UnreachableGrace < 0 || c.Worker.EventMinInterval < 0 {
 		bad("worker", "probe_interval, unreachable_grace and event_min_interval must not be negative")
+	}
+	if l := c.Worker.LeaseTTL; l != 0 && l < time.Second {
+		bad("worker.lease_ttl", "%s is under 1s: a replica would lose its keys to every pause", l)
+	}
+	if w := c.Sources.Queue.AckWait; w != 0 && w < time.Second {
+		bad("sources.queue.ack_wait", "%s is under 1s", w)
 	}
 	return errors.Join(errs...)
 }
@@ -309,6 +351,12 @@ func setFromString(v reflect.Value, s string) error {
 		v.SetInt(int64(d))
 	case v.Kind() == reflect.String:
 		v.SetString(s)
+	case v.Kind() == reflect.Pointer && v.Type().Elem().Kind() == reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return err
+		}
+		v.Set(reflect.ValueOf(&b))
 	case v.Kind() == reflect.Bool:
 		b, err := strconv.ParseBool(s)
 		if err != nil {

@@ -30,6 +30,8 @@ type devFlags struct {
 	logFmt   string
 	throttle int
 	rate     float64
+	store    string
+	schema   string
 }
 
 // runDev runs the whole system on loopback: embedded NATS, Key Vault and
@@ -39,10 +41,12 @@ type devFlags struct {
 // (and so every wrapped DEK) name the vault's address.
 func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var f devFlags
-	fs := newFlags("dev", "dev [--data DIR] [--vaults N] [--nats URL]", stderr)
+	fs := newFlags("dev", "dev [--data DIR] [--vaults N] [--nats URL] [--store postgres://…]", stderr)
 	fs.StringVar(&f.dir, "data", "./cmkd-data", "directory for all state: SQLite store, NATS, emulator keys, cmkd.yaml")
 	fs.IntVar(&f.vaults, "vaults", 1, "number of emulated vaults")
 	fs.StringVar(&f.natsURL, "nats", "", "use this NATS server instead of an embedded one")
+	fs.StringVar(&f.store, "store", "", "use this PostgreSQL database (postgres://… or key=value) instead of SQLite in --data")
+	fs.StringVar(&f.schema, "store-schema", "", "PostgreSQL schema for --store (default cmkd)")
 	fs.DurationVar(&f.interval, "probe-interval", 2*time.Second, "how often every key in use is probed")
 	fs.StringVar(&f.logFmt, "log", "text", "log format: text or json")
 	fs.IntVar(&f.throttle, "kv-throttle", keyvault.DefaultThrottleLimit, "Key Vault operations the emulated vault allows per 10 s, as Azure does (negative: no limit)")
@@ -52,6 +56,12 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if fs.NArg() > 0 || f.vaults < 1 {
 		return usagef("dev takes no arguments and --vaults ≥ 1")
+	}
+	if f.schema != "" && f.store == "" {
+		return usagef("dev: --store-schema needs --store")
+	}
+	if err := errors.Join(devStore(f).validate()...); err != nil {
+		return usagef("dev --store: %v", err)
 	}
 	log, err := newLogger(stderr, f.logFmt)
 	if err != nil {
@@ -175,7 +185,7 @@ func (e *devEnv) config(f devFlags) *Config {
 	}
 	return &Config{
 		Instance: "dev",
-		Store:    StoreConfig{Driver: "sqlite", DSN: filepath.Join(f.dir, "cmkd.db")},
+		Store:    devStore(f),
 		NATS:     NATSConfig{URL: e.natsURL, CreateStreams: true, StatusMaxAge: 90 * 24 * time.Hour},
 		KeyVault: KVConfig{
 			Credential: "static", Token: devToken, CAFile: filepath.Join(f.dir, "keyvault-ca.pem"),
@@ -192,6 +202,15 @@ func (e *devEnv) config(f devFlags) *Config {
 }
 
 const devEGKey = "dev-key"
+
+// devStore is the store `cmkd dev` uses: a SQLite file in its directory,
+// or the PostgreSQL database --store names.
+func devStore(f devFlags) StoreConfig {
+	if f.store != "" {
+		return StoreConfig{Driver: "postgres", DSN: f.store, Schema: f.schema}
+	}
+	return StoreConfig{Driver: "sqlite", DSN: filepath.Join(f.dir, "cmkd.db")}
+}
 
 // devVaultLimit is the calls per second the emulated vaults allow: what the
 // probe budget is a share of. Without a throttle, Key Vault's own figure.
@@ -259,6 +278,7 @@ func printDev(w io.Writer, path string, cfg *Config) {
   Key Vault    %[3]s
   Event Grid   %[4]s  topic %[5]q → subscription %[6]q
   NATS         %[7]s  (status stream CMKD_STATUS)
+  store        %[9]s %[10]s
   metrics      http://%[8]s/metrics
 
 Next, in another terminal:
@@ -270,5 +290,5 @@ Next, in another terminal:
   cmkd vault disable cmk          # → sealed within a probe interval; cmkd get exits 3
   cmkd vault enable cmk           # → unsealed
 `, filepath.Dir(path), path, cfg.Dev.KeyVault, cfg.Sources.EventGrid.Endpoint, devTopic, devSubscription,
-		redact.URL(cfg.NATS.URL), cfg.HTTP.Listen)
+		redact.URL(cfg.NATS.URL), cfg.HTTP.Listen, cfg.Store.Driver, redact.URL(cfg.Store.DSN))
 }

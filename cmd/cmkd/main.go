@@ -37,6 +37,7 @@ func commands() []command {
 	return []command{
 		{"dev", "run everything on loopback, no cloud: NATS, emulators, SQLite, the worker", runDev},
 		{"run", "run the worker (production) from a config file", runRun},
+		{"migrate", "bring the store's schema to this binary's version (for store.migrate: false)", runMigrate},
 		{"tenant", "add, list, show or remove tenants", runTenant},
 		{"put", "encrypt and store a record: put TENANT KEY (value on stdin)", runPut},
 		{"get", "read a record: get TENANT KEY", runGet},

@@ -85,8 +85,8 @@ func serveWorker(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		Store: d.store, Reconciler: rec, Limits: d.kek, Instance: cfg.Instance,
 		ProbeInterval: cfg.Worker.ProbeInterval, ProbeBudget: cfg.Worker.ProbeBudget,
 		Concurrency: cfg.Worker.Concurrency, VaultRewraps: cfg.Worker.VaultRewraps,
-		EventMinInterval: cfg.Worker.EventMinInterval,
-		Sources:          sources, Runners: runners, NATS: d.nc, HTTPAddr: cfg.HTTP.Listen,
+		EventMinInterval: cfg.Worker.EventMinInterval, LeaseTTL: cfg.Worker.LeaseTTL,
+		Sources: sources, Runners: runners, NATS: d.nc, HTTPAddr: cfg.HTTP.Listen,
 		HTTPMaxConns: cfg.HTTP.MaxConns,
 		Registerer:   d.reg, Gatherer: d.reg, Logger: log,
 	})
@@ -154,7 +154,7 @@ func buildSources(d *deps) ([]events.Source, error) {
 	}
 	if cfg.Sources.Queue.Enabled {
 		src, err := natsq.New(d.js, natsq.Config{
-			Durable: cfg.Sources.Queue.Durable, CreateStream: cfg.NATS.CreateStreams,
+			Durable: cfg.Sources.Queue.Durable, AckWait: cfg.Sources.Queue.AckWait, CreateStream: cfg.NATS.CreateStreams,
 			Decoder: dec, Logger: d.log.With("source", "queue"), Registerer: d.reg,
 		})
 		if err != nil {

@@ -17,7 +17,6 @@ import (
 	"github.com/cmkd-io/cmkd/internal/redact"
 	"github.com/cmkd-io/cmkd/kek"
 	"github.com/cmkd-io/cmkd/store"
-	"github.com/cmkd-io/cmkd/store/sqlite"
 )
 
 // deps are the outside systems a command talks to, built from a Config.
@@ -95,12 +94,9 @@ func withPolicyHint(err error) error {
 }
 
 func (d *deps) openStore(ctx context.Context) error {
-	if d.cfg.Store.Driver != "sqlite" {
-		return fmt.Errorf("store.driver %q: this build supports sqlite only so far", d.cfg.Store.Driver)
-	}
-	b, err := sqlite.Open(ctx, sqlite.Config{Path: d.cfg.Store.DSN})
+	b, err := openBackend(ctx, d.cfg.Store)
 	if err != nil {
-		return fmt.Errorf("open store %s: %w", redact.URL(d.cfg.Store.DSN), redact.Error(err))
+		return err
 	}
 	d.store, err = store.New(store.Config{Backend: b, KEK: d.kek, Logger: d.log, CacheTTL: d.cfg.Store.CacheTTL})
 	if err != nil {

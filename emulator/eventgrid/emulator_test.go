@@ -386,3 +386,24 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestLockedCountsHeldEvents: Locked is what receivers hold now — a test
+// that kills a receiver knows it died holding events — and an event whose
+// lock expired is no longer held.
+func TestLockedCountsHeldEvents(t *testing.T) {
+	clk := newClock()
+	s := start(t, eventgrid.Config{LockDuration: time.Minute, Now: clk.Now})
+	snd, rcv := clients(t, s)
+	send(t, snd, event(t, "world", "a"), event(t, "world", "b"))
+	if n := s.Locked(testTopic, testSub); n != 0 {
+		t.Fatalf("Locked before any receive = %d, want 0", n)
+	}
+	got := receive(t, rcv, 2)
+	if n := s.Locked(testTopic, testSub); n != len(got) || n == 0 {
+		t.Fatalf("Locked after receiving %d = %d", len(got), n)
+	}
+	clk.Advance(time.Minute)
+	if n, p := s.Locked(testTopic, testSub), s.Pending(testTopic, testSub); n != 0 || p != 2 {
+		t.Fatalf("after the locks expired: Locked %d, Pending %d; want 0 and 2", n, p)
+	}
+}

@@ -154,6 +154,19 @@ func (s *Server) Pending(topic, sub string) int {
 	return len(q.entries)
 }
 
+// Locked counts the subscription's events received and not yet settled
+// whose locks have not expired: the events receivers hold now.
+func (s *Server) Locked(topic, sub string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q := s.sub(topic, sub)
+	if q == nil {
+		return 0
+	}
+	q.sweep(s.cfg.Now())
+	return len(q.locked)
+}
+
 // sub looks up a queue; the caller holds mu.
 func (s *Server) sub(topic, name string) *subscription {
 	return s.topics[topic][name]
