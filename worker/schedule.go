@@ -120,13 +120,11 @@ func (s *scheduler) refresh(ctx context.Context) error {
 		return err
 	}
 	s.metrics.countKeys(uses)
-	var recorded []store.KeyStatus
-	if s.unwatched(uses) {
-		// What was recorded of a key (its last rewrap) outlives this
-		// process: start from it.
-		if recorded, err = s.store.KeyStatuses(ctx); err != nil {
-			return err
-		}
+	// What was recorded of the keys: their last rewraps, which outlive a
+	// process, and the checks other replicas made.
+	recorded, err := s.store.KeyStatuses(ctx)
+	if err != nil {
+		return err
 	}
 	inUse := map[cmkd.KeyID]bool{}
 	s.mu.Lock()
@@ -148,9 +146,14 @@ func (s *scheduler) refresh(ctx context.Context) error {
 		k.due = now.Add(time.Duration(rand.Float64() * float64(k.vault.interval))) // #nosec G404 -- spreads load over time; nothing depends on it being unpredictable
 	}
 	for _, st := range recorded {
-		if k := s.keys[st.Key]; k != nil && k.status.Key.IsZero() {
+		k := s.keys[st.Key]
+		if k == nil {
+			continue
+		}
+		if k.status.Key.IsZero() {
 			k.status = st
 		}
+		s.checkedElsewhereLocked(k, st)
 	}
 	for key, k := range s.keys {
 		if !inUse[key] && k.idle() {
@@ -160,16 +163,17 @@ func (s *scheduler) refresh(ctx context.Context) error {
 	return nil
 }
 
-// unwatched reports whether uses holds a key not watched yet.
-func (s *scheduler) unwatched(uses []store.KeyUse) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, u := range uses {
-		if s.keys[u.Key] == nil && (s.only.IsZero() || u.Key == s.only) {
-			return true
-		}
+// checkedElsewhereLocked moves k's next check to an interval after st's
+// check, when another replica checked k since this one did: replicas take
+// turns on a key through its lease, and without this each would also probe
+// it every interval, N replicas costing N times the probes.
+func (s *scheduler) checkedElsewhereLocked(k *keyWork, st store.KeyStatus) {
+	if k.checking || st.Holder == s.holder || !st.CheckedAt.After(k.started) {
+		return
 	}
-	return false
+	if due := st.CheckedAt.Add(jitter(k.vault.interval, s.cfg.ProbeJitter)); due.After(k.due) {
+		k.due = due
+	}
 }
 
 func (s *scheduler) addLocked(key cmkd.KeyID) *keyWork {

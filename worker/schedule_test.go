@@ -531,3 +531,42 @@ func TestKeyOfADeadReplicaIsTakenOverWhenItsLeaseRunsOut(t *testing.T) {
 		t.Fatalf("taken over %s after the lease ran out, want about when it did", late)
 	}
 }
+
+// Two replicas watching one key probe it about as often as one would: a
+// check the other recorded counts, instead of each probing every interval.
+func TestReplicasTakeTurnsProbingAKey(t *testing.T) {
+	k := keyIn("v", "shared")
+	e := newSchedEnv(t, []cmkd.KeyID{k}, 1e6, func(c *Config) {
+		c.ProbeInterval, c.KeyRefresh = time.Second, 50*time.Millisecond
+	})
+	m, err := newMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg2 := e.cfg
+	cfg2.Instance = "w2"
+	fake2 := newFakeChecker()
+	s2 := newScheduler(cfg2, fake2, e.st, cfg2.Limits, m)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s2.run(ctx, nil) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		close(fake2.rewrap)
+		s2.shutdown(5 * time.Second)
+	})
+	e.start()
+	const run = 6 * time.Second
+	time.Sleep(run)
+	n1, n2 := e.fake.count(k), fake2.count(k)
+	t.Logf("checks: %d + %d", n1, n2)
+	// One replica alone: a first check within the first interval, then one
+	// per interval ±10 %: at most 7 in 6 s; two taking turns, a few more
+	// where one checks before it has read the other's last check. Each
+	// replica on its own schedule makes about twice that (12 to 14).
+	if n := n1 + n2; n > 10 {
+		t.Fatalf("two replicas checked the key %d times (%d + %d) in %s at a 1 s interval, want about %d",
+			n, n1, n2, run, int(run/time.Second))
+	}
+}
