@@ -104,6 +104,8 @@ func (c *Client) vault(url string) (*vault, error) {
 		return nil, fmt.Errorf("vault client %s: %w", url, err)
 	}
 	rate := c.metrics.rate.WithLabelValues(url)
+	// A series at 0 from the start, so that increase() sees the first 429.
+	c.metrics.throttled.WithLabelValues(url)
 	v := &vault{url: url, kv: kv, lim: newLimiter(c.cfg.Limiter, time.Now, rate.Set)}
 	c.vaults[url] = v
 	return v, nil

@@ -34,6 +34,9 @@ func chain(h events.Handler, mws ...Middleware) events.Handler {
 // recoverPanics turns a handler's panic into an error, so the delivery is
 // retried instead of the process dying with every other delivery in flight.
 func (w *Worker) recoverPanics(source string) Middleware {
+	// A series at 0 from the start, so that an alert on increase() sees the
+	// first panic after a restart.
+	w.metrics.panics.WithLabelValues(source)
 	return func(next events.Handler) events.Handler {
 		return func(ctx context.Context, ev events.Event) (err error) {
 			defer func() {

@@ -179,3 +179,21 @@ func runSource(t *testing.T, src events.Source, h events.Handler) {
 		}
 	})
 }
+
+// A source's panic counter exists at 0 as soon as the source is wrapped:
+// an alert on increase() sees the first panic after a restart, which it
+// would miss on a series that appears with its first count.
+func TestPanicCounterExistsBeforeTheFirstPanic(t *testing.T) {
+	_, p, reg := wrapped(t, "queue")
+	want := `
+# HELP cmkd_handler_panics_total Event handler panics recovered, by source; each event was retried.
+# TYPE cmkd_handler_panics_total counter
+cmkd_handler_panics_total{source="queue"} 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "cmkd_handler_panics_total"); err != nil {
+		t.Fatal(err)
+	}
+	if p.n() != 0 {
+		t.Fatal("handler called")
+	}
+}
