@@ -105,7 +105,11 @@ func (p chartPod) setSecretEnv(t *testing.T) {
 	t.Helper()
 	for _, e := range p.c.Env {
 		if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
-			t.Setenv(e.Name, "from-secret-"+e.ValueFrom.SecretKeyRef.Name)
+			v := "from-secret-" + e.ValueFrom.SecretKeyRef.Name
+			if e.Name == "CMKD_STORE_DSN" { // the loader checks its syntax
+				v = "postgres://" + v + "@postgres:5432/cmkd"
+			}
+			t.Setenv(e.Name, v)
 		}
 	}
 }
@@ -144,7 +148,7 @@ func TestDeployChartConfigLoads(t *testing.T) {
 					t.Errorf("SQLite file %s is not on the data volume at %s", cfg.Store.DSN, data)
 				}
 			case "postgres":
-				if !strings.HasPrefix(cfg.Store.DSN, "from-secret-") {
+				if !strings.Contains(cfg.Store.DSN, "from-secret-") {
 					t.Errorf("PostgreSQL DSN %q does not come from the Secret", cfg.Store.DSN)
 				}
 			}
