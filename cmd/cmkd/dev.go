@@ -272,7 +272,7 @@ func freeAddr() (string, error) {
 }
 
 func printDev(w io.Writer, path string, cfg *Config) {
-	fmt.Fprintf(w, `cmkd dev is running on loopback (Ctrl-C stops it; state stays in %[1]s).
+	fmt.Fprintf(w, `cmkd dev is running on loopback (Ctrl-C stops it; its state stays in %[1]s and the store below).
 
   config       %[2]s   (every command reads it; or set CMKD_CONFIG)
   Key Vault    %[3]s
