@@ -56,8 +56,9 @@ func (e StatusEvent) MarshalCloudEvent() ([]byte, error) {
 }
 
 // ParseStatusEvent reads a published status document and checks what
-// readers rely on: CloudEvents 1.0, an id, a cmkd type, and a tenant that
-// is a valid tenant id. Errors wrap ErrInvalidStatusEvent.
+// readers rely on: CloudEvents 1.0 under this contract version
+// (StatusDataSchema, or none), an id, a cmkd type, and a tenant that is a
+// valid tenant id. Errors wrap ErrInvalidStatusEvent.
 func ParseStatusEvent(b []byte) (StatusEvent, error) {
 	if len(b) > MaxStatusEventBytes {
 		return StatusEvent{}, fmt.Errorf("%w: %d bytes exceeds %d", ErrInvalidStatusEvent, len(b), MaxStatusEventBytes)
@@ -68,6 +69,13 @@ func ParseStatusEvent(b []byte) (StatusEvent, error) {
 	}
 	if ce.SpecVersion != "1.0" {
 		return StatusEvent{}, fmt.Errorf("%w %q: specversion %q, want 1.0", ErrInvalidStatusEvent, ce.ID, ce.SpecVersion)
+	}
+	// A newer contract changes what kinds or fields mean: reading it as
+	// this one would misreport. No dataschema is v1 as written before the
+	// field existed.
+	if ce.DataSchema != "" && ce.DataSchema != StatusDataSchema {
+		return StatusEvent{}, fmt.Errorf("%w %q: dataschema %q, this reader knows %s",
+			ErrInvalidStatusEvent, ce.ID, ce.DataSchema, StatusDataSchema)
 	}
 	kind, ok := strings.CutPrefix(ce.Type, StatusTypePrefix)
 	if !ok {

@@ -3,6 +3,7 @@ package cmkd_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -93,6 +94,35 @@ func TestParseStatusEventRejects(t *testing.T) {
 	} {
 		if _, err := cmkd.ParseStatusEvent([]byte(bad)); !errors.Is(err, cmkd.ErrInvalidStatusEvent) {
 			t.Errorf("ParseStatusEvent(%.80s) = %v, want ErrInvalidStatusEvent", bad, err)
+		}
+	}
+}
+
+// The dataschema is the contract's version: an event of this version, or
+// one written before events named theirs, is read; one of another version
+// is refused rather than read with meanings it may no longer have.
+func TestParseStatusEventReadsOnlyItsContractVersion(t *testing.T) {
+	if cmkd.StatusDataSchema != "urn:cmkd:status:v1" {
+		t.Fatalf("StatusDataSchema = %q: a new contract version needs a migration note and a major version (CHANGELOG.md)", cmkd.StatusDataSchema)
+	}
+	const doc = `{"specversion":"1.0","id":"a","type":"io.cmkd.sealed","subject":"t"%s,"data":{"tenant":"t","reason":"disabled"}}`
+	for _, c := range []struct {
+		schema string
+		ok     bool
+	}{
+		{"", true},
+		{`,"dataschema":"urn:cmkd:status:v1"`, true},
+		{`,"dataschema":"urn:cmkd:status:v2"`, false},
+		{`,"dataschema":"https://example.com/other"`, false},
+	} {
+		ev, err := cmkd.ParseStatusEvent([]byte(fmt.Sprintf(doc, c.schema)))
+		switch {
+		case c.ok && (err != nil || ev.Reason != "disabled"):
+			t.Errorf("dataschema %s: %+v, %v; want it read", c.schema, ev, err)
+		case !c.ok && !errors.Is(err, cmkd.ErrInvalidStatusEvent):
+			t.Errorf("dataschema %s: %v, want ErrInvalidStatusEvent", c.schema, err)
+		case !c.ok && !strings.Contains(err.Error(), "urn:cmkd:status:v1"):
+			t.Errorf("dataschema %s: %v does not say which version this reader knows", c.schema, err)
 		}
 	}
 }

@@ -48,6 +48,7 @@ func commands() []command {
 		{"keys", "list the keys in use: tenants, state, last probe, probe interval, rewrap progress", runKeys},
 		{"audit", "read the status stream: audit tail", runAudit},
 		{"emulator", "start the Key Vault and Event Grid emulators alone, on loopback", runEmulator},
+		{"version", "print the version, VCS revision and Go version the binary was built from", runVersion},
 	}
 }
 
