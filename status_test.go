@@ -24,7 +24,7 @@ func TestStatusEventRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The wire form is the contract of DESIGN.md: check it as a subscriber
+	// The wire form is the status contract (README): check it as a subscriber
 	// in another language would read it.
 	var doc struct {
 		SpecVersion, ID, Source, Type, Subject, DataContentType, DataSchema string

@@ -18,7 +18,8 @@ import (
 	"github.com/cmkd-io/cmkd/store"
 )
 
-// Exit codes are part of cmkd's contract (DESIGN.md).
+// Exit codes are part of cmkd's contract (README, "Five minutes with cmkd"):
+// scripts branch on them.
 const (
 	exitOK       = 0
 	exitError    = 1

@@ -6,7 +6,13 @@ import (
 	"io"
 	"runtime"
 	"runtime/debug"
+	"slices"
 )
+
+// version and revision are stamped with -ldflags -X by builds that copy no
+// .git, so that the toolchain has nothing to stamp (the image's: see
+// deploy/Dockerfile). They are used only where build info has nothing.
+var version, revision string
 
 // runVersion prints what the binary was built from, as the Go toolchain
 // stamped it: an operator reporting a problem pastes this.
@@ -23,7 +29,7 @@ func runVersion(_ context.Context, args []string, stdout, stderr io.Writer) erro
 		// Only a binary built without module support lacks build info.
 		bi = &debug.BuildInfo{GoVersion: runtime.Version()}
 	}
-	_, err := io.WriteString(stdout, formatVersion(bi))
+	_, err := io.WriteString(stdout, formatVersion(withStamp(bi, version, revision)))
 	return err
 }
 
@@ -44,8 +50,25 @@ func formatVersion(bi *debug.BuildInfo) string {
 	revision, modified, at := vcs["vcs.revision"], vcs["vcs.modified"], vcs["vcs.time"]
 	if revision == "" {
 		revision = "unknown (built without VCS information)"
-		modified, at = "unknown", "unknown"
+	}
+	if at == "" {
+		at = "unknown"
+	}
+	if modified == "" {
+		modified = "unknown"
 	}
 	return fmt.Sprintf("version:  %s\nrevision: %s\ntime:     %s\nmodified: %s\ngo:       %s %s/%s\n",
 		version, revision, at, modified, bi.GoVersion, runtime.GOOS, runtime.GOARCH)
+}
+
+// withStamp fills in what bi lacks from the -X stamps.
+func withStamp(bi *debug.BuildInfo, version, revision string) *debug.BuildInfo {
+	out := *bi
+	if version != "" && (out.Main.Version == "" || out.Main.Version == "(devel)") {
+		out.Main.Version = version
+	}
+	if revision != "" && !slices.ContainsFunc(out.Settings, func(s debug.BuildSetting) bool { return s.Key == "vcs.revision" }) {
+		out.Settings = append(slices.Clone(out.Settings), debug.BuildSetting{Key: "vcs.revision", Value: revision})
+	}
+	return &out
 }

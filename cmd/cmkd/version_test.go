@@ -138,3 +138,21 @@ func TestVersionTakesNoArguments(t *testing.T) {
 		t.Errorf("exit %d, output %q", code, stdout.String())
 	}
 }
+
+// A build that copies no .git (the image) stamps version and revision with
+// -ldflags -X; they fill in only what the toolchain left out.
+func TestVersionStampFillsWhatBuildInfoLacks(t *testing.T) {
+	devel := &debug.BuildInfo{GoVersion: "go1.26.0", Main: debug.Module{Version: "(devel)"}}
+	got := formatVersion(withStamp(devel, "v1.2.3", "0123abc"))
+	for _, want := range []string{"version:  v1.2.3\n", "revision: 0123abc\n", "time:     unknown\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("stamped devel build lacks %q:\n%s", want, got)
+		}
+	}
+	stamped := &debug.BuildInfo{GoVersion: "go1.26.0", Main: debug.Module{Version: "v0.2.0"},
+		Settings: []debug.BuildSetting{{Key: "vcs.revision", Value: "ffff"}}}
+	got = formatVersion(withStamp(stamped, "dev", "0000"))
+	if !strings.Contains(got, "version:  v0.2.0\n") || !strings.Contains(got, "revision: ffff\n") {
+		t.Errorf("the -X stamp overrode the toolchain's:\n%s", got)
+	}
+}

@@ -11,7 +11,7 @@ import (
 	"github.com/cmkd-io/cmkd/events"
 )
 
-// Defaults for Config's zero fields. Names match DESIGN.md.
+// Defaults for Config's zero fields: the names other tools rely on (deploy/nats).
 const (
 	DefaultStream       = "CMKD_EVENTS"
 	DefaultSubject      = "cmkd.events.>"
