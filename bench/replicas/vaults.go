@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 	"golang.org/x/sync/errgroup"
 
@@ -39,26 +37,11 @@ func startVaults(ctx context.Context, n int, log *slog.Logger) (vs []*vault, err
 		}
 	}()
 	for i := range n {
-		kv, err := keyvault.Start(keyvault.Config{ThrottleLimit: -1, VaultName: fmt.Sprintf("replicas%d", i), Logger: log})
+		bv, err := bench.StartVault(ctx, fmt.Sprintf("replicas%d", i), log)
 		if err != nil {
 			return vs, err
 		}
-		v := &vault{kv: kv}
-		vs = append(vs, v)
-		if v.az, err = kv.Client(kek.StaticToken("bench"), policy.RetryOptions{MaxRetries: -1}); err != nil {
-			return vs, err
-		}
-		resp, err := v.az.CreateKey(ctx, bench.KeyName, azkeys.CreateKeyParameters{
-			Kty: to.Ptr(azkeys.KeyTypeRSA), KeySize: to.Ptr[int32](2048),
-		}, nil)
-		if err != nil {
-			return vs, fmt.Errorf("create key in vault %d: %w", i, err)
-		}
-		id, err := cmkd.ParseKeyID(string(*resp.Key.KID))
-		if err != nil {
-			return vs, err
-		}
-		v.key = id.Versionless()
+		vs = append(vs, &vault{kv: bv.KV, az: bv.AZ, key: bv.Key})
 	}
 	return vs, nil
 }

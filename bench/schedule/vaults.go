@@ -12,8 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 	"golang.org/x/sync/errgroup"
 
@@ -78,27 +76,12 @@ func newFleet(ctx context.Context, dir string, n int, lim kek.LimiterConfig, log
 	cred := kek.StaticToken("bench")
 	roots := x509.NewCertPool()
 	for i := range n {
-		kv, err := keyvault.Start(keyvault.Config{ThrottleLimit: -1, VaultName: fmt.Sprintf("bench%d", i), Logger: log})
+		bv, err := bench.StartVault(ctx, fmt.Sprintf("bench%d", i), log)
 		if err != nil {
 			return nil, err
 		}
-		v := &vault{kv: kv}
-		f.vaults = append(f.vaults, v)
-		roots.AppendCertsFromPEM(kv.CAPEM())
-		if v.az, err = kv.Client(cred, policy.RetryOptions{MaxRetries: -1}); err != nil {
-			return nil, err
-		}
-		resp, err := v.az.CreateKey(ctx, bench.KeyName, azkeys.CreateKeyParameters{
-			Kty: to.Ptr(azkeys.KeyTypeRSA), KeySize: to.Ptr[int32](2048),
-		}, nil)
-		if err != nil {
-			return nil, fmt.Errorf("create key in vault %d: %w", i, err)
-		}
-		id, err := cmkd.ParseKeyID(string(*resp.Key.KID))
-		if err != nil {
-			return nil, err
-		}
-		v.key = id.Versionless()
+		f.vaults = append(f.vaults, &vault{kv: bv.KV, az: bv.AZ, key: bv.Key})
+		roots.AppendCertsFromPEM(bv.KV.CAPEM())
 	}
 	f.kek, err = kek.New(kek.Config{
 		Credential: cred, RootCAs: roots, DisableChallengeResourceVerification: true,
