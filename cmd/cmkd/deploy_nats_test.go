@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -12,8 +11,6 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/cmkd-io/cmkd/internal/eventually"
 )
 
 // startNATSWithPermissions runs nats-server with deploy/nats/permissions.conf
@@ -96,32 +93,7 @@ func TestDeployNATSPermissions(t *testing.T) {
 	cfg := emulatorConfig(t, ep, dir)
 	cfg.NATS = NATSConfig{URL: url, User: "cmkd", Password: "cmkd-secret", CheckStreams: true}
 	cfg.Sources.Queue.Enabled = true
-	path := filepath.Join(dir, "cmkd.yaml")
-	if err := writeConfig(path, cfg); err != nil {
-		t.Fatal(err)
-	}
-	rctx, stop := context.WithCancel(ctx)
-	done := runInProcess(rctx, path, nil, t)
-	eventually.NoError(t, 30*time.Second, "cmkd run as user cmkd to be ready", func() (bool, error) {
-		select {
-		case r := <-done:
-			t.Fatalf("cmkd run as user cmkd exited %d:\n%s", r.code, r.stderr)
-		default:
-		}
-		return httpStatus("http://"+cfg.HTTP.Listen+"/readyz") == http.StatusOK, nil
-	})
-	eventually.NoError(t, 10*time.Second, "cmkd to pull CMKD_EVENTS as user cmkd", func() (bool, error) {
-		c, err := admin.Consumer(ctx, "CMKD_EVENTS", "cmkd-worker")
-		if err != nil {
-			return false, err
-		}
-		ci, err := c.Info(ctx)
-		return err == nil && ci.NumWaiting > 0, nil
-	})
-	stop()
-	if r := <-done; r.code != exitOK {
-		t.Fatalf("cmkd run exited %d:\n%s", r.code, r.stderr)
-	}
+	runCheckOnly(t, ctx, cfg, dir, admin)
 
 	// What the relay and the seal broadcast do, as user cmkd.
 	cnc, cjs := connectAs(t, url, "cmkd", "cmkd-secret")

@@ -112,33 +112,7 @@ func TestDeployCheckOnlyStreams(t *testing.T) {
 	cfg := emulatorConfig(t, ep, dir)
 	cfg.NATS = NATSConfig{URL: ns.ClientURL(), CheckStreams: true}
 	cfg.Sources.Queue.Enabled = true
-	path := filepath.Join(dir, "cmkd.yaml")
-	if err := writeConfig(path, cfg); err != nil {
-		t.Fatal(err)
-	}
-	rctx, stop := context.WithCancel(ctx)
-	done := runInProcess(rctx, path, nil, t)
-	eventually.NoError(t, 30*time.Second, "cmkd run to be ready", func() (bool, error) {
-		select {
-		case r := <-done:
-			t.Fatalf("cmkd run exited %d:\n%s", r.code, r.stderr)
-		default:
-		}
-		return httpStatus("http://"+cfg.HTTP.Listen+"/readyz") == http.StatusOK, nil
-	})
-	// The queue source bound the operator's consumer: it is pulling.
-	eventually.NoError(t, 10*time.Second, "cmkd to pull from the operator's consumer", func() (bool, error) {
-		c, err := js.Consumer(ctx, natsdef.EventsStream, "cmkd-worker")
-		if err != nil {
-			return false, err
-		}
-		ci, err := c.Info(ctx)
-		return err == nil && ci.NumWaiting > 0, nil
-	})
-	stop()
-	if r := <-done; r.code != exitOK {
-		t.Fatalf("cmkd run exited %d:\n%s", r.code, r.stderr)
-	}
+	runCheckOnly(t, ctx, cfg, dir, js)
 	after, err := js.Stream(ctx, "CMKD_STATUS")
 	if err != nil {
 		t.Fatal(err)
@@ -150,6 +124,7 @@ func TestDeployCheckOnlyStreams(t *testing.T) {
 	// Against a NATS without the streams, check-only mode refuses to start.
 	empty := natstest.Start(t, -1, "")
 	cfg.NATS.URL = empty.ClientURL()
+	path := filepath.Join(dir, "cmkd.yaml")
 	if err := writeConfig(path, cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -182,5 +157,38 @@ func TestDeployConfigRefusesCreateAndCheck(t *testing.T) {
 	c.setDefaults()
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "nats.check_streams") {
 		t.Fatalf("Validate: %v; want an error naming nats.check_streams", err)
+	}
+}
+
+// runCheckOnly runs `cmkd run` with cfg (written to dir) until it is ready
+// and pulls from the operator's consumer, as js sees it; then stops it and
+// fails the test unless it exited cleanly.
+func runCheckOnly(t *testing.T, ctx context.Context, cfg *Config, dir string, js jetstream.JetStream) {
+	t.Helper()
+	path := filepath.Join(dir, "cmkd.yaml")
+	if err := writeConfig(path, cfg); err != nil {
+		t.Fatal(err)
+	}
+	rctx, stop := context.WithCancel(ctx)
+	done := runInProcess(rctx, path, nil, t)
+	eventually.NoError(t, 30*time.Second, "cmkd run to be ready", func() (bool, error) {
+		select {
+		case r := <-done:
+			t.Fatalf("cmkd run exited %d:\n%s", r.code, r.stderr)
+		default:
+		}
+		return httpStatus("http://"+cfg.HTTP.Listen+"/readyz") == http.StatusOK, nil
+	})
+	eventually.NoError(t, 10*time.Second, "cmkd to pull from the operator's consumer", func() (bool, error) {
+		c, err := js.Consumer(ctx, natsdef.EventsStream, "cmkd-worker")
+		if err != nil {
+			return false, err
+		}
+		ci, err := c.Info(ctx)
+		return err == nil && ci.NumWaiting > 0, nil
+	})
+	stop()
+	if r := <-done; r.code != exitOK {
+		t.Fatalf("cmkd run exited %d:\n%s", r.code, r.stderr)
 	}
 }
