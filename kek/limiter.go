@@ -26,6 +26,10 @@ type limiter struct {
 	grown       time.Time
 	pausedUntil time.Time
 	strikes     int    // 429 pauses since the last success
+	// granted counts the successes since grantedSince (the end of the last
+	// pause): what the vault allowed in its last cycle of quota and pause.
+	granted      int
+	grantedSince time.Time
 	epoch       uint64 // bumped on every decrease; see done
 	urgentWait  int    // urgent callers waiting for a token
 	// slowStart grows the rate by one call per second per success until
@@ -41,7 +45,7 @@ func newLimiter(cfg LimiterConfig, now func() time.Time, onRate func(float64)) *
 		cfg: cfg, now: now, rand: uniform,
 		sem:     make(chan struct{}, cfg.MaxConcurrency),
 		bulkSem: make(chan struct{}, max(1, cfg.MaxConcurrency*3/4)),
-		rate:    cfg.InitialRate, tokens: 1, refilled: t, grown: t,
+		rate:    cfg.InitialRate, tokens: 1, refilled: t, grown: t, grantedSince: t,
 		slowStart: true, onRate: onRate,
 	}
 	l.onRate(l.rate)
@@ -154,6 +158,7 @@ func (l *limiter) done(epoch uint64, bulk bool, r result, retryAfter time.Durati
 	switch r {
 	case resultOK:
 		l.strikes = 0
+		l.granted++
 		l.grow(l.now())
 	case resultThrottled:
 		if epoch == l.epoch {
@@ -181,21 +186,44 @@ func (l *limiter) grow(now time.Time) {
 	l.setRate(min(l.cfg.MaxRate, r))
 }
 
+// decrease slows down after a 429 and pauses the vault. Without
+// Retry-After the rate halves. With it, the vault has said when its quota
+// returns, so the rate becomes what the vault granted over the cycle that
+// ends with this pause — its successes since the last pause ended, over
+// that time and this pause — if that is more than half: against Key
+// Vault's fixed windows, halving left half of each next window unused.
 func (l *limiter) decrease(retryAfter time.Duration) {
 	now := l.now()
 	l.epoch++
 	l.slowStart = false
-	l.setRate(max(l.cfg.MinRate, l.rate/2))
 	pause := retryAfter
-	if pause <= 0 {
+	rate := l.rate / 2
+	if pause > 0 {
+		if g := l.grantedRate(now, min(pause, l.cfg.MaxPause)); g > rate {
+			rate = min(g, l.rate)
+		}
+	} else {
 		pause = throttlePause(l.strikes, l.rand())
 		l.strikes++
 	}
+	l.setRate(max(l.cfg.MinRate, rate))
 	pause = min(pause, l.cfg.MaxPause)
 	l.pausedUntil = now.Add(pause)
+	l.granted, l.grantedSince = 0, l.pausedUntil
 	l.tokens = 0
 	l.refilled = l.pausedUntil
 	l.grown = l.pausedUntil
+}
+
+// grantedRate is the successes since the last pause over the time since
+// then plus pause; 0 when too little was seen to tell (under a second or
+// ten calls).
+func (l *limiter) grantedRate(now time.Time, pause time.Duration) float64 {
+	active := now.Sub(l.grantedSince)
+	if active < time.Second || l.granted < 10 {
+		return 0
+	}
+	return float64(l.granted) / (active + pause).Seconds()
 }
 
 func (l *limiter) setRate(r float64) {

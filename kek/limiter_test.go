@@ -194,3 +194,34 @@ func TestBackoff(t *testing.T) {
 		t.Errorf("throttlePause jitter low = %v", got)
 	}
 }
+
+// Against a fixed-window quota that says when it returns (Retry-After), the
+// rate after a 429 is what the vault granted over the window and the pause,
+// not half: 1,000 calls in 6.67 s at 150/s, then a 3.33 s pause, is 100/s.
+// A 429 without Retry-After still halves.
+func TestLimiterAdoptsTheGrantedRateOnRetryAfter(t *testing.T) {
+	c := &fakeClock{t: time.Unix(1000, 0)}
+	l := testLimiter(c, LimiterConfig{InitialRate: 150, MinRate: 1, MaxRate: 1000, Increase: 1e-9})
+	l.slowStart = false
+	l.grantedSince = c.now()
+	step := time.Second / 150
+	for range 1000 {
+		c.add(step)
+		l.sem <- struct{}{}
+		l.done(0, false, resultOK, 0)
+	}
+	_, e := l.take()
+	l.sem <- struct{}{}
+	l.done(e, false, resultThrottled, 10*time.Second-1000*step)
+	if r := l.Rate(); math.Abs(r-100) > 0.5 {
+		t.Fatalf("rate after a window's quota and its Retry-After = %v, want about 100 (granted), not 75 (halved)", r)
+	}
+	// The next 429, without Retry-After, halves.
+	c.t = l.pausedUntil.Add(time.Second)
+	_, e = l.take()
+	l.sem <- struct{}{}
+	l.done(e, false, resultThrottled, 0)
+	if r := l.Rate(); math.Abs(r-50) > 0.5 {
+		t.Fatalf("rate after a 429 without Retry-After = %v, want half", r)
+	}
+}
