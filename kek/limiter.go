@@ -25,13 +25,13 @@ type limiter struct {
 	refilled    time.Time
 	grown       time.Time
 	pausedUntil time.Time
-	strikes     int    // 429 pauses since the last success
+	strikes     int // 429 pauses since the last success
 	// granted counts the successes since grantedSince (the end of the last
 	// pause): what the vault allowed in its last cycle of quota and pause.
 	granted      int
 	grantedSince time.Time
-	epoch       uint64 // bumped on every decrease; see done
-	urgentWait  int    // urgent callers waiting for a token
+	epoch        uint64 // bumped on every decrease; see done
+	urgentWait   int    // urgent callers waiting for a token
 	// slowStart grows the rate by one call per second per success until
 	// the first 429, as TCP's slow start does: a rewrap should find the
 	// vault's limit in seconds, not creep up to it by Increase per second.
