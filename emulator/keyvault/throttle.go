@@ -6,7 +6,8 @@ import (
 )
 
 // throttle is a fixed-window request budget for the whole vault, like Key
-// Vault's per-vault limit per 10 seconds. It runs on the wall clock, not
+// Vault's per-vault limit per 10 seconds: windows follow one another from
+// the first request after the limit was set. It runs on the wall clock, not
 // Config.Now, so a fake clock in a test does not change it.
 type throttle struct {
 	mu         sync.Mutex
@@ -38,8 +39,15 @@ func (t *throttle) take(now time.Time) (ok bool, retryAfter int) {
 	if t.limit < 0 {
 		return true, 0
 	}
-	if now.Sub(t.start) >= t.window {
+	switch since := now.Sub(t.start); {
+	case t.start.IsZero():
 		t.start, t.used = now, 0
+	case since >= t.window:
+		// Fixed windows: the next starts where the last ended, not with the
+		// next request, so a client that returns after a rounded-up
+		// Retry-After finds its window already running, as on a server
+		// that counts per fixed 10 s.
+		t.start, t.used = t.start.Add(since-since%t.window), 0
 	}
 	if t.used < t.limit {
 		t.used++
