@@ -302,8 +302,8 @@ func shortOfLimit(three, one *fleetRun, limit float64) string {
 	}
 	return fmt.Sprintf("the slowest vault reached %.3f of its limit (%d 429s across the vaults) with CPU to spare "+
 		"(machine %.0f %% busy); one vault alone reached %.3f. Each vault's limiter finds its limit by 429s; a 429 "+
-		"pauses the vault for Retry-After, which is whole seconds rounded up, and the emulator's window restarts "+
-		"only at the first call after it ends, so every window loses the rounding (half a second of ten on "+
-		"average); the canary, the sequential sample check and the last window's few calls add to the time",
+		"pauses the vault for Retry-After (whole seconds, rounded up) and the limiter then paces at what the "+
+		"vault granted over its last window; the calls in flight when a window runs out draw 429s, and the "+
+		"canary, the sequential sample check and the last window's few calls add to the time",
 		slow.rate()/limit, int(three.throttled()), cpu.machine*100, one.rate()/limit)
 }
