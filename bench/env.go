@@ -199,15 +199,8 @@ func (e *Env) Seed(ctx context.Context, tenants, deksPerTenant int, progress fun
 }
 
 func (e *Env) newDEK(ctx context.Context, tenant string) (store.DEK, error) {
-	k := make([]byte, store.DEKSize)
-	rand.Read(k)
-	defer clear(k)
-	id := make([]byte, 16)
-	rand.Read(id)
-	d := store.DEK{ID: hex.EncodeToString(id), Tenant: tenant, Key: e.Key,
-		KCV: store.KeyCheckValue(k), CreatedAt: time.Now().UTC()}
-	var err error
-	if d.Current, err = e.KEK.Wrap(ctx, e.Key, k); err != nil {
+	d, err := NewDEK(ctx, e.KEK, tenant, e.Key)
+	if err != nil {
 		return d, err
 	}
 	if err := e.Store.Backend().InsertDEK(ctx, d); err != nil {
@@ -215,6 +208,21 @@ func (e *Env) newDEK(ctx context.Context, tenant string) (store.DEK, error) {
 	}
 	d.Active = true
 	return d, nil
+}
+
+// NewDEK makes a random DEK of tenant wrapped locally under key's current
+// version, with its key check value, for seeding through a backend: setup,
+// not what a scenario measures. The plaintext is zeroed before it returns.
+func NewDEK(ctx context.Context, kc *kek.Client, tenant string, key cmkd.KeyID) (store.DEK, error) {
+	k := make([]byte, store.DEKSize)
+	rand.Read(k)
+	defer clear(k)
+	id := make([]byte, 16)
+	rand.Read(id)
+	d := store.DEK{ID: hex.EncodeToString(id), Tenant: tenant, Key: key, KCV: store.KeyCheckValue(k), CreatedAt: time.Now().UTC()}
+	var err error
+	d.Current, err = kc.Wrap(ctx, key, k)
+	return d, err
 }
 
 // Throttled is the number of 429s the emulator has answered since the last

@@ -2,9 +2,7 @@ package replicas
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/x509"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -106,7 +104,7 @@ func seed(ctx context.Context, st *store.Store, kc *kek.Client, key cmkd.KeyID, 
 			id := fmt.Sprintf("%s-%03d", prefix, i)
 			t := store.Tenant{ID: id, Key: key, State: store.StateActive, CreatedAt: time.Now().UTC()}
 			for j := range perTenant {
-				d, err := newDEK(gctx, kc, id, key)
+				d, err := bench.NewDEK(gctx, kc, id, key)
 				if err != nil {
 					return err
 				}
@@ -124,16 +122,4 @@ func seed(ctx context.Context, st *store.Store, kc *kek.Client, key cmkd.KeyID, 
 		})
 	}
 	return g.Wait()
-}
-
-func newDEK(ctx context.Context, kc *kek.Client, tenant string, key cmkd.KeyID) (store.DEK, error) {
-	k := make([]byte, store.DEKSize)
-	rand.Read(k)
-	defer clear(k)
-	id := make([]byte, 16)
-	rand.Read(id)
-	d := store.DEK{ID: hex.EncodeToString(id), Tenant: tenant, Key: key, KCV: store.KeyCheckValue(k), CreatedAt: time.Now().UTC()}
-	var err error
-	d.Current, err = kc.Wrap(ctx, key, k)
-	return d, err
 }

@@ -2,9 +2,7 @@ package schedule
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/x509"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -134,7 +132,7 @@ type seeder struct {
 func (s *seeder) tenant(ctx context.Context, id string, key cmkd.KeyID, deks int) error {
 	t := store.Tenant{ID: id, Key: key, State: store.StateActive, CreatedAt: time.Now().UTC()}
 	for i := range deks {
-		d, err := newDEK(ctx, s.kc, id, key)
+		d, err := bench.NewDEK(ctx, s.kc, id, key)
 		if err != nil {
 			return err
 		}
@@ -169,18 +167,6 @@ func (s *seeder) tenants(ctx context.Context, key cmkd.KeyID, prefix string, ten
 		g.Go(func() error { return s.tenant(gctx, fmt.Sprintf("%s-%03d", prefix, i), key, perTenant) })
 	}
 	return g.Wait()
-}
-
-func newDEK(ctx context.Context, kc *kek.Client, tenant string, key cmkd.KeyID) (store.DEK, error) {
-	k := make([]byte, store.DEKSize)
-	rand.Read(k)
-	defer clear(k)
-	id := make([]byte, 16)
-	rand.Read(id)
-	d := store.DEK{ID: hex.EncodeToString(id), Tenant: tenant, Key: key, KCV: store.KeyCheckValue(k), CreatedAt: time.Now().UTC()}
-	var err error
-	d.Current, err = kc.Wrap(ctx, key, k)
-	return d, err
 }
 
 // failedDEKs counts key's DEKs not wrapped by version.
