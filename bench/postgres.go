@@ -1,15 +1,11 @@
 package bench
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
-	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/cmkd-io/cmkd/internal/pgtest"
 )
@@ -45,7 +41,7 @@ type PGSchema struct {
 
 // NewPGSchema creates an empty schema named after prefix. It fails with
 // ErrNoPostgres, saying what was tried, when the server does not answer.
-func NewPGSchema(ctx context.Context, prefix string) (*PGSchema, error) {
+func NewPGSchema(prefix string) (*PGSchema, error) {
 	url, err := pgtest.Reach()
 	if err != nil {
 		return nil, unreachable(pgtest.Unreachable(url, err))
@@ -54,33 +50,13 @@ func NewPGSchema(ctx context.Context, prefix string) (*PGSchema, error) {
 	_, _ = rand.Read(suffix[:])
 	s := &PGSchema{URL: url, Name: "bench_" + prefix + "_" + hex.EncodeToString(suffix[:])}
 	s.DSN = pgtest.With(url, "search_path", s.Name)
-	if err := pgExec(ctx, url, `CREATE SCHEMA `+s.Name); err != nil {
+	if err := pgtest.Exec(url, `CREATE SCHEMA `+s.Name); err != nil {
 		return nil, fmt.Errorf("create schema %s: %w", s.Name, err)
 	}
 	return s, nil
 }
 
-// Drop removes the schema and everything in it. It runs on a context of
-// its own: the scenario's may have ended.
+// Drop removes the schema and everything in it.
 func (s *PGSchema) Drop() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	return pgExec(ctx, s.URL, `DROP SCHEMA IF EXISTS `+s.Name+` CASCADE`)
+	return pgtest.Exec(s.URL, `DROP SCHEMA IF EXISTS `+s.Name+` CASCADE`)
 }
-
-func pgExec(ctx context.Context, url, sql string) error {
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, `SET lock_timeout = '10s'`); err != nil {
-		return err
-	}
-	_, err = conn.Exec(ctx, sql)
-	return err
-}
-
-// PGWith returns connString with the connection or server setting param
-// set to value (which must not need quoting).
-func PGWith(connString, param, value string) string { return pgtest.With(connString, param, value) }

@@ -94,7 +94,7 @@ type env struct {
 func run(ctx context.Context, o bench.Options) (*bench.Result, error) {
 	sz := sizesFor(o)
 	res := &bench.Result{Scenario: name, Title: title, Setup: setup(sz)}
-	schema, err := bench.NewPGSchema(ctx, name)
+	schema, err := bench.NewPGSchema(name)
 	if errors.Is(err, bench.ErrNoPostgres) {
 		o.Say("skipped: %v", err)
 		res.Skip("PostgreSQL: %v", err)

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/cmkd-io/cmkd/bench"
+	"github.com/cmkd-io/cmkd/internal/pgtest"
 	"github.com/cmkd-io/cmkd/store"
 	"github.com/cmkd-io/cmkd/store/postgres"
 	"github.com/cmkd-io/cmkd/store/sqlite"
@@ -89,11 +90,11 @@ func (p *plainSQLite) close() {
 // of the same size; pgx prepares each side's statements once per
 // connection. It fails with bench.ErrNoPostgres when no server answers.
 func openPostgres(ctx context.Context) (store.Backend, plainTable, func(), error) {
-	enc, err := bench.NewPGSchema(ctx, "store")
+	enc, err := bench.NewPGSchema("store")
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	pl, err := bench.NewPGSchema(ctx, "plain")
+	pl, err := bench.NewPGSchema("plain")
 	if err != nil {
 		enc.Drop()
 		return nil, nil, nil, err
@@ -106,7 +107,7 @@ func openPostgres(ctx context.Context) (store.Backend, plainTable, func(), error
 	}
 	// The backend's statement timeout is a startup parameter: the plain
 	// side gets the same.
-	pool, err := pgxpool.New(ctx, bench.PGWith(pl.DSN, "statement_timeout",
+	pool, err := pgxpool.New(ctx, pgtest.With(pl.DSN, "statement_timeout",
 		fmt.Sprint(postgres.DefaultStatementTimeout.Milliseconds())))
 	if err == nil {
 		_, err = pool.Exec(ctx, `CREATE TABLE records (tenant text COLLATE "C", key bytea, value bytea,

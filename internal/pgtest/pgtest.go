@@ -109,22 +109,22 @@ func NewSchema(tb testing.TB) Schema {
 	tb.Helper()
 	s := Schema{URL: URL(tb), Name: schemaName(tb.Name())}
 	s.DSN = With(s.URL, "search_path", s.Name)
-	if err := exec(s.URL, `CREATE SCHEMA `+s.Name); err != nil {
+	if err := Exec(s.URL, `CREATE SCHEMA `+s.Name); err != nil {
 		tb.Fatalf("create schema %s: %v", s.Name, err)
 	}
 	tb.Cleanup(func() {
-		if err := exec(s.URL, `DROP SCHEMA IF EXISTS `+s.Name+` CASCADE`); err != nil {
+		if err := Exec(s.URL, `DROP SCHEMA IF EXISTS `+s.Name+` CASCADE`); err != nil {
 			tb.Errorf("drop schema %s: %v", s.Name, err)
 		}
 	})
 	return s
 }
 
-// exec runs one statement on a connection of its own. It does not use the
+// Exec runs one statement on a connection of its own. It does not use the
 // test's context, which has ended by the time cleanups drop schemas; a lock
 // timeout makes a drop that something still open blocks fail visibly
 // instead of hanging the test binary.
-func exec(connString, sql string) error {
+func Exec(connString, sql string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, connString)
