@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -40,11 +41,18 @@ func TestE2ENATSOutageLosesNoStatusEvent(t *testing.T) {
 
 	ns.Shutdown()
 	ns.WaitForShutdown()
-	if _, err := kv.RotateKey(t.Context(), "cmk", nil); err != nil {
+	resp, err := kv.RotateKey(t.Context(), "cmk", nil)
+	if err != nil {
 		t.Fatal(err)
 	}
-	// The rewrap happens without NATS.
-	eventually.True(t, 30*time.Second, "the rewrap without NATS", func() bool { return len(dekVersions(t, d, "tenant-0")) == 1 })
+	// The rewrap happens without NATS. It must be over before the key is
+	// disabled: disabling the new version while DEKs are still under the
+	// old, enabled one rightly seals nothing.
+	v2 := strings.ToLower(resp.Key.KID.Version())
+	eventually.True(t, 30*time.Second, "the rewrap without NATS", func() bool {
+		vs := dekVersions(t, d, "tenant-0")
+		return len(vs) == 1 && vs[v2] > 0
+	})
 	setEnabled(t, kv, false)
 	waitSealed(t, d, "tenant-0", "rec-0", "disabled", 10*time.Second)
 	setEnabled(t, kv, true)

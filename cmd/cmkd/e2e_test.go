@@ -87,8 +87,19 @@ func startDev(t *testing.T, dir string, extra ...string) *devProc {
 	t.Helper()
 	d := &devProc{t: t, bin: binary(t), dir: dir, args: append([]string{"dev", "--data", dir, "--probe-interval", "500ms"}, extra...)}
 	d.start()
-	t.Cleanup(d.stop)
+	t.Cleanup(func() {
+		d.stop()
+		if t.Failed() {
+			t.Logf("cmkd dev's log (the last 60 lines):\n%s", tail(d.stderr.String(), 60))
+		}
+	})
 	return d
+}
+
+// tail returns the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 func (d *devProc) start() {
