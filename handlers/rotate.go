@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cmkd-io/cmkd"
+	"github.com/cmkd-io/cmkd/internal/failpoint"
 	"github.com/cmkd-io/cmkd/kek"
 	"github.com/cmkd-io/cmkd/store"
 )
@@ -305,6 +306,7 @@ func (run *rewrapRun) batches(ctx context.Context) error {
 		if err := g.Wait(); err != nil {
 			return err
 		}
+		failpoint.Hit(failpoint.RewrapBatch)
 		if stop != nil {
 			return fmt.Errorf("stopped: %w", stop)
 		}
@@ -322,6 +324,7 @@ func (run *rewrapRun) move(ctx context.Context, d store.DEK, verify bool) error 
 	if err != nil && !conflict {
 		return err
 	}
+	failpoint.Hit(failpoint.RewrapDEK)
 	run.mu.Lock()
 	defer run.mu.Unlock()
 	tc := run.perTenant[d.Tenant]

@@ -13,6 +13,7 @@ import (
 	"github.com/cmkd-io/cmkd/events/status"
 	"github.com/cmkd-io/cmkd/events/webhook"
 	"github.com/cmkd-io/cmkd/handlers"
+	"github.com/cmkd-io/cmkd/internal/failpoint"
 	"github.com/cmkd-io/cmkd/worker"
 )
 
@@ -94,6 +95,9 @@ func serveWorker(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		return err
 	}
 	log.Info("cmkd worker starting", slog.String("instance", cfg.Instance), slog.Int("sources", len(sources)))
+	if p := failpoint.Armed(); p != "" {
+		log.Warn("a chaos kill point is armed: this process will kill itself there", slog.String("point", p))
+	}
 	return w.Run(ctx)
 }
 

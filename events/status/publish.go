@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cmkd-io/cmkd"
+	"github.com/cmkd-io/cmkd/internal/failpoint"
 )
 
 // step publishes what the relay holds, claiming a new batch when it holds
@@ -62,6 +63,9 @@ func (r *Relay) claim(ctx context.Context) error {
 		return fmt.Errorf("claim outbox: %w", err)
 	}
 	r.pending, r.claimed, r.full = es, at, len(es) == r.cfg.Batch
+	if len(es) > 0 {
+		failpoint.Hit(failpoint.OutboxClaimed)
+	}
 	r.metrics.depth.Set(float64(len(es)))
 	return nil
 }
@@ -93,6 +97,9 @@ func (r *Relay) publishPending(ctx context.Context) error {
 		r.pending = nil
 	}
 	r.metrics.depth.Set(float64(len(r.pending)))
+	if len(acked) > 0 {
+		failpoint.Hit(failpoint.RelayPublished)
+	}
 	if merr := r.store.MarkSent(context.WithoutCancel(ctx), acked...); merr != nil {
 		// Unmarked entries are claimed and published again later; the
 		// message id makes JetStream drop the copy.

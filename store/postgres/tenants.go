@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/cmkd-io/cmkd"
+	"github.com/cmkd-io/cmkd/internal/failpoint"
 	"github.com/cmkd-io/cmkd/store"
 )
 
@@ -197,6 +198,7 @@ func (b *Backend) SealTenants(ctx context.Context, reason string, since time.Tim
 	if err != nil {
 		return nil, err
 	}
+	failpoint.Hit(failpoint.SealTx) // one statement: the kill comes before it commits
 	rows, err := b.pool.Query(ctx, sealTenantsSQL, append([]any{ids, reason, nanos(since)}, o...)...)
 	if err != nil {
 		return nil, fmt.Errorf("seal: %w", err)

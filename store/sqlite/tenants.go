@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cmkd-io/cmkd"
+	"github.com/cmkd-io/cmkd/internal/failpoint"
 	"github.com/cmkd-io/cmkd/store"
 )
 
@@ -172,7 +173,11 @@ func (b *Backend) SealTenants(ctx context.Context, reason string, since time.Tim
 		for _, id := range changed {
 			out = append(out, byID[id])
 		}
-		return appendOutbox(ctx, tx, out)
+		if err := appendOutbox(ctx, tx, out); err != nil {
+			return err
+		}
+		failpoint.Hit(failpoint.SealTx)
+		return nil
 	})
 	if err != nil {
 		return nil, err
