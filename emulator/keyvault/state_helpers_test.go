@@ -28,7 +28,11 @@ func clientFromCAFile(t *testing.T, url, caFile string) *azkeys.Client {
 	}
 	c, err := azkeys.NewClient(url, staticToken("token"), &azkeys.ClientOptions{
 		ClientOptions: azcore.ClientOptions{
-			Transport: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}},
+			// No keep-alive: these clients outlive a restart of the
+			// emulator, and a POST written on a connection the old server
+			// closed fails with a broken pipe (Go retries only idempotent
+			// requests, and these clients retry nothing).
+			Transport: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, DisableKeepAlives: true}},
 			Retry:     azpolicy.RetryOptions{MaxRetries: -1},
 		},
 		DisableChallengeResourceVerification: true,
