@@ -24,7 +24,9 @@ func TestOutboxClaimsDoNotOverlap(t *testing.T) {
 	const n = 300
 	evs := make([]cmkd.StatusEvent, n)
 	for i := range evs {
-		evs[i] = cmkd.StatusEvent{ID: fmt.Sprintf("e%03d", i), Tenant: "a", Kind: cmkd.KindKeyNearExpiry, Time: time.Now()}
+		// A tenant each: a tenant's later events wait for its earlier
+		// ones' claim (OutboxClaimKeepsTenantOrder), and none is sent here.
+		evs[i] = cmkd.StatusEvent{ID: fmt.Sprintf("e%03d", i), Tenant: fmt.Sprintf("t%03d", i), Kind: cmkd.KindKeyNearExpiry, Time: time.Now()}
 	}
 	if err := b1.AppendOutbox(t.Context(), evs); err != nil {
 		t.Fatal(err)

@@ -63,37 +63,39 @@ func (b *Backend) AppendOutbox(ctx context.Context, evs []cmkd.StatusEvent) erro
 	return nil
 }
 
-// claimSQL claims the oldest unsent entries nobody holds a claim on. Rows
-// another relay is claiming at this moment are skipped, not waited for;
-// one it claimed and committed since this statement began is re-read under
-// the lock and dropped, as its claim_until has moved.
+// claimSQL claims the oldest unsent entries nobody holds a claim on whose
+// tenant has no earlier unsent entry held by another claim: that holder
+// may have died with it, and a tenant's events must reach the stream in
+// write order. It runs after claimLockSQL, in its transaction: claims are
+// serialized, so each sees the claims committed before it (with SKIP
+// LOCKED, a claim could pass a tenant's entry another was claiming).
 const claimSQL = `WITH c AS (
-		SELECT seq FROM outbox WHERE sent_at IS NULL AND claim_until <= $3
-		ORDER BY seq LIMIT $4
-		FOR UPDATE SKIP LOCKED
+		SELECT o.seq FROM outbox o WHERE o.sent_at IS NULL AND o.claim_until <= $3
+		AND NOT EXISTS (SELECT 1 FROM outbox p
+			WHERE p.sent_at IS NULL AND p.seq < o.seq AND p.tenant = o.tenant AND p.claim_until > $3)
+		ORDER BY o.seq LIMIT $4
+		FOR UPDATE
 	)
 	UPDATE outbox o SET claimed_by = $1, claim_until = $2, attempts = o.attempts + 1
 	FROM c WHERE o.seq = c.seq
 	RETURNING o.seq, o.id, o.tenant, o.kind, o.event_time, o.data, o.attempts`
 
+// claimLockSQL serializes the claims of one schema's relays.
+const claimLockSQL = `SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.outbox_claim'))`
+
 // ClaimOutbox implements store.Backend.
 func (b *Backend) ClaimOutbox(ctx context.Context, holder string, limit int, now time.Time, claim time.Duration) ([]store.OutboxEntry, error) {
-	rows, err := b.pool.Query(ctx, claimSQL, holder, now.Add(claim).UnixNano(), now.UnixNano(), limit)
-	if err != nil {
-		return nil, fmt.Errorf("claim outbox: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.OutboxEntry, error) {
-		var e store.OutboxEntry
-		var t *int64
-		var data []byte
-		if err := r.Scan(&e.Seq, &e.Event.ID, &e.Event.Tenant, &e.Event.Kind, &t, &data, &e.Attempts); err != nil {
-			return e, err
+	var out []store.OutboxEntry
+	err := pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, claimLockSQL); err != nil {
+			return err
 		}
-		e.Event.Time = fromNanos(t)
-		if err := e.Event.UnmarshalData(data); err != nil {
-			return e, fmt.Errorf("decode event %s: %w", e.Event.ID, err)
+		rows, err := tx.Query(ctx, claimSQL, holder, now.Add(claim).UnixNano(), now.UnixNano(), limit)
+		if err != nil {
+			return err
 		}
-		return e, nil
+		out, err = pgx.CollectRows(rows, scanOutboxEntry)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("claim outbox: %w", err)
@@ -101,6 +103,20 @@ func (b *Backend) ClaimOutbox(ctx context.Context, holder string, limit int, now
 	// RETURNING has no order; the relay needs write order.
 	slices.SortFunc(out, func(a, b store.OutboxEntry) int { return cmp.Compare(a.Seq, b.Seq) })
 	return out, nil
+}
+
+func scanOutboxEntry(r pgx.CollectableRow) (store.OutboxEntry, error) {
+	var e store.OutboxEntry
+	var t *int64
+	var data []byte
+	if err := r.Scan(&e.Seq, &e.Event.ID, &e.Event.Tenant, &e.Event.Kind, &t, &data, &e.Attempts); err != nil {
+		return e, err
+	}
+	e.Event.Time = fromNanos(t)
+	if err := e.Event.UnmarshalData(data); err != nil {
+		return e, fmt.Errorf("decode event %s: %w", e.Event.ID, err)
+	}
+	return e, nil
 }
 
 // MarkSent implements store.Backend.

@@ -57,11 +57,21 @@ func (b *Backend) AppendOutbox(ctx context.Context, evs []cmkd.StatusEvent) erro
 }
 
 // ClaimOutbox implements store.Backend.
+// claimableSQL selects the unsent entries nobody holds a claim on whose
+// tenant has no earlier unsent entry held by another claim: that holder
+// may have died with it, and a tenant's events must reach the stream in
+// write order. (Claims are transactions of their own, serialized by
+// SQLite's write lock, so a claim sees every claim made before it.)
+const claimableSQL = `SELECT o.seq FROM outbox o
+	WHERE o.sent_at IS NULL AND o.claim_until <= ?3
+	AND NOT EXISTS (SELECT 1 FROM outbox p INDEXED BY outbox_unsent
+		WHERE p.sent_at IS NULL AND p.seq < o.seq AND p.tenant = o.tenant AND p.claim_until > ?3)`
+
 func (b *Backend) ClaimOutbox(ctx context.Context, holder string, limit int, now time.Time, claim time.Duration) ([]store.OutboxEntry, error) {
 	var out []store.OutboxEntry
 	err := b.tx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `UPDATE outbox SET claimed_by = ?, claim_until = ?, attempts = attempts + 1
-			WHERE seq IN (SELECT seq FROM outbox WHERE sent_at IS NULL AND claim_until <= ? ORDER BY seq LIMIT ?)
+		rows, err := tx.QueryContext(ctx, `UPDATE outbox SET claimed_by = ?1, claim_until = ?2, attempts = attempts + 1
+			WHERE seq IN (`+claimableSQL+` ORDER BY o.seq LIMIT ?4)
 			RETURNING seq, id, tenant, kind, time, data, attempts`,
 			holder, unixNano(now.Add(claim)), unixNano(now), limit)
 		if err != nil {

@@ -102,12 +102,21 @@ func activeDEK(t *testing.T, s *store.Store, tenant string) store.DEK {
 	return d
 }
 
-// claimAll claims every claimable outbox entry.
+// claimAll claims every claimable outbox entry and marks it sent, as a
+// relay that published them would: a tenant's later entries are not
+// claimable while its earlier ones are held.
 func claimAll(t *testing.T, s *store.Store) []store.OutboxEntry {
 	t.Helper()
 	es, err := s.ClaimOutbox(t.Context(), "test", 1000, 1<<40)
 	if err != nil {
 		t.Fatalf("claim outbox: %v", err)
+	}
+	ids := make([]string, len(es))
+	for i, e := range es {
+		ids[i] = e.Event.ID
+	}
+	if err := s.MarkSent(t.Context(), ids...); err != nil {
+		t.Fatalf("mark sent: %v", err)
 	}
 	return es
 }

@@ -1,14 +1,17 @@
 package storetest
 
 import (
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/cmkd-io/cmkd"
+	"github.com/cmkd-io/cmkd/store"
 )
 
 var outboxCases = []testCase{
 	{"OutboxClaimAndMarkSent", testOutboxClaim},
+	{"OutboxClaimKeepsTenantOrder", testOutboxTenantOrder},
 	{"OutboxDuplicateIDsIgnored", testOutboxDuplicates},
 	{"OutboxWrittenWithStateChange", testOutboxWithState},
 }
@@ -16,8 +19,8 @@ var outboxCases = []testCase{
 func testOutboxClaim(t *testing.T, f *fixture) {
 	s := f.store(nil)
 	ctx := t.Context()
-	for _, id := range []string{"e1", "e2", "e3"} {
-		if err := s.AppendOutbox(ctx, cmkd.StatusEvent{ID: id, Kind: cmkd.KindKeyNearExpiry, Tenant: "a"}); err != nil {
+	for _, e := range [][2]string{{"e1", "a"}, {"e2", "a"}, {"e3", "b"}} {
+		if err := s.AppendOutbox(ctx, cmkd.StatusEvent{ID: e[0], Kind: cmkd.KindKeyNearExpiry, Tenant: e[1]}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -48,6 +51,45 @@ func testOutboxClaim(t *testing.T, f *fixture) {
 	if es := claimAll(t, s); len(es) != 0 {
 		t.Fatalf("sent events claimed again: %+v", es)
 	}
+}
+
+// A claim never passes a tenant's earlier unsent event that another relay
+// holds: that relay may have died with it, and the later events would
+// reach the stream first (found by the chaos harness: a kill -9 between
+// the claim and the publish put a tenant's rewrap.started after its
+// rewrap.completed).
+func testOutboxTenantOrder(t *testing.T, f *fixture) {
+	s := f.store(nil)
+	ctx := t.Context()
+	for _, e := range [][2]string{{"a1", "a"}, {"b1", "b"}, {"a2", "a"}, {"c1", "c"}} {
+		if err := s.AppendOutbox(ctx, cmkd.StatusEvent{ID: e[0], Kind: cmkd.KindKeyNearExpiry, Tenant: e[1]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held, err := s.ClaimOutbox(ctx, "relay-1", 1, time.Minute)
+	if err != nil || len(held) != 1 || held[0].Event.ID != "a1" {
+		t.Fatalf("first claim = %+v, %v; want a1", held, err)
+	}
+	other, err := s.ClaimOutbox(ctx, "relay-2", 10, time.Minute)
+	if err != nil || ids(other) != "b1 c1" {
+		t.Fatalf("while relay-1 holds a1, relay-2 claimed %q (%v); want b1 c1, not a's later a2", ids(other), err)
+	}
+	f.Clock.Add(time.Minute) // relay-1 died: its claim runs out
+	if err := s.MarkSent(ctx, "b1", "c1"); err != nil {
+		t.Fatal(err)
+	}
+	again, err := s.ClaimOutbox(ctx, "relay-2", 10, time.Minute)
+	if err != nil || ids(again) != "a1 a2" {
+		t.Fatalf("after relay-1's claim ran out: %q, %v; want a1 a2", ids(again), err)
+	}
+}
+
+func ids(es []store.OutboxEntry) string {
+	var out []string
+	for _, e := range es {
+		out = append(out, e.Event.ID)
+	}
+	return strings.Join(out, " ")
 }
 
 // An event written twice (a retried transaction) is published once.
