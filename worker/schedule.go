@@ -284,6 +284,12 @@ func (s *scheduler) ask(ctx context.Context, req handlers.Request, limited bool)
 		s.mu.Unlock()
 	}
 	s.mu.Lock()
+	if s.stopping {
+		// No check starts any more: the caller retries (an event is
+		// delivered again) with the next process.
+		s.mu.Unlock()
+		return nil, errShutdown
+	}
 	now := time.Now()
 	if k.next == nil {
 		k.next = &flight{req: req, done: make(chan struct{})}
@@ -332,6 +338,13 @@ func (s *scheduler) shutdown(timeout time.Duration) {
 	for _, k := range s.keys {
 		if k.task != nil {
 			k.task.stop(errShutdown)
+		}
+		// A check asked for and not started never will be: its callers
+		// (sources draining their events) must not wait for it.
+		if f := k.next; f != nil {
+			k.next = nil
+			f.err = errShutdown
+			close(f.done)
 		}
 	}
 	s.mu.Unlock()

@@ -582,3 +582,40 @@ func TestReplicasTakeTurnsProbingAKey(t *testing.T) {
 			n, n1, n2, run, int(run/time.Second))
 	}
 }
+
+// A check asked for while the key's check runs, and not started when the
+// worker shuts down, ends with the shutdown: its caller (an event source
+// draining its in-flight events) must not wait for ever. Found by the
+// chaos harness: a replica asked to stop hung in Worker.Run for minutes.
+func TestShutdownEndsQueuedChecks(t *testing.T) {
+	k := keyIn("v", "a")
+	e := newSchedEnv(t, []cmkd.KeyID{k}, 1e6, nil)
+	e.fake.block[k] = make(chan struct{})
+	e.start()
+	eventually.True(t, 10*time.Second, "the key's first check", func() bool { return e.fake.count(k) == 1 })
+	asked := make(chan error, 1)
+	go func() {
+		f, err := e.s.ask(context.Background(), handlers.Request{Key: k, Cause: "event"}, false)
+		if err == nil {
+			err = f.err
+		}
+		asked <- err
+	}()
+	eventually.True(t, 10*time.Second, "the second check to be queued", func() bool {
+		e.s.mu.Lock()
+		defer e.s.mu.Unlock()
+		return e.s.keys[k].next != nil
+	})
+	go e.s.shutdown(200 * time.Millisecond)
+	select {
+	case err := <-asked:
+		if !errors.Is(err, errShutdown) {
+			t.Fatalf("the queued check ended with %v, want errShutdown", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the queued check's caller still waits 10 s after the shutdown")
+	}
+	if _, err := e.s.ask(context.Background(), handlers.Request{Key: k, Cause: "event"}, false); !errors.Is(err, errShutdown) {
+		t.Fatalf("a check asked for after the shutdown: %v, want errShutdown", err)
+	}
+}
