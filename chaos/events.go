@@ -115,7 +115,7 @@ func kvEvent(vaultURL, vaultName, key, version string) eventgrid.CloudEvent {
 		"ObjectName": key, "Version": version,
 	})
 	return eventgrid.CloudEvent{SpecVersion: "1.0", ID: randomHex(16), Type: keyvault.EventKeyNewVersionCreated,
-		Source: "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/chaos/providers/Microsoft.KeyVault/vaults/" + vaultName,
+		Source:  "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/chaos/providers/Microsoft.KeyVault/vaults/" + vaultName,
 		Subject: key, Time: time.Now().UTC(), DataContentType: "application/json", Data: data}
 }
 

@@ -95,22 +95,22 @@ type Figures struct {
 	// SealsAfterKills counts the outages judged with more time because
 	// replicas were killed in them: each kill may cost a lease's TTL
 	// before another replica takes the key over.
-	SealsAfterKills int `json:"outages_with_kills"`
-	StatusRecorded      int `json:"status_recorded"`
-	StatusPublished     int `json:"status_published"`
-	StatusLost          int `json:"status_lost"`
-	StatusDoubled       int `json:"status_doubled"`
-	StatusOutOfOrder    int `json:"status_out_of_order"`
-	MalformedSent       int `json:"malformed_sent"`
-	DeadLettered        int `json:"dead_lettered"`
-	MalformedNotDead    int `json:"malformed_not_dead_lettered"`
-	PlaintextLeaks      int `json:"plaintext_leaks"`
-	UnexpectedExits     int `json:"unexpected_exits"`
-	Puts                int `json:"puts"`
-	PutErrors           int `json:"put_errors"`
-	Gets                int `json:"gets"`
-	GetsSealed          int `json:"gets_sealed"`
-	GetErrors           int `json:"get_errors"`
+	SealsAfterKills  int `json:"outages_with_kills"`
+	StatusRecorded   int `json:"status_recorded"`
+	StatusPublished  int `json:"status_published"`
+	StatusLost       int `json:"status_lost"`
+	StatusDoubled    int `json:"status_doubled"`
+	StatusOutOfOrder int `json:"status_out_of_order"`
+	MalformedSent    int `json:"malformed_sent"`
+	DeadLettered     int `json:"dead_lettered"`
+	MalformedNotDead int `json:"malformed_not_dead_lettered"`
+	PlaintextLeaks   int `json:"plaintext_leaks"`
+	UnexpectedExits  int `json:"unexpected_exits"`
+	Puts             int `json:"puts"`
+	PutErrors        int `json:"put_errors"`
+	Gets             int `json:"gets"`
+	GetsSealed       int `json:"gets_sealed"`
+	GetErrors        int `json:"get_errors"`
 	// MaxTimeToSeal is the longest time from a key becoming unusable (for
 	// unreachable: from the end of the grace) to its tenants' seal.
 	MaxTimeToSeal time.Duration `json:"max_time_to_seal_ns"`
@@ -398,4 +398,3 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(out)
 	return out
 }
-
