@@ -16,7 +16,7 @@ const (
 	DefaultReplicas   = 1
 	DefaultDuplicates = 10 * time.Minute
 	DefaultBatch      = 100
-	DefaultClaim      = 30 * time.Second
+	DefaultClaim      = 15 * time.Second
 	DefaultInterval   = 500 * time.Millisecond
 	DefaultBackoff    = 250 * time.Millisecond
 	// MaxBackoff caps the wait between publish attempts while NATS is down.
@@ -46,6 +46,10 @@ type Config struct {
 	// again if it disappears (a NATS server that lost its storage).
 	CreateStream bool
 	// Batch is how many outbox entries are claimed at once, for Claim.
+	// A relay that dies holding a claim delays the events it held — and
+	// their tenants' later ones — until the claim runs out: Claim is
+	// short, but longer than a batch's publish (publishTimeout) with
+	// room for its MarkSent.
 	Batch int
 	Claim time.Duration
 	// Interval is the outbox poll when idle; Kick skips the wait.

@@ -18,6 +18,9 @@ import (
 // nothing; more reports that the outbox may hold more right now.
 func (r *Relay) step(ctx context.Context) (more bool, err error) {
 	r.dropStale()
+	if err := r.markUnmarked(ctx); err != nil {
+		return false, err
+	}
 	if !r.js.Conn().IsConnected() {
 		r.metrics.failures.Inc()
 		return false, errNotConnected
@@ -100,12 +103,29 @@ func (r *Relay) publishPending(ctx context.Context) error {
 	if len(acked) > 0 {
 		failpoint.Hit(failpoint.RelayPublished)
 	}
-	if merr := r.store.MarkSent(context.WithoutCancel(ctx), acked...); merr != nil {
-		// Unmarked entries are claimed and published again later; the
-		// message id makes JetStream drop the copy.
-		return errors.Join(err, fmt.Errorf("mark sent: %w", merr))
+	r.unmarked = append(r.unmarked, acked...)
+	if merr := r.markUnmarked(ctx); merr != nil {
+		return errors.Join(err, merr)
 	}
 	return err
+}
+
+// markUnmarked marks the published entries sent. While the store refuses
+// (a full disk, a lost connection) they are tried again at each step —
+// until then the same tenants' later entries cannot be claimed — and no
+// new batch is claimed. Should this process die first, their claims run
+// out and another relay publishes them again: the message id makes
+// JetStream drop the copy.
+func (r *Relay) markUnmarked(ctx context.Context) error {
+	if len(r.unmarked) == 0 {
+		return nil
+	}
+	if err := r.store.MarkSent(context.WithoutCancel(ctx), r.unmarked...); err != nil {
+		r.metrics.failures.Inc()
+		return fmt.Errorf("mark sent: %w", err)
+	}
+	r.unmarked = nil
+	return nil
 }
 
 // sent is one pending entry on its way: a future to await, or nil for an

@@ -27,8 +27,10 @@ type Relay struct {
 
 	// Owned by Run. pending is the claimed, unacknowledged rest of the
 	// last batch, in outbox order, claimed at claimed; holdUntil is when
-	// entries given up as stale become claimable again.
+	// entries given up as stale become claimable again; unmarked are
+	// published entries the store has not marked sent yet.
 	pending    []store.OutboxEntry
+	unmarked   []string
 	claimed    time.Time
 	holdUntil  time.Time
 	full       bool

@@ -1,8 +1,12 @@
 package status_test
 
 import (
+	"context"
+	"errors"
+	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,7 +16,9 @@ import (
 	"github.com/cmkd-io/cmkd"
 	"github.com/cmkd-io/cmkd/events/status"
 	"github.com/cmkd-io/cmkd/internal/eventually"
+	"github.com/cmkd-io/cmkd/kek"
 	"github.com/cmkd-io/cmkd/store"
+	"github.com/cmkd-io/cmkd/store/sqlite"
 )
 
 func TestRelayPublishesCloudEvents(t *testing.T) {
@@ -275,5 +281,55 @@ func TestRelayHoldsEventsUntilTheStreamExists(t *testing.T) {
 		if want := event(i, "", "").ID; e.ID != want {
 			t.Errorf("stream position %d holds %s, want %s", i, e.ID, want)
 		}
+	}
+}
+
+// failingMarks is a real backend whose MarkSent fails while fails > 0, as
+// it does on a full disk.
+type failingMarks struct {
+	store.Backend
+	fails atomic.Int32
+}
+
+func (f *failingMarks) MarkSent(ctx context.Context, ids []string) error {
+	if f.fails.Add(-1) >= 0 {
+		return errors.New("database or disk is full")
+	}
+	return f.Backend.MarkSent(ctx, ids)
+}
+
+// Events published but not marked sent (the store refused the write) are
+// marked as soon as the store takes writes again, not left claimed until
+// the claim runs out: the tenant's later events wait behind them (found by
+// the chaos harness: 30 s of silence after a full disk).
+func TestUnmarkedEventsAreMarkedWhenTheStoreRecovers(t *testing.T) {
+	ns := startNATS(t, -1, t.TempDir())
+	js := jsFor(t, ns.ClientURL())
+	b, err := sqlite.Open(t.Context(), sqlite.Config{Path: filepath.Join(t.TempDir(), "cmkd.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fb := &failingMarks{Backend: b}
+	fb.fails.Store(3)
+	k, err := kek.New(kek.Config{Credential: kek.StaticToken("unused")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.New(store.Config{Backend: fb, KEK: k})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	cfg := testConfig("r1")
+	cfg.Claim = time.Minute
+	runRelay(t, st, js, cfg)
+	write(t, st, 0, 1)
+	waitStream(t, js, 1)
+	write(t, st, 1, 1) // the same tenant's next event
+	start := time.Now()
+	evs := waitStream(t, js, 2)
+	checkOnceEach(t, evs, 0, 2)
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("the next event took %s, want well under the claim's minute", took)
 	}
 }
