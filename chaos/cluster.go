@@ -443,12 +443,18 @@ func (r *replica) pid() int {
 	return r.cmd.Process.Pid
 }
 
+// ending marks the running process as ended by the harness and returns
+// it, nil if none ran.
+func (r *replica) ending() (*exec.Cmd, chan struct{}) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.killing = true
+	return r.cmd, r.exited
+}
+
 // kill9 kills the replica with SIGKILL and waits for it to be gone.
 func (r *replica) kill9() {
-	r.mu.Lock()
-	cmd, exited := r.cmd, r.exited
-	r.killing = true
-	r.mu.Unlock()
+	cmd, exited := r.ending()
 	if cmd == nil {
 		return
 	}
@@ -459,10 +465,7 @@ func (r *replica) kill9() {
 // stop ends the replica as an operator would (SIGTERM), or kills it
 // after 20 s.
 func (r *replica) stop() {
-	r.mu.Lock()
-	cmd, exited := r.cmd, r.exited
-	r.killing = true
-	r.mu.Unlock()
+	cmd, exited := r.ending()
 	if cmd == nil {
 		return
 	}

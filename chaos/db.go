@@ -18,8 +18,16 @@ type outboxRow struct {
 	Sent  bool
 }
 
-// query runs fn on a connection to the run's database (outside cmkd's
-// API: the outbox's sent rows, which no API hands out).
+// rows is what *sql.Rows and pgx.Rows share.
+type rows interface {
+	Next() bool
+	Scan(...any) error
+	Err() error
+}
+
+// query runs q on a connection of its own to the run's database (outside
+// cmkd's API: the outbox's sent rows, which no API hands out) and scans
+// each row.
 func (c *cluster) query(ctx context.Context, q string, scan func(row interface{ Scan(...any) error }) error, args ...any) error {
 	if c.pg != nil {
 		conn, err := pgx.Connect(ctx, c.pg.URL)
@@ -27,34 +35,33 @@ func (c *cluster) query(ctx context.Context, q string, scan func(row interface{ 
 			return err
 		}
 		defer conn.Close(context.WithoutCancel(ctx))
-		rows, err := conn.Query(ctx, q, args...)
+		rs, err := conn.Query(ctx, q, args...)
 		if err != nil {
 			return err
 		}
-		defer rows.Close()
-		for rows.Next() {
-			if err := scan(rows); err != nil {
-				return err
-			}
-		}
-		return rows.Err()
+		defer rs.Close()
+		return scanAll(rs, scan)
 	}
 	db, err := sql.Open("sqlite", "file:"+c.sqlitePath+"?mode=ro&_pragma=busy_timeout(5000)")
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	rows, err := db.QueryContext(ctx, q, args...)
+	rs, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := scan(rows); err != nil {
+	defer rs.Close()
+	return scanAll(rs, scan)
+}
+
+func scanAll(rs rows, scan func(row interface{ Scan(...any) error }) error) error {
+	for rs.Next() {
+		if err := scan(rs); err != nil {
 			return err
 		}
 	}
-	return rows.Err()
+	return rs.Err()
 }
 
 func (c *cluster) table(name string) string {

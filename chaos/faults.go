@@ -102,6 +102,9 @@ func (r *runner) rotate(ctx context.Context, t tenant) error {
 	return nil
 }
 
+// rotateAny rotates a random key.
+func (r *runner) rotateAny(ctx context.Context) error { return r.rotate(ctx, r.pickKey()) }
+
 // sleep waits d, or less if ctx ends.
 func sleep(ctx context.Context, d time.Duration) {
 	select {
@@ -142,9 +145,7 @@ func (r *runner) killAt(point string) func(context.Context, *runner) (time.Time,
 		if point == failpoint.SealTx {
 			// Long enough for every armed replica to die in the seal in
 			// turn, each costing a lease, and for a disarmed one to seal.
-			r.setKeyEnabled(ctx, t, false)
-			sleep(ctx, r.t.probe+r.t.hold+time.Duration(len(r.c.replicas))*r.killCost())
-			r.setKeyEnabled(ctx, t, true)
+			r.disableFor(ctx, t, r.t.probe+r.t.hold+time.Duration(len(r.c.replicas))*r.killCost())
 			healed = time.Now()
 		} else {
 			if err := r.rotate(ctx, t); err != nil {
@@ -177,7 +178,7 @@ func (r *runner) disarm(ctx context.Context) {
 
 // killRandom kills a random replica at a random instant after a rotation.
 func (r *runner) killRandom(ctx context.Context, _ *runner) (time.Time, error) {
-	if err := r.rotate(ctx, r.pickKey()); err != nil {
+	if err := r.rotateAny(ctx); err != nil {
 		return time.Time{}, err
 	}
 	sleep(ctx, r.jitterIn(0, 3*time.Second))
@@ -262,6 +263,13 @@ func (r *runner) revoke(ctx context.Context, _ *runner) (time.Time, error) {
 	return time.Now(), nil
 }
 
+// disableFor disables every version of t's key for d, then enables them.
+func (r *runner) disableFor(ctx context.Context, t tenant, d time.Duration) {
+	r.setKeyEnabled(ctx, t, false)
+	sleep(ctx, d)
+	r.setKeyEnabled(ctx, t, true)
+}
+
 // setKeyEnabled enables or disables every version of t's key: the key as
 // a whole is then usable or not, whichever version DEKs are under.
 func (r *runner) setKeyEnabled(ctx context.Context, t tenant, on bool) {
@@ -299,9 +307,7 @@ func (r *runner) disableMidRewrap(ctx context.Context, _ *runner) (time.Time, er
 		return time.Time{}, err
 	}
 	sleep(ctx, r.jitterIn(100*time.Millisecond, time.Second))
-	r.setKeyEnabled(ctx, t, false)
-	sleep(ctx, r.t.probe+r.t.hold)
-	r.setKeyEnabled(ctx, t, true)
+	r.disableFor(ctx, t, r.t.probe+r.t.hold)
 	return time.Now(), nil
 }
 
@@ -336,13 +342,10 @@ func (r *runner) natsOutage(ctx context.Context, _ *runner) (time.Time, error) {
 	r.hist.add(fmt.Sprintf("nats-server down for %s", r.t.natsOutage))
 	// Work goes on meanwhile: a rotation, and a key disabled long enough
 	// to seal; their status events wait in the outbox.
-	if err := r.rotate(ctx, r.pickKey()); err != nil {
+	if err := r.rotateAny(ctx); err != nil {
 		return time.Time{}, err
 	}
-	t := r.pickKey()
-	r.setKeyEnabled(ctx, t, false)
-	sleep(ctx, r.t.probe+r.t.hold)
-	r.setKeyEnabled(ctx, t, true)
+	r.disableFor(ctx, r.pickKey(), r.t.probe+r.t.hold)
 	sleep(ctx, r.t.natsOutage-r.t.probe-r.t.hold)
 	if err := r.c.startNATS(); err != nil {
 		return time.Time{}, err
@@ -352,7 +355,7 @@ func (r *runner) natsOutage(ctx context.Context, _ *runner) (time.Time, error) {
 }
 
 func (r *runner) natsRestart(ctx context.Context, _ *runner) (time.Time, error) {
-	if err := r.rotate(ctx, r.pickKey()); err != nil {
+	if err := r.rotateAny(ctx); err != nil {
 		return time.Time{}, err
 	}
 	sleep(ctx, r.jitterIn(0, time.Second))
@@ -380,13 +383,10 @@ func (r *runner) slowConsumer(ctx context.Context, _ *runner) (time.Time, error)
 	if err := sub.SetPendingLimits(4, 4<<10); err != nil {
 		return time.Time{}, err
 	}
-	if err := r.rotate(ctx, r.pickKey()); err != nil {
+	if err := r.rotateAny(ctx); err != nil {
 		return time.Time{}, err
 	}
-	t := r.pickKey()
-	r.setKeyEnabled(ctx, t, false)
-	sleep(ctx, r.t.probe+r.t.hold)
-	r.setKeyEnabled(ctx, t, true)
+	r.disableFor(ctx, r.pickKey(), r.t.probe+r.t.hold)
 	dropped, _ := sub.Dropped()
 	r.hist.add(fmt.Sprintf("slow consumer dropped %d messages", dropped))
 	return time.Now(), nil
@@ -395,7 +395,7 @@ func (r *runner) slowConsumer(ctx context.Context, _ *runner) (time.Time, error)
 // --- store -----------------------------------------------------------------
 
 func (r *runner) pgRestart(ctx context.Context, _ *runner) (time.Time, error) {
-	if err := r.rotate(ctx, r.pickKey()); err != nil {
+	if err := r.rotateAny(ctx); err != nil {
 		return time.Time{}, err
 	}
 	sleep(ctx, r.jitterIn(200*time.Millisecond, 1500*time.Millisecond))
@@ -424,7 +424,7 @@ func (r *runner) sqliteLocked(ctx context.Context, _ *runner) (time.Time, error)
 		return time.Time{}, err
 	}
 	defer conn.Close()
-	if err := r.rotate(ctx, r.pickKey()); err != nil {
+	if err := r.rotateAny(ctx); err != nil {
 		return time.Time{}, err
 	}
 	sleep(ctx, r.jitterIn(200*time.Millisecond, time.Second))
@@ -444,7 +444,7 @@ func (r *runner) sqliteLocked(ctx context.Context, _ *runner) (time.Time, error)
 // Where no small file system can be mounted, each replica's file size
 // limit plays it.
 func (r *runner) diskFull(ctx context.Context, _ *runner) (time.Time, error) {
-	if err := r.rotate(ctx, r.pickKey()); err != nil {
+	if err := r.rotateAny(ctx); err != nil {
 		return time.Time{}, err
 	}
 	if r.c.disk != nil {

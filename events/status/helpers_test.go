@@ -26,10 +26,21 @@ import (
 // kek client points nowhere.
 func openStore(t *testing.T, path string) *store.Store {
 	t.Helper()
+	return storeOn(t, openBackend(t, path))
+}
+
+func openBackend(t *testing.T, path string) *sqlite.Backend {
+	t.Helper()
 	b, err := sqlite.Open(t.Context(), sqlite.Config{Path: path})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return b
+}
+
+// storeOn is a store on b.
+func storeOn(t *testing.T, b store.Backend) *store.Store {
+	t.Helper()
 	k, err := kek.New(kek.Config{Credential: kek.StaticToken("unused")})
 	if err != nil {
 		t.Fatal(err)

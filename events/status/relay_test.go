@@ -16,9 +16,7 @@ import (
 	"github.com/cmkd-io/cmkd"
 	"github.com/cmkd-io/cmkd/events/status"
 	"github.com/cmkd-io/cmkd/internal/eventually"
-	"github.com/cmkd-io/cmkd/kek"
 	"github.com/cmkd-io/cmkd/store"
-	"github.com/cmkd-io/cmkd/store/sqlite"
 )
 
 func TestRelayPublishesCloudEvents(t *testing.T) {
@@ -305,21 +303,9 @@ func (f *failingMarks) MarkSent(ctx context.Context, ids []string) error {
 func TestUnmarkedEventsAreMarkedWhenTheStoreRecovers(t *testing.T) {
 	ns := startNATS(t, -1, t.TempDir())
 	js := jsFor(t, ns.ClientURL())
-	b, err := sqlite.Open(t.Context(), sqlite.Config{Path: filepath.Join(t.TempDir(), "cmkd.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fb := &failingMarks{Backend: b}
+	fb := &failingMarks{Backend: openBackend(t, filepath.Join(t.TempDir(), "cmkd.db"))}
 	fb.fails.Store(3)
-	k, err := kek.New(kek.Config{Credential: kek.StaticToken("unused")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.New(store.Config{Backend: fb, KEK: k})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := storeOn(t, fb)
 	cfg := testConfig("r1")
 	cfg.Claim = time.Minute
 	runRelay(t, st, js, cfg)
