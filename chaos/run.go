@@ -350,7 +350,9 @@ func (r *runner) restartKilled(ctx context.Context) {
 	}
 }
 
+// countKill counts a kill at point ("name=N" as armed, or "random").
 func (r *runner) countKill(point string) {
+	point, _, _ = strings.Cut(point, "=")
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.kills++
