@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/cmkd-io/cmkd"
 	"github.com/cmkd-io/cmkd/kek"
@@ -13,6 +14,7 @@ import (
 
 // assessment is what a probe found out about a key.
 type assessment struct {
+	at         time.Time // when the probe began
 	latest     kek.KeyState
 	inUse      map[string]int // version → DEKs wrapped by it
 	sealReason string         // non-empty: seal
@@ -25,7 +27,7 @@ type assessment struct {
 // are wrapped under, that Key Vault still unwraps with it: a key can be
 // readable while unwrap is denied, and only unwrap matters.
 func (r *Reconciler) assess(ctx context.Context, key cmkd.KeyID) (assessment, error) {
-	var a assessment
+	a := assessment{at: r.cfg.Now()}
 	latest, err := r.kek.Probe(ctx, key)
 	if err != nil {
 		return a, err

@@ -21,8 +21,13 @@ type Reconciler struct {
 	kek   *kek.Client
 	log   *slog.Logger
 
-	mu          sync.Mutex
-	unreachable map[cmkd.KeyID]time.Time // key → first failed probe in a row
+	mu sync.Mutex
+	// confirmed is when this process's probes last learnt each key's
+	// state; unreachable when a key's first failed probe in a row began,
+	// for keys with no confirmation known. The unreachable grace counts
+	// from the one, or else the other.
+	confirmed   map[cmkd.KeyID]time.Time
+	unreachable map[cmkd.KeyID]time.Time
 }
 
 // New returns a Reconciler.
@@ -33,7 +38,7 @@ func New(cfg Config) (*Reconciler, error) {
 	cfg.setDefaults()
 	return &Reconciler{
 		cfg: cfg, store: cfg.Store, kek: cfg.KEK, log: cfg.Logger,
-		unreachable: map[cmkd.KeyID]time.Time{},
+		confirmed: map[cmkd.KeyID]time.Time{}, unreachable: map[cmkd.KeyID]time.Time{},
 	}, nil
 }
 
@@ -52,6 +57,11 @@ type Request struct {
 	Stopped func() error
 	// Progress, when set, is told how far a rewrap has got.
 	Progress func(done, total int)
+	// Confirmed is when a probe last learnt the key's state from Key
+	// Vault (usable or not), as recorded by any replica and across
+	// restarts; zero if unknown. The unreachable grace counts from the
+	// latest confirmation known.
+	Confirmed time.Time
 }
 
 // Outcome says what a Reconcile did.
@@ -140,14 +150,14 @@ func (r *Reconciler) converge(ctx context.Context, req Request, tenants []store.
 	key := req.Key
 	switch {
 	case a.sealReason != "":
-		r.clearUnreachable(key)
+		r.confirm(key, a.at)
 		res, err := r.sealAll(ctx, req, tenants, a.sealReason, a.detail)
 		return res, nil, err
 	case a.transient != nil:
-		res, err := r.whileUnreachable(ctx, req, tenants, a.transient)
+		res, err := r.whileUnreachable(ctx, req, tenants, a)
 		return res, nil, err
 	}
-	r.clearUnreachable(key)
+	r.confirm(key, a.at)
 	if err := r.warnExpiry(ctx, req, tenants, a.latest); err != nil {
 		return Result{}, nil, err
 	}

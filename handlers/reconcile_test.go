@@ -233,6 +233,40 @@ func TestUnreachableKeepsServingForTheGrace(t *testing.T) {
 	e.readAll(want)
 }
 
+// The grace bounds how long data is served without Key Vault confirming
+// the key: it counts from the last probe that did, not from the first that
+// failed (found by the chaos harness: seals came a failed check's retries
+// and an interval after the grace).
+func TestUnreachableGraceCountsFromTheLastConfirmation(t *testing.T) {
+	e := newEnv(t, func(c *handlers.Config) { c.UnreachableGrace = time.Minute })
+	e.tenants(1, 1)
+	if res := e.reconcile(); res.Outcome != handlers.InStep {
+		t.Fatalf("outcome %s, want in step", res.Outcome)
+	}
+	e.clock.Add(50 * time.Second)
+	e.kv.SetFaults(keyvault.Faults{ErrorRate: 1})
+	if res := e.reconcile(); res.Outcome != handlers.Waiting {
+		t.Fatalf("50 s after the last confirmation: outcome %s, want waiting", res.Outcome)
+	}
+	e.clock.Add(15 * time.Second) // 65 s unconfirmed, 15 s since the first failure
+	if res := e.reconcile(); res.Outcome != handlers.Sealed || res.Reason != cmkd.ReasonUnreachable {
+		t.Fatalf("65 s after the last confirmation: outcome %s reason %q, want sealed/unreachable", res.Outcome, res.Reason)
+	}
+}
+
+// A confirmation another process recorded (a replica, this process before
+// a restart) counts too: a restart does not grant a new grace.
+func TestUnreachableGraceCountsARecordedConfirmation(t *testing.T) {
+	e := newEnv(t, func(c *handlers.Config) { c.UnreachableGrace = time.Minute })
+	e.tenants(1, 1)
+	e.kv.SetFaults(keyvault.Faults{ErrorRate: 1})
+	req := handlers.Request{Key: e.key, Cause: "test", Confirmed: e.clock.Now().Add(-2 * time.Minute)}
+	res, err := e.rec.Reconcile(e.ctx(), req)
+	if err != nil || res.Outcome != handlers.Sealed || res.Reason != cmkd.ReasonUnreachable {
+		t.Fatalf("first failed check 2 min after a recorded confirmation: %s %q %v, want sealed/unreachable", res.Outcome, res.Reason, err)
+	}
+}
+
 func TestExpiryWarnsOnce(t *testing.T) {
 	e := newEnv(t, nil)
 	want := e.tenants(2, 1)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/cmkd-io/cmkd"
 	"github.com/cmkd-io/cmkd/store"
@@ -57,29 +58,41 @@ func (r *Reconciler) broadcast(batch []cmkd.StatusEvent) {
 }
 
 // whileUnreachable keeps serving from caches while Key Vault cannot be
-// asked, for at most UnreachableGrace from the first failure in a row; then
-// it seals with reason unreachable. The clock lives in memory: a restart
-// starts the grace again, which errs towards availability by at most one
-// grace period.
-func (r *Reconciler) whileUnreachable(ctx context.Context, req Request, tenants []store.Tenant, why error) (Result, error) {
+// asked, for at most UnreachableGrace since Key Vault last confirmed the
+// key's state — by this process's probes or as recorded by any replica
+// (req.Confirmed), so a restart or another replica grants no new grace;
+// with no confirmation known, since the first failed probe in a row. Then
+// it seals with reason unreachable.
+func (r *Reconciler) whileUnreachable(ctx context.Context, req Request, tenants []store.Tenant, a assessment) (Result, error) {
 	now := r.cfg.Now()
 	r.mu.Lock()
-	since, ok := r.unreachable[req.Key]
-	if !ok {
-		since = now
-		r.unreachable[req.Key] = now
+	since := r.confirmed[req.Key]
+	if req.Confirmed.After(since) {
+		since = req.Confirmed
+	}
+	if since.IsZero() {
+		first, ok := r.unreachable[req.Key]
+		if !ok {
+			first = a.at
+			r.unreachable[req.Key] = first
+		}
+		since = first
 	}
 	r.mu.Unlock()
 	if now.Sub(since) < r.cfg.UnreachableGrace {
 		r.log.Warn("key vault unreachable, serving within grace", slog.String("key", req.Key.String()),
-			slog.Duration("for", now.Sub(since)), slog.Any("err", why))
+			slog.Duration("unconfirmed_for", now.Sub(since)), slog.Any("err", a.transient))
 		return Result{Outcome: Waiting}, nil
 	}
-	return r.sealAll(ctx, req, tenants, cmkd.ReasonUnreachable, why)
+	return r.sealAll(ctx, req, tenants, cmkd.ReasonUnreachable, a.transient)
 }
 
-func (r *Reconciler) clearUnreachable(key cmkd.KeyID) {
+// confirm records that a probe begun at "at" learnt key's state.
+func (r *Reconciler) confirm(key cmkd.KeyID, at time.Time) {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	delete(r.unreachable, key)
-	r.mu.Unlock()
+	if at.After(r.confirmed[key]) {
+		r.confirmed[key] = at
+	}
 }

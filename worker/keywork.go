@@ -83,6 +83,9 @@ func (s *scheduler) runCheck(k *keyWork, f *flight) {
 	lease, err := s.acquire(ctx, k)
 	if err == nil {
 		f.req.Key = k.key
+		s.mu.Lock()
+		f.req.Confirmed = k.status.ProbedAt // the grace of an unreachable vault counts from it
+		s.mu.Unlock()
 		res, plan, err = s.rec.Check(ctx, f.req)
 		s.release(k, lease)
 	}

@@ -153,6 +153,9 @@ func (s *scheduler) refresh(ctx context.Context) error {
 		if k.status.Key.IsZero() {
 			k.status = st
 		}
+		if st.ProbedAt.After(k.status.ProbedAt) { // another replica's probe
+			k.status.ProbedAt = st.ProbedAt
+		}
 		s.checkedElsewhereLocked(k, st)
 	}
 	for key, k := range s.keys {

@@ -29,15 +29,16 @@ import (
 // fakeChecker records each check's key and time; block holds a key's
 // checks or rewraps until the channel is closed.
 type fakeChecker struct {
-	mu      sync.Mutex
-	checks  map[cmkd.KeyID][]time.Time
-	block   map[cmkd.KeyID]chan struct{}
-	plan    map[cmkd.KeyID]bool // checks of the key ask for a rewrap
-	seal    map[cmkd.KeyID]bool // checks of the key seal it
-	rewraps map[cmkd.KeyID]int
-	stopped map[cmkd.KeyID]error
-	rewrap  chan struct{}    // rewraps run until it is closed
-	onCheck func(cmkd.KeyID) // if set, called as each check begins
+	mu        sync.Mutex
+	checks    map[cmkd.KeyID][]time.Time
+	block     map[cmkd.KeyID]chan struct{}
+	plan      map[cmkd.KeyID]bool // checks of the key ask for a rewrap
+	seal      map[cmkd.KeyID]bool // checks of the key seal it
+	rewraps   map[cmkd.KeyID]int
+	stopped   map[cmkd.KeyID]error
+	rewrap    chan struct{}              // rewraps run until it is closed
+	onCheck   func(cmkd.KeyID)           // if set, called as each check begins
+	confirmed map[cmkd.KeyID][]time.Time // each check's req.Confirmed
 }
 
 func newFakeChecker() *fakeChecker {
@@ -54,6 +55,10 @@ func (f *fakeChecker) Check(ctx context.Context, req handlers.Request) (handlers
 	}
 	f.mu.Lock()
 	f.checks[req.Key] = append(f.checks[req.Key], time.Now())
+	if f.confirmed == nil {
+		f.confirmed = map[cmkd.KeyID][]time.Time{}
+	}
+	f.confirmed[req.Key] = append(f.confirmed[req.Key], req.Confirmed)
 	block, plan, seal := f.block[req.Key], f.plan[req.Key], f.seal[req.Key]
 	f.mu.Unlock()
 	if block != nil {
@@ -618,4 +623,29 @@ func TestShutdownEndsQueuedChecks(t *testing.T) {
 	if _, err := e.s.ask(context.Background(), handlers.Request{Key: k, Cause: "event"}, false); !errors.Is(err, errShutdown) {
 		t.Fatalf("a check asked for after the shutdown: %v, want errShutdown", err)
 	}
+}
+
+// Each check is told when a probe last learnt the key's state (its
+// unreachable grace counts from it), including one another replica made.
+func TestChecksCarryTheLastConfirmation(t *testing.T) {
+	k := keyIn("v", "a")
+	e := newSchedEnv(t, []cmkd.KeyID{k}, 1e6, nil)
+	elsewhere := time.Now().Add(time.Hour) // a later probe, recorded by another replica
+	e.start()
+	eventually.True(t, 10*time.Second, "two checks", func() bool { return e.fake.count(k) >= 2 })
+	e.fake.mu.Lock()
+	first, second := e.fake.checks[k][0], e.fake.confirmed[k][1]
+	e.fake.mu.Unlock()
+	if d := second.Sub(first); second.IsZero() || d < -50*time.Millisecond || d > 50*time.Millisecond {
+		t.Fatalf("the second check was told %v, want the first check's start %v", second, first)
+	}
+	if err := e.st.PutKeyStatus(t.Context(), store.KeyStatus{Key: k, Holder: "other/1", CheckedAt: time.Now(), ProbedAt: elsewhere}); err != nil {
+		t.Fatal(err)
+	}
+	eventually.True(t, 10*time.Second, "a check told of the other replica's probe", func() bool {
+		e.fake.mu.Lock()
+		defer e.fake.mu.Unlock()
+		cs := e.fake.confirmed[k]
+		return cs[len(cs)-1].Equal(elsewhere)
+	})
 }
