@@ -266,16 +266,18 @@ func readStream(ctx context.Context, js jetstream.JetStream, name string) ([]jet
 // probe that found the key unusable started before the key came back.
 func (r *runner) sealSlack() time.Duration { return r.t.probe + 3*time.Second }
 
+// change is a tenant sealed or unsealed, as the outbox recorded it.
+type change struct {
+	at     time.Time
+	sealed bool
+	reason string
+}
+
 // checkSeals holds every seal the outbox recorded against the outages
 // the harness caused: none without one (false), and for every outage
 // longer than a probe interval and a second, every tenant of its key
 // sealed (else missed).
 func (r *runner) checkSeals(rows []outboxRow) {
-	type change struct {
-		at     time.Time
-		sealed bool
-		reason string
-	}
 	byTenant := map[string][]change{}
 	keyOf := map[string]string{}
 	for _, t := range r.tenants {
@@ -299,44 +301,59 @@ func (r *runner) checkSeals(rows []outboxRow) {
 		}
 	}
 	for _, o := range outages {
-		start := o.From
-		if o.Reason == cmkd.ReasonUnreachable {
-			start = o.From.Add(r.t.grace)
-		}
-		end := o.until(time.Now())
-		kills := r.killsBetween(o.From, end)
-		if kills > 0 {
-			f.SealsAfterKills++
-		}
-		if end.Sub(start) <= r.t.probe+time.Second+time.Duration(kills)*r.killCost() {
+		r.judgeOutage(o, byTenant)
+	}
+}
+
+// judgeOutage checks that every tenant of o's key sealed in time: within
+// the probe interval + 1 s of the key becoming unusable — for unreachable,
+// of the grace's end — plus a lease's TTL + 1 s for each replica killed
+// meanwhile.
+func (r *runner) judgeOutage(o outage, byTenant map[string][]change) {
+	f := &r.res.Figures
+	from := o.From // what time to seal is measured from
+	if o.Reason == cmkd.ReasonUnreachable {
+		from = o.From.Add(r.t.grace)
+	}
+	end := o.until(time.Now())
+	kills := r.killsBetween(o.From, end)
+	deadline := from.Add(r.t.probe + time.Second + time.Duration(kills)*r.killCost())
+	if end.Before(deadline) {
+		return // shorter than the promise: nothing to judge
+	}
+	if kills > 0 {
+		f.SealsAfterKills++
+	}
+	for _, t := range r.tenants {
+		if t.Key != o.Key {
 			continue
 		}
-		for _, t := range r.tenants {
-			if t.Key != o.Key {
+		sealedBefore, sealedAt := false, time.Time{}
+		for _, c := range byTenant[t.ID] {
+			if c.at.Before(o.From) {
+				sealedBefore = c.sealed
 				continue
 			}
-			sealedAt, ok := time.Time{}, false
-			state := false
-			for _, c := range byTenant[t.ID] {
-				if !c.at.After(start) {
-					state = c.sealed
-					continue
-				}
-				if c.sealed && c.at.Before(end.Add(r.sealSlack())) {
-					sealedAt, ok = c.at, true
-					break
-				}
+			if c.sealed {
+				sealedAt = c.at
+				break
 			}
-			switch {
-			case state: // sealed before, for an earlier outage, and still
-				continue
-			case !ok:
-				f.MissedSeals++
-				r.violate("seals", fmt.Sprintf("tenant %s not sealed though its key was unusable (%s) for %s from %s",
-					t.ID, o.Reason, end.Sub(o.From).Round(time.Millisecond), r.rel(o.From)), []string{t.ID, t.Key}, o.From.Add(-5*time.Second))
-			default:
-				f.MaxTimeToSeal = max(f.MaxTimeToSeal, sealedAt.Sub(start))
+		}
+		took := sealedAt.Sub(from)
+		switch {
+		case sealedBefore: // sealed for an earlier cause, and still
+		case sealedAt.IsZero() || sealedAt.After(deadline):
+			f.MissedSeals++
+			what := "not sealed"
+			if !sealedAt.IsZero() {
+				what = fmt.Sprintf("sealed only %s after", took.Round(time.Millisecond))
 			}
+			r.violate("seals", fmt.Sprintf("tenant %s %s its key became unusable (%s, for %s from %s; %d kills meanwhile)",
+				t.ID, what, o.Reason, end.Sub(o.From).Round(time.Millisecond), r.rel(o.From), kills), []string{t.ID, t.Key}, o.From.Add(-5*time.Second))
+		case kills > 0:
+			f.MaxTimeToSealAfterKills = max(f.MaxTimeToSealAfterKills, took)
+		default:
+			f.MaxTimeToSeal = max(f.MaxTimeToSeal, took)
 		}
 	}
 }

@@ -95,8 +95,11 @@ func (rep *Report) WriteMarkdown(w io.Writer) error {
 			row(fig.name, func(r *Result) string { return fmt.Sprint(fig.get(r.Figures)) })
 		}
 	}
-	row("max time to seal after a key became unusable", func(r *Result) string {
+	row("max time to seal after a key became unusable (unreachable: after the grace)", func(r *Result) string {
 		return r.Figures.MaxTimeToSeal.Round(time.Millisecond).String()
+	})
+	row("… with replicas killed meanwhile", func(r *Result) string {
+		return r.Figures.MaxTimeToSealAfterKills.Round(time.Millisecond).String()
 	})
 	p("\n## Faults injected, by kind\n\n")
 	for _, r := range rep.Runs {
@@ -146,10 +149,11 @@ const invariantsDoc = `Checked after every run, once every fault has ended and t
 - **seals**: a seal is false unless the harness had made its key unusable
   for that reason (for ` + "`unreachable`" + `: for longer than the grace) at most a
   probe interval and 3 s before; a seal is missed when a key was unusable for
-  longer than the probe interval + 1 s (for ` + "`unreachable`" + `: past the grace)
-  and a tenant of it did not seal. Each replica killed during the outage
-  adds a lease's TTL + 1 s to that: the dead holder's lease must run out
-  before another replica takes the key over (the row above counts them).
+  longer than the probe interval + 1 s and a tenant of it was not sealed
+  within the probe interval + 1 s (for ` + "`unreachable`" + `: of the grace's end).
+  Each replica killed during the outage adds a lease's TTL + 1 s: the dead
+  holder's lease must run out before another replica takes the key over
+  (a row above counts those outages).
 - **status events**: every event the outbox recorded is on CMKD_STATUS
   exactly once, and each tenant's events are in outbox order.
 - **events**: every malformed event sent is dead-lettered with a reason

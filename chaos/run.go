@@ -112,8 +112,10 @@ type Figures struct {
 	GetsSealed       int `json:"gets_sealed"`
 	GetErrors        int `json:"get_errors"`
 	// MaxTimeToSeal is the longest time from a key becoming unusable (for
-	// unreachable: from the end of the grace) to its tenants' seal.
-	MaxTimeToSeal time.Duration `json:"max_time_to_seal_ns"`
+	// unreachable: from the end of the grace) to its tenants' seal, with
+	// no replica killed meanwhile; MaxTimeToSealAfterKills with some.
+	MaxTimeToSeal           time.Duration `json:"max_time_to_seal_ns"`
+	MaxTimeToSealAfterKills time.Duration `json:"max_time_to_seal_after_kills_ns"`
 }
 
 // Violation is a broken invariant and the shortest history that shows it.
