@@ -170,7 +170,10 @@ type QueueSource struct {
 type WorkerConf struct {
 	// ProbeInterval is how often each key is probed (each on its own
 	// schedule, spread over the interval).
-	ProbeInterval    time.Duration `yaml:"probe_interval,omitempty"`
+	ProbeInterval time.Duration `yaml:"probe_interval,omitempty"`
+	// UnreachableGrace is how long tenants are served while Key Vault
+	// does not answer, from the last probe that reached it (by any
+	// replica); then they seal with reason unreachable.
 	UnreachableGrace time.Duration `yaml:"unreachable_grace,omitempty"`
 	SealOnExpiry     bool          `yaml:"seal_on_expiry,omitempty"`
 	// ProbeBudget is the share of a vault's limit probes may use (default
