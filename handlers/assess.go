@@ -25,10 +25,30 @@ type assessment struct {
 
 // assess reads the key's latest version and proves, for every version DEKs
 // are wrapped under, that Key Vault still unwraps with it: a key can be
-// readable while unwrap is denied, and only unwrap matters.
-func (r *Reconciler) assess(ctx context.Context, key cmkd.KeyID) (assessment, error) {
+// readable while unwrap is denied, and only unwrap matters. Key Vault calls
+// get at most wait (0: no bound): one that has not answered by then counts
+// as unreachable.
+func (r *Reconciler) assess(ctx context.Context, key cmkd.KeyID, wait time.Duration) (assessment, error) {
 	a := assessment{at: r.cfg.Now()}
-	latest, err := r.kek.Probe(ctx, key)
+	kctx := ctx
+	if wait > 0 {
+		var cancel context.CancelFunc
+		kctx, cancel = context.WithTimeout(ctx, wait)
+		defer cancel()
+	}
+	// cut reports a call that ran out of wait, not of ctx, and records it
+	// as Key Vault not answering.
+	cut := func(err error) bool {
+		if kctx.Err() == nil || ctx.Err() != nil {
+			return false
+		}
+		a.transient = fmt.Errorf("key vault did not answer within what is left of the unreachable grace (%s): %w", wait, err)
+		return true
+	}
+	latest, err := r.kek.Probe(kctx, key)
+	if cut(err) {
+		return a, nil
+	}
 	if err != nil {
 		return a, err
 	}
@@ -49,10 +69,13 @@ func (r *Reconciler) assess(ctx context.Context, key cmkd.KeyID) (assessment, er
 	}
 	setAside := 0
 	for _, v := range versions {
-		n, err := r.verifyVersion(ctx, key.At(v))
+		n, err := r.verifyVersion(kctx, key.At(v))
 		setAside += n
 		if err == nil {
 			continue
+		}
+		if cut(err) {
+			return a, nil
 		}
 		if errors.Is(err, store.ErrIntegrity) {
 			a.sealReason, a.detail = cmkd.ReasonIntegrity, err

@@ -136,7 +136,7 @@ func (r *Reconciler) Check(ctx context.Context, req Request) (Result, *Plan, err
 		return Result{Outcome: NothingToDo}, nil, nil
 	}
 	defer r.statusWritten()
-	a, err := r.assess(ctx, key)
+	a, err := r.assess(ctx, key, r.graceLeft(req))
 	if err != nil {
 		return Result{}, nil, fmt.Errorf("check %s: %w", key, err)
 	}

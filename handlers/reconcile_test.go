@@ -254,6 +254,32 @@ func TestUnreachableGraceCountsFromTheLastConfirmation(t *testing.T) {
 	}
 }
 
+// Near the grace's end a check does not wait for a hung vault: its
+// tenants seal when the grace ends, not when a probe begun before then
+// gives up (kek's try timeout is 30 s).
+func TestCheckNearTheGracesEndWaitsNoLongerThanItsRest(t *testing.T) {
+	e := newEnv(t, func(c *handlers.Config) { c.UnreachableGrace = time.Minute })
+	e.tenants(1, 1)
+	if res := e.reconcile(); res.Outcome != handlers.InStep {
+		t.Fatalf("outcome %s, want in step", res.Outcome)
+	}
+	e.clock.Add(59 * time.Second)
+	e.kv.SetFaults(keyvault.Faults{Latency: 20 * time.Second})
+	start := time.Now()
+	res := e.reconcile()
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("the check waited %s for a hung vault with 1 s of the grace left", took)
+	}
+	if res.Outcome != handlers.Waiting {
+		t.Fatalf("outcome %s, want waiting (the grace has not ended on the test's clock)", res.Outcome)
+	}
+	e.clock.Add(2 * time.Second)
+	if res := e.reconcile(); res.Outcome != handlers.Sealed || res.Reason != cmkd.ReasonUnreachable {
+		t.Fatalf("after the grace: outcome %s reason %q, want sealed/unreachable", res.Outcome, res.Reason)
+	}
+	e.kv.SetFaults(keyvault.Faults{})
+}
+
 // A confirmation another process recorded (a replica, this process before
 // a restart) counts too: a restart does not grant a new grace.
 func TestUnreachableGraceCountsARecordedConfirmation(t *testing.T) {

@@ -66,17 +66,10 @@ func (r *Reconciler) broadcast(batch []cmkd.StatusEvent) {
 func (r *Reconciler) whileUnreachable(ctx context.Context, req Request, tenants []store.Tenant, a assessment) (Result, error) {
 	now := r.cfg.Now()
 	r.mu.Lock()
-	since := r.confirmed[req.Key]
-	if req.Confirmed.After(since) {
-		since = req.Confirmed
-	}
+	since := r.unconfirmedSinceLocked(req)
 	if since.IsZero() {
-		first, ok := r.unreachable[req.Key]
-		if !ok {
-			first = a.at
-			r.unreachable[req.Key] = first
-		}
-		since = first
+		since = a.at
+		r.unreachable[req.Key] = since
 	}
 	r.mu.Unlock()
 	if now.Sub(since) < r.cfg.UnreachableGrace {
@@ -85,6 +78,38 @@ func (r *Reconciler) whileUnreachable(ctx context.Context, req Request, tenants 
 		return Result{Outcome: Waiting}, nil
 	}
 	return r.sealAll(ctx, req, tenants, cmkd.ReasonUnreachable, a.transient)
+}
+
+// unconfirmedSinceLocked is when Key Vault last confirmed req.Key's state,
+// or else when its first failed probe in a row began; zero if neither is
+// known.
+func (r *Reconciler) unconfirmedSinceLocked(req Request) time.Time {
+	since := r.confirmed[req.Key]
+	if req.Confirmed.After(since) {
+		since = req.Confirmed
+	}
+	if since.IsZero() {
+		since = r.unreachable[req.Key]
+	}
+	return since
+}
+
+// lastProbeFloor is the least time a probe is given, however little of
+// the grace is left: a vault that answers at all answers within it.
+const lastProbeFloor = time.Second
+
+// graceLeft bounds how long this check's probe may wait for Key Vault: what
+// is left of the unreachable grace (at least lastProbeFloor), so that a
+// hung vault's tenants seal when the grace ends, not when a probe that
+// began before then gives up; 0 means no bound.
+func (r *Reconciler) graceLeft(req Request) time.Duration {
+	r.mu.Lock()
+	since := r.unconfirmedSinceLocked(req)
+	r.mu.Unlock()
+	if since.IsZero() {
+		return 0
+	}
+	return max(since.Add(r.cfg.UnreachableGrace).Sub(r.cfg.Now()), lastProbeFloor)
 }
 
 // confirm records that a probe begun at "at" learnt key's state.
