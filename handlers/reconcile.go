@@ -23,9 +23,9 @@ type Reconciler struct {
 
 	mu sync.Mutex
 	// confirmed is when this process's probes last learnt each key's
-	// state; unreachable when a key's first failed probe in a row began,
-	// for keys with no confirmation known. The unreachable grace counts
-	// from the one, or else the other.
+	// state; unreachable when a key's first failed probe in a row began
+	// (present while it fails). The unreachable grace counts from the
+	// latest confirmation known, or else from the first failure.
 	confirmed   map[cmkd.KeyID]time.Time
 	unreachable map[cmkd.KeyID]time.Time
 }

@@ -254,17 +254,22 @@ func TestUnreachableGraceCountsFromTheLastConfirmation(t *testing.T) {
 	}
 }
 
-// Near the grace's end a check does not wait for a hung vault: its
-// tenants seal when the grace ends, not when a probe begun before then
-// gives up (kek's try timeout is 30 s).
+// Near the grace's end a check of a key that is not answering does not
+// wait for a hung vault: its tenants seal when the grace ends, not when a
+// probe begun before then gives up (kek's try timeout is 30 s).
 func TestCheckNearTheGracesEndWaitsNoLongerThanItsRest(t *testing.T) {
 	e := newEnv(t, func(c *handlers.Config) { c.UnreachableGrace = time.Minute })
 	e.tenants(1, 1)
 	if res := e.reconcile(); res.Outcome != handlers.InStep {
 		t.Fatalf("outcome %s, want in step", res.Outcome)
 	}
-	e.clock.Add(59 * time.Second)
-	e.kv.SetFaults(keyvault.Faults{Latency: 20 * time.Second})
+	e.clock.Add(50 * time.Second)
+	e.kv.SetFaults(keyvault.Faults{ErrorRate: 1})
+	if res := e.reconcile(); res.Outcome != handlers.Waiting {
+		t.Fatalf("outcome %s, want waiting", res.Outcome)
+	}
+	e.clock.Add(9 * time.Second)
+	e.kv.SetFaults(keyvault.Faults{Latency: 20 * time.Second}) // now it hangs
 	start := time.Now()
 	res := e.reconcile()
 	if took := time.Since(start); took > 5*time.Second {
@@ -276,6 +281,23 @@ func TestCheckNearTheGracesEndWaitsNoLongerThanItsRest(t *testing.T) {
 	e.clock.Add(2 * time.Second)
 	if res := e.reconcile(); res.Outcome != handlers.Sealed || res.Reason != cmkd.ReasonUnreachable {
 		t.Fatalf("after the grace: outcome %s reason %q, want sealed/unreachable", res.Outcome, res.Reason)
+	}
+	e.kv.SetFaults(keyvault.Faults{})
+}
+
+// A slow vault that answers is not cut off, however little of the grace
+// its last confirmation left (found by the chaos harness: a latency spike
+// sealed every tenant as unreachable).
+func TestSlowVaultThatAnswersIsNotCutOff(t *testing.T) {
+	e := newEnv(t, func(c *handlers.Config) { c.UnreachableGrace = time.Minute })
+	e.tenants(1, 1)
+	if res := e.reconcile(); res.Outcome != handlers.InStep {
+		t.Fatalf("outcome %s, want in step", res.Outcome)
+	}
+	e.clock.Add(59*time.Second + 500*time.Millisecond)
+	e.kv.SetFaults(keyvault.Faults{Latency: 1500 * time.Millisecond})
+	if res := e.reconcile(); res.Outcome != handlers.InStep {
+		t.Fatalf("a vault answering in 1.5 s, 0.5 s of grace left: outcome %s reason %q, want in step", res.Outcome, res.Reason)
 	}
 	e.kv.SetFaults(keyvault.Faults{})
 }

@@ -66,11 +66,10 @@ func (r *Reconciler) broadcast(batch []cmkd.StatusEvent) {
 func (r *Reconciler) whileUnreachable(ctx context.Context, req Request, tenants []store.Tenant, a assessment) (Result, error) {
 	now := r.cfg.Now()
 	r.mu.Lock()
-	since := r.unconfirmedSinceLocked(req)
-	if since.IsZero() {
-		since = a.at
-		r.unreachable[req.Key] = since
+	if _, ok := r.unreachable[req.Key]; !ok {
+		r.unreachable[req.Key] = a.at
 	}
+	since := r.unconfirmedSinceLocked(req)
 	r.mu.Unlock()
 	if now.Sub(since) < r.cfg.UnreachableGrace {
 		r.log.Warn("key vault unreachable, serving within grace", slog.String("key", req.Key.String()),
@@ -98,17 +97,19 @@ func (r *Reconciler) unconfirmedSinceLocked(req Request) time.Time {
 // the grace is left: a vault that answers at all answers within it.
 const lastProbeFloor = time.Second
 
-// graceLeft bounds how long this check's probe may wait for Key Vault: what
-// is left of the unreachable grace (at least lastProbeFloor), so that a
-// hung vault's tenants seal when the grace ends, not when a probe that
-// began before then gives up; 0 means no bound.
+// graceLeft bounds how long this check's probe may wait for Key Vault
+// once the key's last check found it not answering: what is left of the
+// unreachable grace (at least lastProbeFloor), so that a hung vault's
+// tenants seal when the grace ends, not when a probe begun before then
+// gives up. After a check that got an answer there is no bound (0): a
+// slow vault that answers must not be cut off and sealed.
 func (r *Reconciler) graceLeft(req Request) time.Duration {
 	r.mu.Lock()
-	since := r.unconfirmedSinceLocked(req)
-	r.mu.Unlock()
-	if since.IsZero() {
+	defer r.mu.Unlock()
+	if _, failing := r.unreachable[req.Key]; !failing {
 		return 0
 	}
+	since := r.unconfirmedSinceLocked(req)
 	return max(since.Add(r.cfg.UnreachableGrace).Sub(r.cfg.Now()), lastProbeFloor)
 }
 
