@@ -47,6 +47,12 @@ func (h *history) addAt(at time.Time, what string, subjects ...string) {
 func (h *history) note(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	h.add(msg)
+	h.print(msg)
+}
+
+// print prints msg without recording it: a finding about the history is
+// not part of it.
+func (h *history) print(msg string) {
 	if h.live != nil {
 		fmt.Fprintf(h.live, "%7.1fs  %s\n", time.Since(h.start).Seconds(), msg)
 	}

@@ -372,7 +372,7 @@ func (r *runner) violate(invariant, detail string, subjects []string, from time.
 	r.mu.Lock()
 	r.res.Violations = append(r.res.Violations, Violation{Invariant: invariant, Detail: detail, History: h})
 	r.mu.Unlock()
-	r.hist.note("VIOLATION %s: %s", invariant, detail)
+	r.hist.print("VIOLATION " + invariant + ": " + detail)
 }
 
 // heal ends every fault and makes every key usable, and waits for the
