@@ -384,8 +384,12 @@ func (r *runner) sealIsTrue(outages []outage, key string, ev cmkd.StatusEvent) b
 		}
 		from := o.From.Add(-500 * time.Millisecond)
 		if o.Reason == cmkd.ReasonUnreachable {
-			// Unreachable seals only past the grace.
-			from = o.From.Add(r.t.grace - 500*time.Millisecond)
+			// Unreachable seals only past the grace, which counts from
+			// Key Vault's last answer: up to an interval and a check
+			// before the vault went away, and a kill's worth more when
+			// a replica had just restarted and not probed yet.
+			lead := r.t.probe + time.Second + time.Duration(r.killsBetween(o.From.Add(-r.killCost()), o.From))*r.killCost()
+			from = o.From.Add(r.t.grace - lead)
 		}
 		if ev.Time.After(from) && ev.Time.Before(o.until(time.Now()).Add(r.sealSlack())) {
 			return true

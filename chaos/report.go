@@ -147,8 +147,10 @@ const invariantsDoc = `Checked after every run, once every fault has ended and t
 - **DEKs**: every DEK unwraps, with the real azkeys client, under the key
   version its wrapping names, to bytes that match its key check value.
 - **seals**: a seal is false unless the harness had made its key unusable
-  for that reason (for ` + "`unreachable`" + `: for longer than the grace) at most a
-  probe interval and 3 s before; a seal is missed when a key was unusable for
+  for that reason at most a probe interval and 3 s before (for
+  ` + "`unreachable`" + `: for longer than the grace, which counts from Key Vault's last
+  answer — up to an interval + 1 s before the vault went away, a lease's TTL
+  + 1 s more after a kill); a seal is missed when a key was unusable for
   longer than the probe interval + 1 s and a tenant of it was not sealed
   within the probe interval + 1 s (for ` + "`unreachable`" + `: of the grace's end).
   Each replica killed during the outage adds a lease's TTL + 1 s: the dead
