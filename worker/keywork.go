@@ -138,8 +138,8 @@ func (s *scheduler) checked(k *keyWork, f *flight, start time.Time, res handlers
 		k.status.Outcome = "error"
 	default:
 		k.status.Outcome = string(res.Probe)
-		if !res.Probe.Transient() {
-			k.status.ProbedAt = start
+		if !res.Probe.Transient() && start.After(k.status.ProbedAt) {
+			k.status.ProbedAt = start // not back: another replica may have probed since
 		}
 	}
 	if res.Outcome == handlers.Sealed && k.task != nil {
