@@ -233,21 +233,30 @@ func TestUnreachableKeepsServingForTheGrace(t *testing.T) {
 	e.readAll(want)
 }
 
-// The grace bounds how long data is served without Key Vault confirming
-// the key: it counts from the last probe that did, not from the first that
-// failed (found by the chaos harness: seals came a failed check's retries
-// and an interval after the grace).
-func TestUnreachableGraceCountsFromTheLastConfirmation(t *testing.T) {
+// failingAfterConfirmation is a key, with a grace of a minute, that a
+// check found usable, then Key Vault failing after; the check of the
+// failure was within the grace.
+func failingAfterConfirmation(t *testing.T, after time.Duration) *env {
+	t.Helper()
 	e := newEnv(t, func(c *handlers.Config) { c.UnreachableGrace = time.Minute })
 	e.tenants(1, 1)
 	if res := e.reconcile(); res.Outcome != handlers.InStep {
 		t.Fatalf("outcome %s, want in step", res.Outcome)
 	}
-	e.clock.Add(50 * time.Second)
+	e.clock.Add(after)
 	e.kv.SetFaults(keyvault.Faults{ErrorRate: 1})
 	if res := e.reconcile(); res.Outcome != handlers.Waiting {
-		t.Fatalf("50 s after the last confirmation: outcome %s, want waiting", res.Outcome)
+		t.Fatalf("%s after the last confirmation: outcome %s, want waiting", after, res.Outcome)
 	}
+	return e
+}
+
+// The grace bounds how long data is served without Key Vault confirming
+// the key: it counts from the last probe that did, not from the first that
+// failed (found by the chaos harness: seals came a failed check's retries
+// and an interval after the grace).
+func TestUnreachableGraceCountsFromTheLastConfirmation(t *testing.T) {
+	e := failingAfterConfirmation(t, 50*time.Second)
 	e.clock.Add(15 * time.Second) // 65 s unconfirmed, 15 s since the first failure
 	if res := e.reconcile(); res.Outcome != handlers.Sealed || res.Reason != cmkd.ReasonUnreachable {
 		t.Fatalf("65 s after the last confirmation: outcome %s reason %q, want sealed/unreachable", res.Outcome, res.Reason)
@@ -258,16 +267,7 @@ func TestUnreachableGraceCountsFromTheLastConfirmation(t *testing.T) {
 // wait for a hung vault: its tenants seal when the grace ends, not when a
 // probe begun before then gives up (kek's try timeout is 30 s).
 func TestCheckNearTheGracesEndWaitsNoLongerThanItsRest(t *testing.T) {
-	e := newEnv(t, func(c *handlers.Config) { c.UnreachableGrace = time.Minute })
-	e.tenants(1, 1)
-	if res := e.reconcile(); res.Outcome != handlers.InStep {
-		t.Fatalf("outcome %s, want in step", res.Outcome)
-	}
-	e.clock.Add(50 * time.Second)
-	e.kv.SetFaults(keyvault.Faults{ErrorRate: 1})
-	if res := e.reconcile(); res.Outcome != handlers.Waiting {
-		t.Fatalf("outcome %s, want waiting", res.Outcome)
-	}
+	e := failingAfterConfirmation(t, 50*time.Second)
 	e.clock.Add(9 * time.Second)
 	e.kv.SetFaults(keyvault.Faults{Latency: 20 * time.Second}) // now it hangs
 	start := time.Now()
