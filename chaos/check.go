@@ -301,7 +301,9 @@ func (r *runner) checkSeals(rows []outboxRow) {
 		}
 	}
 	for _, o := range outages {
-		r.judgeOutage(o, byTenant)
+		if o.Reason != throttled { // a storm may seal, never must
+			r.judgeOutage(o, byTenant)
+		}
 	}
 }
 
@@ -383,7 +385,7 @@ func (r *runner) sealIsTrue(outages []outage, key string, ev cmkd.StatusEvent) b
 			continue
 		}
 		from := o.From.Add(-500 * time.Millisecond)
-		if o.Reason == cmkd.ReasonUnreachable {
+		if o.Reason == cmkd.ReasonUnreachable || o.Reason == throttled {
 			// Unreachable seals only past the grace, which counts from
 			// Key Vault's last answer: up to an interval and a check
 			// before the vault went away, and a kill's worth more when
@@ -405,6 +407,8 @@ func reasonMatches(outage, reason string) bool {
 	switch outage {
 	case cmkd.ReasonDeleted:
 		return reason == cmkd.ReasonDeleted || reason == cmkd.ReasonPurged
+	case throttled:
+		return reason == cmkd.ReasonUnreachable
 	default:
 		return outage == reason
 	}

@@ -101,3 +101,19 @@ var errTest = errorString("test")
 type errorString string
 
 func (e errorString) Error() string { return string(e) }
+
+// A 429 storm longer than the grace may seal as unreachable, never must;
+// one within the grace's start may not.
+func TestCheckSealsTakeAStormPastTheGraceAsUnreachable(t *testing.T) {
+	r := newTestRunner()
+	key := r.tenants[0].Key
+	t0 := time.Now().Add(-time.Minute)
+	r.truth.outages = []outage{{Key: key, Reason: throttled, From: t0, To: t0.Add(2 * r.t.grace)}}
+	r.checkSeals([]outboxRow{
+		sealRow("a", cmkd.ReasonUnreachable, t0.Add(r.t.grace+time.Second)), // true
+		sealRow("b", cmkd.ReasonUnreachable, t0.Add(time.Second)),           // false: 1 s into the storm
+	})
+	if f := r.res.Figures; f.FalseSeals != 1 || f.MissedSeals != 0 {
+		t.Fatalf("false %d, missed %d; want 1, 0 (a storm requires no seal)\n%+v", f.FalseSeals, f.MissedSeals, r.res.Violations)
+	}
+}

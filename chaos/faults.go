@@ -30,6 +30,10 @@ func createRSA() azkeys.CreateKeyParameters {
 
 func zeroFaults() keyvault.Faults { return keyvault.Faults{} }
 
+// throttled marks an outage of throttling in the truth: Key Vault answers
+// 429 to most calls.
+const throttled = "throttled"
+
 // faults is every fault kind but the kills, for the run's backend.
 func (r *runner) faults() []fault {
 	fs := []fault{
@@ -217,6 +221,11 @@ func (r *runner) throttle(retryAfter bool) func(context.Context, *runner) (time.
 		for _, v := range r.c.vaults {
 			v.SetThrottle(20, time.Second, retryAfter)
 		}
+		// A storm longer than the grace may keep probes from getting an
+		// answer for longer than it: sealing as unreachable is then true
+		// (never required).
+		r.truth.down(throttled, r.allKeys()...)
+		defer r.truth.up(throttled, r.allKeys()...)
 		if err := r.rotate(ctx, r.pickKey()); err != nil {
 			r.hist.note("  rotation under the storm failed (retried later): %v", err)
 		}

@@ -150,7 +150,8 @@ const invariantsDoc = `Checked after every run, once every fault has ended and t
   for that reason at most a probe interval and 3 s before (for
   ` + "`unreachable`" + `: for longer than the grace, which counts from Key Vault's last
   answer — up to an interval + 1 s before the vault went away, a lease's TTL
-  + 1 s more after a kill); a seal is missed when a key was unusable for
+  + 1 s more after a kill; a 429 storm longer than the grace counts, as
+  throttling is unreachability by design, but never requires a seal); a seal is missed when a key was unusable for
   longer than the probe interval + 1 s and a tenant of it was not sealed
   within the probe interval + 1 s (for ` + "`unreachable`" + `: of the grace's end).
   Each replica killed during the outage adds a lease's TTL + 1 s: the dead
