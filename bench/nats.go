@@ -1,12 +1,12 @@
 package bench
 
 import (
-	"fmt"
 	"path/filepath"
-	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/cmkd-io/cmkd/internal/natstest"
 )
 
 // NATS is an embedded nats-server with JetStream and one connection to it.
@@ -18,17 +18,9 @@ type NATS struct {
 // StartNATS starts a JetStream server on a free loopback port, storing
 // under dir, and connects to it.
 func StartNATS(dir string) (*NATS, error) {
-	ns, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: filepath.Join(dir, "nats"),
-		NoSigs: true, NoLog: true,
-	})
+	ns, err := natstest.Run(-1, filepath.Join(dir, "nats"))
 	if err != nil {
-		return nil, fmt.Errorf("embedded nats: %w", err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		ns.Shutdown()
-		return nil, fmt.Errorf("embedded nats did not start")
+		return nil, err
 	}
 	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {

@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -17,7 +18,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 	"github.com/nats-io/nats-server/v2/server"
@@ -28,6 +28,8 @@ import (
 	"github.com/cmkd-io/cmkd/emulator/eventgrid"
 	"github.com/cmkd-io/cmkd/emulator/keyvault"
 	"github.com/cmkd-io/cmkd/internal/failpoint"
+	"github.com/cmkd-io/cmkd/internal/natstest"
+	"github.com/cmkd-io/cmkd/kek"
 )
 
 // The names the emulators and the replicas share.
@@ -61,6 +63,8 @@ type cluster struct {
 	js       jetstream.JetStream
 
 	disk       *SmallDisk // the store's disk, nil where none can be mounted
+	dbMu       sync.Mutex
+	db         *sql.DB // see readDB
 	pg         *Postgres
 	sqlitePath string
 	storeDir   string
@@ -68,12 +72,6 @@ type cluster struct {
 	replicas  []*replica
 	exits     atomic.Int64 // exits the harness did not cause
 	slowStops atomic.Int64 // SIGTERMs a replica did not end within 20 s
-}
-
-type staticToken string
-
-func (s staticToken) GetToken(context.Context, policy.TokenRequestOptions) (azcore.AccessToken, error) {
-	return azcore.AccessToken{Token: string(s), ExpiresOn: time.Now().Add(time.Hour)}, nil
 }
 
 func startCluster(ctx context.Context, cfg Config, t timings, hist *history) (*cluster, error) {
@@ -167,13 +165,9 @@ func (c *cluster) startNATS() error {
 	if port == 0 {
 		port = -1
 	}
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: c.natsDir, NoLog: true, NoSigs: true})
+	ns, err := natstest.Run(port, c.natsDir)
 	if err != nil {
-		return fmt.Errorf("start nats-server: %w", err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(20 * time.Second) {
-		return errors.New("nats-server did not start within 20 s")
+		return err
 	}
 	c.ns = ns
 	c.natsPort = ns.Addr().(*net.TCPAddr).Port
@@ -240,7 +234,7 @@ func (c *cluster) vaultURLs() []string {
 }
 
 func (c *cluster) azkeys(vault int) (*azkeys.Client, error) {
-	return c.vaults[vault].Client(staticToken(kvToken), policy.RetryOptions{RetryDelay: 200 * time.Millisecond})
+	return c.vaults[vault].Client(kek.StaticToken(kvToken), policy.RetryOptions{RetryDelay: 200 * time.Millisecond})
 }
 
 // close stops everything the cluster started.
@@ -252,6 +246,9 @@ func (c *cluster) close() {
 		c.nc.Close()
 	}
 	c.stopNATS()
+	if c.db != nil {
+		c.db.Close() // before the disk it reads goes
+	}
 	for _, v := range c.vaults {
 		v.Close()
 	}

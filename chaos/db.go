@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
 
 	"github.com/cmkd-io/cmkd"
 )
@@ -18,50 +18,45 @@ type outboxRow struct {
 	Sent  bool
 }
 
-// rows is what *sql.Rows and pgx.Rows share.
-type rows interface {
-	Next() bool
-	Scan(...any) error
-	Err() error
-}
-
-// query runs q on a connection of its own to the run's database (outside
-// cmkd's API: the outbox's sent rows, which no API hands out) and scans
-// each row.
+// query runs q on the run's database, outside cmkd's API (the outbox's
+// sent rows, which no API hands out), and scans each row.
 func (c *cluster) query(ctx context.Context, q string, scan func(row interface{ Scan(...any) error }) error, args ...any) error {
-	if c.pg != nil {
-		conn, err := pgx.Connect(ctx, c.pg.URL)
-		if err != nil {
-			return err
-		}
-		defer conn.Close(context.WithoutCancel(ctx))
-		rs, err := conn.Query(ctx, q, args...)
-		if err != nil {
-			return err
-		}
-		defer rs.Close()
-		return scanAll(rs, scan)
-	}
-	db, err := sql.Open("sqlite", "file:"+c.sqlitePath+"?mode=ro&_pragma=busy_timeout(5000)")
+	db, err := c.readDB()
 	if err != nil {
 		return err
 	}
-	defer db.Close()
 	rs, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return err
 	}
 	defer rs.Close()
-	return scanAll(rs, scan)
-}
-
-func scanAll(rs rows, scan func(row interface{ Scan(...any) error }) error) error {
 	for rs.Next() {
 		if err := scan(rs); err != nil {
 			return err
 		}
 	}
 	return rs.Err()
+}
+
+// readDB is the harness's own pool on the run's database, opened once; it
+// reconnects after a PostgreSQL restart by itself.
+func (c *cluster) readDB() (*sql.DB, error) {
+	c.dbMu.Lock()
+	defer c.dbMu.Unlock()
+	if c.db != nil {
+		return c.db, nil
+	}
+	driver, dsn := "sqlite", "file:"+c.sqlitePath+"?mode=ro&_pragma=busy_timeout(5000)"
+	if c.pg != nil {
+		driver, dsn = "pgx", c.pg.URL
+	}
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(2)
+	c.db = db
+	return db, nil
 }
 
 func (c *cluster) table(name string) string {

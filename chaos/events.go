@@ -67,7 +67,7 @@ func (r *runner) recent(n int) ([]eventgrid.CloudEvent, error) {
 	return all[max(0, len(all)-n):], nil
 }
 
-func (r *runner) duplicates(ctx context.Context, _ *runner) (time.Time, error) {
+func (r *runner) duplicates(ctx context.Context) (time.Time, error) {
 	if err := r.rotateAny(ctx); err != nil {
 		return time.Time{}, err
 	}
@@ -84,7 +84,7 @@ func (r *runner) duplicates(ctx context.Context, _ *runner) (time.Time, error) {
 	return time.Now(), nil
 }
 
-func (r *runner) reordered(ctx context.Context, _ *runner) (time.Time, error) {
+func (r *runner) reordered(ctx context.Context) (time.Time, error) {
 	t := r.pickKey()
 	for range 2 {
 		if err := r.rotate(ctx, t); err != nil {
@@ -122,7 +122,7 @@ func kvEvent(vaultURL, vaultName, key, version string) eventgrid.CloudEvent {
 // forged sends events Key Vault never sent: new versions that do not
 // exist, keys nobody uses, a vault outside the policy. A forged event may
 // cause a probe, never a seal or a rewrap.
-func (r *runner) forged(ctx context.Context, _ *runner) (time.Time, error) {
+func (r *runner) forged(ctx context.Context) (time.Time, error) {
 	var evs []eventgrid.CloudEvent
 	for v, kv := range r.c.vaults {
 		name := fmt.Sprintf("chaos%d", v)
@@ -141,7 +141,7 @@ func (r *runner) forged(ctx context.Context, _ *runner) (time.Time, error) {
 
 // malformedEvents sends what no decoder can read; all of it must end
 // dead-lettered with a reason, and nothing else may happen.
-func (r *runner) malformedEvents(ctx context.Context, _ *runner) (time.Time, error) {
+func (r *runner) malformedEvents(ctx context.Context) (time.Time, error) {
 	if r.malformed.queue == nil {
 		r.malformed = malformedSent{queue: map[string]string{}, grid: map[string]string{}}
 	}
@@ -186,7 +186,7 @@ func mustJSON(v any) []byte {
 
 // flood sends floodEvents copies of real events at once, most to the
 // queue, the rest to Event Grid.
-func (r *runner) flood(ctx context.Context, _ *runner) (time.Time, error) {
+func (r *runner) flood(ctx context.Context) (time.Time, error) {
 	if err := r.rotateAny(ctx); err != nil {
 		return time.Time{}, err
 	}

@@ -21,7 +21,7 @@ import (
 type fault struct {
 	kind string // process, keyvault, nats, store, events
 	name string
-	run  func(ctx context.Context, r *runner) (time.Time, error)
+	run  func(ctx context.Context) (time.Time, error)
 }
 
 func createRSA() azkeys.CreateKeyParameters {
@@ -127,8 +127,8 @@ func (r *runner) jitterIn(lo, hi time.Duration) time.Duration {
 // killAt arms every running replica to die at the point, makes work that
 // reaches it, and waits for a hit; replicas still armed at the end are
 // killed (a kill at a random instant) and started again unarmed.
-func (r *runner) killAt(point string) func(context.Context, *runner) (time.Time, error) {
-	return func(ctx context.Context, _ *runner) (time.Time, error) {
+func (r *runner) killAt(point string) func(context.Context) (time.Time, error) {
+	return func(ctx context.Context) (time.Time, error) {
 		n := 1
 		switch point {
 		case failpoint.RewrapDEK:
@@ -181,7 +181,7 @@ func (r *runner) disarm(ctx context.Context) {
 }
 
 // killRandom kills a random replica at a random instant after a rotation.
-func (r *runner) killRandom(ctx context.Context, _ *runner) (time.Time, error) {
+func (r *runner) killRandom(ctx context.Context) (time.Time, error) {
 	if err := r.rotateAny(ctx); err != nil {
 		return time.Time{}, err
 	}
@@ -198,8 +198,8 @@ func (r *runner) killRandom(ctx context.Context, _ *runner) (time.Time, error) {
 
 // --- Key Vault -------------------------------------------------------------
 
-func (r *runner) vaultFaults(f keyvault.Faults) func(context.Context, *runner) (time.Time, error) {
-	return func(ctx context.Context, _ *runner) (time.Time, error) {
+func (r *runner) vaultFaults(f keyvault.Faults) func(context.Context) (time.Time, error) {
+	return func(ctx context.Context) (time.Time, error) {
 		for _, v := range r.c.vaults {
 			v.SetFaults(f)
 		}
@@ -216,8 +216,8 @@ func (r *runner) vaultFaults(f keyvault.Faults) func(context.Context, *runner) (
 	}
 }
 
-func (r *runner) throttle(retryAfter bool) func(context.Context, *runner) (time.Time, error) {
-	return func(ctx context.Context, _ *runner) (time.Time, error) {
+func (r *runner) throttle(retryAfter bool) func(context.Context) (time.Time, error) {
+	return func(ctx context.Context) (time.Time, error) {
 		for _, v := range r.c.vaults {
 			v.SetThrottle(20, time.Second, retryAfter)
 		}
@@ -240,8 +240,8 @@ func (r *runner) throttle(retryAfter bool) func(context.Context, *runner) (time.
 // unreachable drops every connection to one vault for longer than the
 // grace plus a probe interval and a second (its tenants must seal) or for
 // half the grace (they must not).
-func (r *runner) unreachable(long bool) func(context.Context, *runner) (time.Time, error) {
-	return func(ctx context.Context, _ *runner) (time.Time, error) {
+func (r *runner) unreachable(long bool) func(context.Context) (time.Time, error) {
+	return func(ctx context.Context) (time.Time, error) {
 		v := r.rng.IntN(len(r.c.vaults))
 		d := r.t.grace / 2
 		if long {
@@ -259,7 +259,7 @@ func (r *runner) unreachable(long bool) func(context.Context, *runner) (time.Tim
 	}
 }
 
-func (r *runner) revoke(ctx context.Context, _ *runner) (time.Time, error) {
+func (r *runner) revoke(ctx context.Context) (time.Time, error) {
 	v := r.rng.IntN(len(r.c.vaults))
 	keys := r.keysOfVault(v)
 	r.c.vaults[v].Revoke()
@@ -310,7 +310,7 @@ func (r *runner) setKeyEnabled(ctx context.Context, t tenant, on bool) {
 	r.hist.add(fmt.Sprintf("key %s enabled=%v (every version)", t.Key, on), t.Key)
 }
 
-func (r *runner) disableMidRewrap(ctx context.Context, _ *runner) (time.Time, error) {
+func (r *runner) disableMidRewrap(ctx context.Context) (time.Time, error) {
 	t := r.pickKey()
 	if err := r.rotate(ctx, t); err != nil {
 		return time.Time{}, err
@@ -320,7 +320,7 @@ func (r *runner) disableMidRewrap(ctx context.Context, _ *runner) (time.Time, er
 	return time.Now(), nil
 }
 
-func (r *runner) deleteMidRewrap(ctx context.Context, _ *runner) (time.Time, error) {
+func (r *runner) deleteMidRewrap(ctx context.Context) (time.Time, error) {
 	t := r.pickKey()
 	if err := r.rotate(ctx, t); err != nil {
 		return time.Time{}, err
@@ -346,7 +346,7 @@ func (r *runner) deleteMidRewrap(ctx context.Context, _ *runner) (time.Time, err
 
 // --- NATS ------------------------------------------------------------------
 
-func (r *runner) natsOutage(ctx context.Context, _ *runner) (time.Time, error) {
+func (r *runner) natsOutage(ctx context.Context) (time.Time, error) {
 	r.c.stopNATS()
 	r.hist.add(fmt.Sprintf("nats-server down for %s", r.t.natsOutage))
 	// Work goes on meanwhile: a rotation, and a key disabled long enough
@@ -363,7 +363,7 @@ func (r *runner) natsOutage(ctx context.Context, _ *runner) (time.Time, error) {
 	return time.Now(), nil
 }
 
-func (r *runner) natsRestart(ctx context.Context, _ *runner) (time.Time, error) {
+func (r *runner) natsRestart(ctx context.Context) (time.Time, error) {
 	if err := r.rotateAny(ctx); err != nil {
 		return time.Time{}, err
 	}
@@ -378,7 +378,7 @@ func (r *runner) natsRestart(ctx context.Context, _ *runner) (time.Time, error) 
 
 // slowConsumer subscribes to everything cmkd says and reads it slowly, so
 // that the server cuts it off as a slow consumer; cmkd must not notice.
-func (r *runner) slowConsumer(ctx context.Context, _ *runner) (time.Time, error) {
+func (r *runner) slowConsumer(ctx context.Context) (time.Time, error) {
 	// Its own slow-consumer errors are the point, not news.
 	nc, err := nats.Connect(r.c.natsURL(), nats.NoReconnect(), nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
 	if err != nil {
@@ -403,7 +403,7 @@ func (r *runner) slowConsumer(ctx context.Context, _ *runner) (time.Time, error)
 
 // --- store -----------------------------------------------------------------
 
-func (r *runner) pgRestart(ctx context.Context, _ *runner) (time.Time, error) {
+func (r *runner) pgRestart(ctx context.Context) (time.Time, error) {
 	if err := r.rotateAny(ctx); err != nil {
 		return time.Time{}, err
 	}
@@ -422,7 +422,7 @@ func (r *runner) pgRestart(ctx context.Context, _ *runner) (time.Time, error) {
 
 // sqliteLocked holds SQLite's write lock from another process's
 // connection (the harness's) while a rewrap runs.
-func (r *runner) sqliteLocked(ctx context.Context, _ *runner) (time.Time, error) {
+func (r *runner) sqliteLocked(ctx context.Context) (time.Time, error) {
 	db, err := sql.Open("sqlite", "file:"+r.c.sqlitePath+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		return time.Time{}, err
@@ -452,7 +452,7 @@ func (r *runner) sqliteLocked(ctx context.Context, _ *runner) (time.Time, error)
 // diskFull fills the store's file system while work runs, then frees it.
 // Where no small file system can be mounted, each replica's file size
 // limit plays it.
-func (r *runner) diskFull(ctx context.Context, _ *runner) (time.Time, error) {
+func (r *runner) diskFull(ctx context.Context) (time.Time, error) {
 	if err := r.rotateAny(ctx); err != nil {
 		return time.Time{}, err
 	}

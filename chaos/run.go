@@ -257,7 +257,7 @@ func (r *runner) steps(ctx context.Context) error {
 		r.hist.note("step %d: %s (%s)", i+1, f.name, f.kind)
 		r.res.Steps = append(r.res.Steps, f.name)
 		r.res.Faults[f.kind]++
-		healed, err := f.run(ctx, r)
+		healed, err := f.run(ctx)
 		if err != nil {
 			return fmt.Errorf("step %d (%s): %w", i+1, f.name, err)
 		}

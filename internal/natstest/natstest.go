@@ -3,6 +3,8 @@
 package natstest
 
 import (
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -20,16 +22,27 @@ func Start(tb testing.TB, port int, dir string) *server.Server {
 	if dir == "" {
 		dir = tb.TempDir()
 	}
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true})
+	ns, err := Run(port, dir)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		tb.Fatal("nats-server did not start")
-	}
 	tb.Cleanup(ns.Shutdown)
 	return ns
+}
+
+// Run is Start for harnesses without a test (the benchmarks, the chaos
+// harness): the caller shuts the server down.
+func Run(port int, dir string) (*server.Server, error) {
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true})
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats-server: %w", err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(20 * time.Second) {
+		ns.Shutdown()
+		return nil, errors.New("embedded nats-server did not start within 20 s")
+	}
+	return ns, nil
 }
 
 // JetStream connects to url, reconnecting for ever, and returns a
