@@ -48,6 +48,7 @@ type listPage struct {
 type view struct {
 	base string
 	api  string
+	sd   softDelete
 }
 
 func (vw view) keyURL(k *key) string { return vw.base + "/keys/" + k.name }
@@ -57,7 +58,7 @@ func (vw view) kid(k *key, v *version) string { return vw.keyURL(k) + "/" + v.id
 func (vw view) attrs(v *version) attributes {
 	a := attributes{
 		Enabled: v.enabled, NBF: clonePtr(v.nbf), Exp: clonePtr(v.exp), Created: v.created, Updated: v.updated,
-		RecoveryLevel: "CustomizedRecoverable+Purgeable", RecoverableDays: recoverableDays,
+		RecoveryLevel: vw.sd.recoveryLevel(), RecoverableDays: vw.sd.days(),
 	}
 	if vw.api != "7.4" {
 		p := "0"

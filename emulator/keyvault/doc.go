@@ -16,6 +16,17 @@
 // the real service, and raw bodies quoted in public issues where no
 // recording exists; testdata/wire holds the exchanges the tests replay.
 //
+// Soft delete follows the vault's setting, as Key Vault models it:
+// Config.PurgeProtection and Config.RetentionDays (7 to 90 days; by
+// default 90 with purge protection, 7 without) decide each key's
+// recoveryLevel ("Recoverable" for 90 days, "CustomizedRecoverable" for
+// fewer, with "+Purgeable" unless purge protection is on), its
+// recoverableDays and a deleted key's scheduledPurgeDate. Under purge
+// protection a purge answers 403 Forbidden until the retention has passed.
+// Server.SetSoftDelete and /_emulator/softdelete change the setting at run
+// time (a StateFile keeps it), which Key Vault itself never allows once
+// purge protection is on.
+//
 // Backup blobs are sealed (AES-256-GCM) under a backup key that every
 // emulator of the process shares, as vaults of one subscription and
 // geography do, and that a StateFile keeps: a blob restores into any
@@ -51,7 +62,8 @@
 //
 // Persistence, for `cmkd dev`: with Config.StateFile set, the whole vault
 // (keys with their private material, versions, attributes, tags, deleted
-// keys, rotation policies, the revoked flag, the backup key and which
+// keys, rotation policies, the revoked flag, the soft-delete setting made
+// at run time, the backup key and which
 // expiry events were sent) is loaded at Start and rewritten atomically
 // (temporary file, fsync, rename) after every change, so it survives
 // kill -9. The file is written 0600 but is not encrypted: it is for

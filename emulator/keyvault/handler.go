@@ -57,7 +57,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, rbacDenied(rt.op, s.cfg.VaultName))
 		return
 	}
-	s.run(w, r, rt, view{base: s.url, api: api})
+	s.run(w, r, rt, view{base: s.url, api: api, sd: s.softDelete()})
 }
 
 func (s *Server) run(w http.ResponseWriter, r *http.Request, rt routed, vw view) {
