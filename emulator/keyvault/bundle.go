@@ -49,6 +49,7 @@ type view struct {
 	base string
 	api  string
 	sd   softDelete
+	hsm  bool // a Managed HSM: no hsmPlatform, "alg" in operation results
 }
 
 func (vw view) keyURL(k *key) string { return vw.base + "/keys/" + k.name }
@@ -60,7 +61,7 @@ func (vw view) attrs(v *version) attributes {
 		Enabled: v.enabled, NBF: clonePtr(v.nbf), Exp: clonePtr(v.exp), Created: v.created, Updated: v.updated,
 		RecoveryLevel: vw.sd.recoveryLevel(), RecoverableDays: vw.sd.days(),
 	}
-	if vw.api != "7.4" {
+	if vw.api != "7.4" && !vw.hsm {
 		p := "0"
 		if isHSM(v.m.kty) {
 			p = "2"

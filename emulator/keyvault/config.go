@@ -37,6 +37,12 @@ type Config struct {
 	RetryAfter     bool          // send Retry-After on 429 (real Key Vault often does not)
 	NearExpiry     time.Duration // KeyNearExpiry fires this long before exp; default 30 days
 	ExpiryCheck    time.Duration // how often exp is checked for events; default 1s
+	// ManagedHSM makes the emulator answer as an Azure Managed HSM: the
+	// challenge names https://managedhsm.azure.net, every key is HSM-backed
+	// (a create or import of RSA, EC or oct answers RSA-HSM, EC-HSM,
+	// oct-HSM), attributes carry no hsmPlatform and operation results
+	// carry "alg".
+	ManagedHSM bool
 	// PurgeProtection refuses purging a deleted key (403 Forbidden) until
 	// its retention has passed, and drops "+Purgeable" from the keys'
 	// recoveryLevel. Off by default, as in Azure. Server.SetSoftDelete

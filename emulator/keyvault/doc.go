@@ -27,6 +27,17 @@
 // time (a StateFile keeps it), which Key Vault itself never allows once
 // purge protection is on.
 //
+// Managed HSM mode (Config.ManagedHSM) answers as an Azure Managed HSM,
+// as azkeys' recorded MHSM tests show one: the 401 challenge names the
+// resource https://managedhsm.azure.net and has an empty body (azkeys,
+// with its resource check on, accepts it for a *.managedhsm.azure.net
+// URL); every key lives in the HSM, so a create or import of RSA, EC or
+// oct answers RSA-HSM, EC-HSM or oct-HSM; attributes carry no
+// hsmPlatform and operation results name their "alg". oct-HSM keys of 128,
+// 192 and 256 bits wrap with A128KW, A192KW and A256KW, and POST /rng
+// answers random bytes (GetRandomBytes). Soft delete is always on, with
+// purge protection as configured above.
+//
 // Backup blobs are sealed (AES-256-GCM) under a backup key that every
 // emulator of the process shares, as vaults of one subscription and
 // geography do, and that a StateFile keeps: a blob restores into any
@@ -55,8 +66,10 @@
 //     400;
 //   - an emulated vault takes the key types and operations of a vault, a
 //     Premium vault and a Managed HSM alike (oct keys, AES-GCM and CBC,
-//     random bytes are Managed HSM's), and always answers as a vault
-//     (hsmPlatform in attributes, no "alg" in operation results);
+//     random bytes are Managed HSM's), and answers as a vault (hsmPlatform
+//     in attributes, no "alg" in operation results) unless
+//     Config.ManagedHSM is set;
+//   - Managed HSM mode has no security domain, roles or HMAC keys;
 //   - without Config.StateFile the vault lives in memory and is lost on
 //     Close.
 //
