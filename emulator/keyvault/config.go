@@ -32,16 +32,17 @@ type Config struct {
 	TenantID       string        // GUID in the 401 challenge
 	Token          string        // if set, only "Bearer <Token>" is accepted (else 401); empty: any bearer
 	VaultName      string        // used in event data and source; default "emulator"
-	ThrottleLimit  int           // operations per ThrottleWindow; 0 = DefaultThrottleLimit; <0 = off
-	ThrottleWindow time.Duration // default 10s
+	ThrottleLimit  int           // operations per ThrottleWindow; 0 = DefaultThrottleLimit (DefaultHSMThrottleLimit with ManagedHSM); <0 = off
+	ThrottleWindow time.Duration // default 10s (1s with ManagedHSM)
 	RetryAfter     bool          // send Retry-After on 429 (real Key Vault often does not)
 	NearExpiry     time.Duration // KeyNearExpiry fires this long before exp; default 30 days
 	ExpiryCheck    time.Duration // how often exp is checked for events; default 1s
 	// ManagedHSM makes the emulator answer as an Azure Managed HSM: the
 	// challenge names https://managedhsm.azure.net, every key is HSM-backed
 	// (a create or import of RSA, EC or oct answers RSA-HSM, EC-HSM,
-	// oct-HSM), attributes carry no hsmPlatform and operation results
-	// carry "alg".
+	// oct-HSM), attributes carry no hsmPlatform, operation results carry
+	// "alg", and throttling counts per second with Managed HSM's per-kind
+	// limits (see DefaultHSMThrottleLimit).
 	ManagedHSM bool
 	// PurgeProtection refuses purging a deleted key (403 Forbidden) until
 	// its retention has passed, and drops "+Purgeable" from the keys'
@@ -116,10 +117,16 @@ func (c Config) withDefaults() Config {
 	if c.VaultName == "" {
 		c.VaultName = DefaultVaultName
 	}
-	if c.ThrottleLimit == 0 {
+	switch {
+	case c.ThrottleLimit == 0 && c.ManagedHSM:
+		c.ThrottleLimit = DefaultHSMThrottleLimit
+	case c.ThrottleLimit == 0:
 		c.ThrottleLimit = DefaultThrottleLimit
 	}
-	if c.ThrottleWindow == 0 {
+	switch {
+	case c.ThrottleWindow == 0 && c.ManagedHSM:
+		c.ThrottleWindow = DefaultHSMThrottleWindow
+	case c.ThrottleWindow == 0:
 		c.ThrottleWindow = DefaultThrottleWindow
 	}
 	if c.NearExpiry == 0 {

@@ -36,7 +36,13 @@
 // hsmPlatform and operation results name their "alg". oct-HSM keys of 128,
 // 192 and 256 bits wrap with A128KW, A192KW and A256KW, and POST /rng
 // answers random bytes (GetRandomBytes). Soft delete is always on, with
-// purge protection as configured above.
+// purge protection as configured above. Throttling counts per second, as
+// Managed HSM's service limits do: besides the general budget
+// (DefaultHSMThrottleLimit per second), AES key wrap/unwrap has 9,000
+// operations per second (HSMAESKeyWrapLimit) and RSA-2048 unwrap 1,100
+// (HSMRSA2048UnwrapLimit); RSA wrap, done with the public key, is not
+// limited. Limits of other kinds are not modelled. ThrottleLimit < 0
+// turns all of it off.
 //
 // Backup blobs are sealed (AES-256-GCM) under a backup key that every
 // emulator of the process shares, as vaults of one subscription and
@@ -69,7 +75,8 @@
 //     random bytes are Managed HSM's), and answers as a vault (hsmPlatform
 //     in attributes, no "alg" in operation results) unless
 //     Config.ManagedHSM is set;
-//   - Managed HSM mode has no security domain, roles or HMAC keys;
+//   - Managed HSM mode has no security domain, roles or HMAC keys, and
+//     throttles only AES key wrap/unwrap and RSA-2048 unwrap per kind;
 //   - without Config.StateFile the vault lives in memory and is lost on
 //     Close.
 //

@@ -87,6 +87,9 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request, rt routed, vw view)
 }
 
 func writeAPIError(w http.ResponseWriter, e *apiError) {
+	if e.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(e.retryAfter))
+	}
 	writeError(w, e.status, e.code, e.msg, e.inner)
 }
 
@@ -121,11 +124,7 @@ func (s *Server) admit(w http.ResponseWriter) bool {
 		return true
 	}
 	s.calls.inc("throttled")
-	if retryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
-	}
-	writeError(w, http.StatusTooManyRequests, "Throttled",
-		"Request was not allowed because the caller exceeded a throttling limit. Reason: VaultRequestTypeLimitReached", "")
+	writeAPIError(w, throttled(retryAfter))
 	return false
 }
 

@@ -50,6 +50,9 @@ func cryptoHandler(op string) opFunc {
 		if err != nil {
 			return nil, err
 		}
+		if err := s.admitKind(op, m); err != nil {
+			return nil, err
+		}
 		out, err := runCrypto(op, m, in)
 		if err != nil {
 			return nil, err

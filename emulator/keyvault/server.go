@@ -24,6 +24,7 @@ type Server struct {
 	saveMu   sync.Mutex // orders state file writes
 	saveOff  bool       // set by Close, under saveMu
 	throttle *throttle
+	kinds    *kindThrottle // Managed HSM's per-kind budgets
 	faults   atomic.Pointer[Faults]
 	calls    *counters
 	srv      *http.Server
@@ -91,7 +92,7 @@ func newServer(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, certs: c, url: "https://127.0.0.1",
 		vault: newVault(), calls: newCounters(), stop: make(chan struct{}),
-		throttle: newThrottle(cfg.ThrottleLimit, cfg.ThrottleWindow, cfg.RetryAfter),
+		throttle: newThrottle(cfg.ThrottleLimit, cfg.ThrottleWindow, cfg.RetryAfter), kinds: newKindThrottle(),
 	}
 	s.faults.Store(&Faults{})
 	return s, nil
@@ -130,13 +131,15 @@ func (s *Server) Revoke() { s.revoked.Store(true); s.persist() }
 func (s *Server) Grant() { s.revoked.Store(false); s.persist() }
 
 // SetThrottle changes the request budget; limit < 0 turns throttling off,
-// 0 means DefaultThrottleLimit and window 0 DefaultThrottleWindow.
+// 0 means DefaultThrottleLimit and window 0 DefaultThrottleWindow (with
+// Config.ManagedHSM, DefaultHSMThrottleLimit and DefaultHSMThrottleWindow).
 func (s *Server) SetThrottle(limit int, window time.Duration, retryAfter bool) {
+	d := Config{ManagedHSM: s.cfg.ManagedHSM}.withDefaults()
 	if limit == 0 {
-		limit = DefaultThrottleLimit
+		limit = d.ThrottleLimit
 	}
 	if window <= 0 {
-		window = DefaultThrottleWindow
+		window = d.ThrottleWindow
 	}
 	s.throttle.set(limit, window, retryAfter)
 }

@@ -64,6 +64,7 @@ func writeError(w http.ResponseWriter, status int, code, msg, inner string) {
 type apiError struct {
 	status           int
 	code, msg, inner string
+	retryAfter       int // seconds for a Retry-After header; 0: none
 }
 
 func (e *apiError) Error() string { return e.code + ": " + e.msg }
