@@ -66,6 +66,17 @@ const (
 	ReasonIntegrity = "integrity"
 )
 
+// PlatformReasonPrefix starts the reason of a seal caused by the platform
+// layer's key, e.g. "platform_key_disabled": a tenant's own key is fine
+// and the operator, not the customer, must act.
+const PlatformReasonPrefix = "platform_key_"
+
+// PlatformReason is reason for a seal caused by the platform key.
+func PlatformReason(reason string) string { return PlatformReasonPrefix + reason }
+
+// IsPlatformReason reports whether a seal reason names the platform layer.
+func IsPlatformReason(reason string) bool { return strings.HasPrefix(reason, PlatformReasonPrefix) }
+
 // StatusEvent is one status event: a fact about a tenant's keys that cmkd
 // writes to its outbox with the state change it reports, and publishes as a
 // CloudEvents 1.0 document (see MarshalCloudEvent).
@@ -85,6 +96,12 @@ type StatusEvent struct {
 	Key KeyID
 	// Version is the key version the event is about.
 	Version string
+	// Layer is the layer Key serves for the tenant: "platform" or
+	// "customer"; empty where the event is about no one key.
+	Layer string
+	// PreviousKey is the customer key a key change moved from
+	// (key.change.*); zero when the tenant had the platform layer alone.
+	PreviousKey KeyID
 	// PreviousVersion is the version DEKs were moved from
 	// (rewrap.completed).
 	PreviousVersion string
@@ -154,6 +171,8 @@ type statusData struct {
 	Vault           string     `json:"vault"`
 	Key             string     `json:"key"`
 	Version         string     `json:"version"`
+	Layer           string     `json:"layer,omitempty"`
+	PreviousKey     string     `json:"previous_key,omitempty"`
 	PreviousVersion string     `json:"previous_version,omitempty"`
 	Reason          string     `json:"reason,omitempty"`
 	PreviousReason  string     `json:"previous_reason,omitempty"`
@@ -170,6 +189,10 @@ func (e StatusEvent) MarshalData() ([]byte, error) {
 	d := statusData{
 		Tenant: e.Tenant, Vault: e.Key.Vault, Key: e.Key.URL(), Version: e.Version,
 		PreviousVersion: e.PreviousVersion, Reason: e.Reason, PreviousReason: e.PreviousReason, Cause: e.Cause,
+		Layer: e.Layer,
+	}
+	if !e.PreviousKey.IsZero() {
+		d.PreviousKey = e.PreviousKey.URL()
 	}
 	if !e.Expires.IsZero() {
 		t := e.Expires.UTC()
@@ -201,6 +224,8 @@ func (e *StatusEvent) UnmarshalData(b []byte) error {
 		return fmt.Errorf("%w: data names tenant %q, not %q", ErrInvalidStatusEvent, d.Tenant, e.Tenant)
 	}
 	e.Key, _ = ParseKeyID(d.Key)
+	e.PreviousKey, _ = ParseKeyID(d.PreviousKey)
+	e.Layer = d.Layer
 	e.Version, e.PreviousVersion, e.Reason, e.PreviousReason, e.Cause =
 		d.Version, d.PreviousVersion, d.Reason, d.PreviousReason, d.Cause
 	if d.Expires != nil {

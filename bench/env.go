@@ -183,7 +183,7 @@ func (e *Env) Seed(ctx context.Context, tenants, deksPerTenant int, progress fun
 		if err != nil {
 			return s, err
 		}
-		s.Tenants, s.DEKs = append(s.Tenants, id), append(s.DEKs, first)
+		s.Tenants, s.DEKs = append(s.Tenants, id), append(s.DEKs, first...)
 		for range deksPerTenant - 1 {
 			d, err := e.newDEK(ctx, id)
 			if err != nil {
@@ -203,7 +203,7 @@ func (e *Env) newDEK(ctx context.Context, tenant string) (store.DEK, error) {
 	if err != nil {
 		return d, err
 	}
-	if err := e.Store.Backend().InsertDEK(ctx, d); err != nil {
+	if err := e.Store.Backend().InsertDEK(ctx, store.OneLayer(d)); err != nil {
 		return d, err
 	}
 	d.Active = true

@@ -192,7 +192,7 @@ func (e *env) dekOf(tenant string) string {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return d.ID
+	return d[0].ID
 }
 
 // corruptWrapping overwrites a DEK's wrapping with bytes Key Vault cannot
@@ -205,7 +205,7 @@ func (e *env) corruptWrapping(dekID string) {
 	}
 	defer db.Close()
 	junk := make([]byte, 256) // an RSA-2048 ciphertext's size, all zero
-	if _, err := db.ExecContext(e.ctx(), `UPDATE deks SET wrapped = ? WHERE id = ?`, junk, dekID); err != nil {
+	if _, err := db.ExecContext(e.ctx(), `UPDATE dek_wrappings SET wrapped = ? WHERE dek_id = ?`, junk, dekID); err != nil {
 		e.t.Fatal(err)
 	}
 }

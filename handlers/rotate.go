@@ -79,16 +79,17 @@ func (r *Reconciler) recordVersion(ctx context.Context, req Request, tenants []s
 	var previous []string
 	stale := false
 	for _, t := range tenants {
-		if t.KeyVersion == target {
+		v := t.VersionOf(req.Key)
+		if v == target || movingAway(t, req.Key) {
 			continue
 		}
 		stale = true
-		if t.KeyVersion != "" {
+		if v != "" {
 			ev := r.statusEvent(cmkd.KindRewrapCompleted, t, req, target, target)
-			ev.PreviousVersion = t.KeyVersion
+			ev.PreviousVersion = v
 			evs = append(evs, ev)
-			if !slices.Contains(previous, t.KeyVersion) {
-				previous = append(previous, t.KeyVersion)
+			if !slices.Contains(previous, v) {
+				previous = append(previous, v)
 			}
 		}
 	}
@@ -125,7 +126,7 @@ func (r *Reconciler) rewrap(ctx context.Context, req Request, tenants []store.Te
 	}
 	took := r.cfg.Now().Sub(start)
 	evs := r.eventsFor(tenants, cmkd.KindRewrapCompleted, req, stats.Target, stats.Target, func(ev *cmkd.StatusEvent, t store.Tenant) {
-		ev.PreviousVersion = previousOf(t, stats)
+		ev.PreviousVersion = previousOf(t, req.Key, stats)
 		ev.DEKs = &cmkd.DEKCounts{Total: run.perTenant[t.ID].total, Rewrapped: run.perTenant[t.ID].moved, Duration: took}
 	})
 	// The versions moved from are retired in the same transaction: a
@@ -139,9 +140,9 @@ func (r *Reconciler) rewrap(ctx context.Context, req Request, tenants []store.Te
 	return nil
 }
 
-func previousOf(t store.Tenant, stats *RewrapStats) string {
-	if t.KeyVersion != "" && t.KeyVersion != stats.Target {
-		return t.KeyVersion
+func previousOf(t store.Tenant, key cmkd.KeyID, stats *RewrapStats) string {
+	if v := t.VersionOf(key); v != "" && v != stats.Target {
+		return v
 	}
 	if len(stats.Previous) > 0 {
 		return stats.Previous[0]

@@ -15,28 +15,35 @@ import (
 // are wiped and the broadcast sent after the seal is persisted. A crash
 // half-way leaves whole batches sealed and the next reconcile seals the rest.
 // The store logs each tenant it seals; this logs why, once per key.
-func (r *Reconciler) sealAll(ctx context.Context, req Request, tenants []store.Tenant, reason string, why error) (Result, error) {
+func (r *Reconciler) sealAll(ctx context.Context, req Request, tenants []store.Tenant, reason string, cause error) (Result, error) {
 	r.kek.Invalidate(req.Key)
-	var evs []cmkd.StatusEvent
+	// One reason per layer: a platform key seals its tenants with
+	// platform_key_<reason>, so that the operator, not the customer, acts.
+	byReason := map[string][]cmkd.StatusEvent{}
+	var reasons []string
 	for _, t := range tenants {
 		if !t.Sealed() {
-			ev := r.statusEvent(cmkd.KindSealed, t, req, t.KeyVersion, "")
-			ev.Reason = reason
-			evs = append(evs, ev)
+			why := layerReason(t, req.Key, reason)
+			ev := r.statusEvent(cmkd.KindSealed, t, req, t.VersionOf(req.Key), "")
+			ev.Reason = why
+			if _, ok := byReason[why]; !ok {
+				reasons = append(reasons, why)
+			}
+			byReason[why] = append(byReason[why], ev)
 		}
 	}
-	if len(evs) > 0 {
+	for _, why := range reasons {
 		r.log.Warn("key not usable: sealing its tenants", slog.String("key", req.Key.String()),
-			slog.String("reason", reason), slog.Int("tenants", len(evs)), slog.Any("err", why))
-	}
-	for len(evs) > 0 {
-		n := min(len(evs), sealBatch)
-		if _, err := r.store.SealTenants(ctx, reason, evs[:n]); err != nil {
-			return Result{}, fmt.Errorf("seal tenants of %s: %w", req.Key, err)
+			slog.String("reason", why), slog.Int("tenants", len(byReason[why])), slog.Any("err", cause))
+		for evs := byReason[why]; len(evs) > 0; {
+			n := min(len(evs), sealBatch)
+			if _, err := r.store.SealTenants(ctx, why, evs[:n]); err != nil {
+				return Result{}, fmt.Errorf("seal tenants of %s: %w", req.Key, err)
+			}
+			r.statusWritten()
+			r.broadcast(evs[:n])
+			evs = evs[n:]
 		}
-		r.statusWritten()
-		r.broadcast(evs[:n])
-		evs = evs[n:]
 	}
 	return Result{Outcome: Sealed, Reason: reason}, nil
 }

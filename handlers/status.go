@@ -12,7 +12,7 @@ import (
 func (r *Reconciler) statusEvent(kind cmkd.Kind, t store.Tenant, req Request, version, dedupe string) cmkd.StatusEvent {
 	ev := cmkd.StatusEvent{
 		Kind: kind, Tenant: t.ID, Time: r.cfg.Now().UTC(),
-		Key: req.Key, Version: version, Cause: req.Cause,
+		Key: req.Key, Version: version, Cause: req.Cause, Layer: t.LayerOf(req.Key),
 	}
 	if dedupe != "" {
 		ev.ID = string(kind) + ":" + t.ID + ":" + dedupe

@@ -16,10 +16,10 @@ import (
 func (r *Reconciler) unsealAll(ctx context.Context, req Request, tenants []store.Tenant) error {
 	var errs []error
 	for _, t := range tenants {
-		if !t.Sealed() {
+		if !t.Sealed() || !sealedBy(t, req.Key) {
 			continue
 		}
-		ev := r.statusEvent(cmkd.KindUnsealed, t, req, t.KeyVersion, "")
+		ev := r.statusEvent(cmkd.KindUnsealed, t, req, t.VersionOf(req.Key), "")
 		ev.PreviousReason = t.SealReason
 		if err := r.store.Unseal(ctx, t.ID, ev); err != nil {
 			errs = append(errs, err)

@@ -22,7 +22,8 @@ type Backend interface {
 	// GetTenant reads a tenant whatever its state.
 	GetTenant(ctx context.Context, id string) (Tenant, error)
 	// ListTenants lists tenants by id, all of them when key is zero, else
-	// those whose key is key.
+	// those that use key: as customer key, platform key, or the key a
+	// change moves from.
 	ListTenants(ctx context.Context, key cmkd.KeyID) ([]Tenant, error)
 	// RemoveTenant deletes a tenant with its DEKs; without force it fails
 	// with ErrNotEmpty while records exist.
@@ -38,17 +39,23 @@ type Backend interface {
 	// Tenants already sealed, or gone, are left alone.
 	SealTenants(ctx context.Context, reason string, since time.Time, evs []cmkd.StatusEvent) ([]string, error)
 
-	// InsertDEK stores d and makes it its tenant's active DEK.
-	InsertDEK(ctx context.Context, d DEK) error
-	// TenantDEKs returns up to limit of the tenant's DEKs, the active one
-	// first, whatever the tenant's state: unseal needs one to unwrap.
-	TenantDEKs(ctx context.Context, tenant string, limit int) ([]DEK, error)
-	// ActiveDEK returns the tenant's active DEK, ErrNotFound if none.
-	ActiveDEK(ctx context.Context, tenant string) (DEK, error)
-	// GetDEK returns one of the tenant's DEKs.
-	GetDEK(ctx context.Context, tenant, id string) (DEK, error)
+	// InsertDEK stores a new DEK, given as its layers (one DEK value per
+	// layer, the same ID), and makes it its tenant's active DEK, if the
+	// tenant is active and its layers are the tenant's (Tenant.Layers):
+	// ErrCASConflict if the tenant's keys changed meanwhile.
+	InsertDEK(ctx context.Context, layers []DEK) error
+	// TenantDEKs returns the layers of up to limit of the tenant's DEKs
+	// whose id sorts after after, ordered by DEK id and layer, whatever
+	// the tenant's state: unseal needs one to unwrap, a key change all.
+	TenantDEKs(ctx context.Context, tenant, after string, limit int) ([]DEK, error)
+	// ActiveDEK returns the layers of the tenant's active DEK, ErrNotFound
+	// if none.
+	ActiveDEK(ctx context.Context, tenant string) ([]DEK, error)
+	// GetDEK returns the layers of one of the tenant's DEKs.
+	GetDEK(ctx context.Context, tenant, id string) ([]DEK, error)
 	// ListDEKsNotAt lists, ordered by id and after the id after, at most
-	// limit DEKs under key whose current wrapping is not by version.
+	// limit DEK layers under key whose current wrapping is not by version.
+	// A DEK has at most one layer under a key.
 	// It does not check seal state: rewrap decides that from Key Vault.
 	ListDEKsNotAt(ctx context.Context, key cmkd.KeyID, version, after string, limit int) ([]DEK, error)
 	// DEKsAt returns at most limit DEKs under key wrapped by version,
@@ -70,9 +77,28 @@ type Backend interface {
 	// VersionCounts counts the DEKs under key by wrapping version.
 	VersionCounts(ctx context.Context, key cmkd.KeyID) (map[string]int, error)
 	// CompleteRewrap records version as the key version of every tenant of
-	// key and appends evs to the outbox, in one transaction, only if no
-	// DEK under key is wrapped by another version (ErrRewrapIncomplete).
+	// key (in the layer key serves) and appends evs to the outbox, in one
+	// transaction, only if no DEK under key is wrapped by another version
+	// (ErrRewrapIncomplete).
 	CompleteRewrap(ctx context.Context, key cmkd.KeyID, version string, evs []cmkd.StatusEvent) error
+
+	// ChangeKey begins a change of the tenant's customer key from from to
+	// to (either zero: the platform layer alone) and appends ev, in one
+	// transaction: the tenant's Key becomes to, its KeyVersion empty, and
+	// Change records from (fromVersion its last version) and since. It
+	// fails with ErrCASConflict unless the tenant's key is still from,
+	// and with ErrChangeInProgress while another change is under way.
+	ChangeKey(ctx context.Context, tenant string, from cmkd.KeyID, fromVersion string, to cmkd.KeyID, since time.Time, ev cmkd.StatusEvent) error
+	// ReplaceLayers replaces every layer of DEK id by layers, only if the
+	// DEK's layers are still wrapped by exactly expect (ErrCASConflict
+	// otherwise): a key change's compare-and-swap.
+	ReplaceLayers(ctx context.Context, id string, expect []cmkd.KeyID, layers []DEK) error
+	// CompleteKeyChange ends the tenant's key change to key and appends
+	// evs, in one transaction, only if the change is still to key and every
+	// DEK of the tenant that is not set aside has exactly the tenant's
+	// layers (ErrRewrapIncomplete). It reports false, and writes nothing,
+	// when no change was under way.
+	CompleteKeyChange(ctx context.Context, tenant string, key cmkd.KeyID, evs []cmkd.StatusEvent) (bool, error)
 
 	// GetRecord returns a record's blob, which the caller owns: it is
 	// decrypted in place.
@@ -91,8 +117,9 @@ type Backend interface {
 	// ListRecords lists, in order, at most limit record keys after after.
 	ListRecords(ctx context.Context, tenant, after string, limit int) ([]string, error)
 
-	// Keys lists, ordered by key, every key some tenant uses, with its
-	// tenants counted by state.
+	// Keys lists, ordered by key, every key some tenant uses (as customer
+	// key, platform key, or the key a change moves from), with its tenants
+	// counted by state.
 	Keys(ctx context.Context) ([]KeyUse, error)
 	// PutKeyStatus records st, replacing what was recorded of st.Key.
 	PutKeyStatus(ctx context.Context, st KeyStatus) error

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/cmkd-io/cmkd"
 )
 
 // Defaults for Config.
@@ -26,6 +28,11 @@ type Config struct {
 	Backend Backend
 	// KEK wraps and unwraps DEKs in Key Vault. Required.
 	KEK KEK
+	// PlatformKey is the operator's key (versionless) of the platform
+	// layer every new tenant's data is encrypted under; a customer key
+	// adds a second layer. Zero: tenants have their customer key alone,
+	// as before there was a platform layer.
+	PlatformKey cmkd.KeyID
 	// Logger receives operational logs; never key material.
 	Logger *slog.Logger
 	// MaxRecordSize bounds a record's plaintext in bytes.
@@ -80,6 +87,8 @@ func (c Config) Validate() error {
 		return errors.New("store config: Backend is required")
 	case c.KEK == nil:
 		return errors.New("store config: KEK is required")
+	case !c.PlatformKey.IsZero() && c.PlatformKey.Version != "":
+		return fmt.Errorf("store config: PlatformKey %s must be versionless", c.PlatformKey)
 	case c.MaxRecordSize < 0:
 		return fmt.Errorf("store config: MaxRecordSize %d is negative", c.MaxRecordSize)
 	case c.DEKMaxEncryptions < 0 || c.DEKMaxEncryptions > 1<<32:

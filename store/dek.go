@@ -48,13 +48,14 @@ func (s *Store) verify(ctx context.Context, w cmkd.Wrapped, kcv []byte, what str
 	return nil
 }
 
-// aead returns d's AES-GCM instance, from the cache or unwrapped through
-// Key Vault (and then cached).
-func (s *Store) aead(ctx context.Context, d DEK) (cipher.AEAD, error) {
+// aead returns the AES-GCM instance of the DEK whose layers are given, from
+// the cache or unwrapped through Key Vault (and then cached).
+func (s *Store) aead(ctx context.Context, layers []DEK) (cipher.AEAD, error) {
+	d := layers[0]
 	if a, ok := s.cache.get(d.ID, d.Tenant, s.now()); ok {
 		return a, nil
 	}
-	k, err := s.unwrap(ctx, d, d.Current)
+	k, err := s.unwrapDEK(ctx, layers)
 	if err != nil {
 		return nil, err
 	}
@@ -62,13 +63,17 @@ func (s *Store) aead(ctx context.Context, d DEK) (cipher.AEAD, error) {
 	return s.cache.put(d.ID, d.Tenant, k, s.now())
 }
 
-// plaintext returns a copy of d's key for re-wrapping, from the cache or
-// unwrapped through Key Vault. The caller zeroes it. A key unwrapped here is
-// not cached: a bulk rewrap touches every DEK once, and caching them would
-// fill memory with plaintext keys nobody reads (and evict those that are).
+// plaintext returns a copy of layer d's share for re-wrapping, unwrapped
+// through Key Vault or, when d is its DEK's only layer (the share is the
+// DEK), from the cache. The caller zeroes it. A key unwrapped here is not
+// cached: a bulk rewrap touches every DEK once, and caching them would fill
+// memory with plaintext keys nobody reads (and evict those that are).
 func (s *Store) plaintext(ctx context.Context, d DEK) ([]byte, error) {
 	if k, ok := s.cache.key(d.ID, d.Tenant, s.now()); ok {
-		return k, nil
+		if checkKCV(k, d.KCV) {
+			return k, nil
+		}
+		clear(k)
 	}
 	return s.unwrap(ctx, d, d.Current)
 }
@@ -108,13 +113,13 @@ func (s *Store) writeDEK(ctx context.Context, tenant string) (string, cipher.AEA
 	defer s.newDEK.Unlock()
 	d, err := s.b.ActiveDEK(ctx, tenant)
 	switch {
-	case err == nil && s.usable(activeDEK{id: d.ID, created: d.CreatedAt, uses: d.Uses}):
+	case err == nil && s.usable(activeDEK{id: d[0].ID, created: d[0].CreatedAt, uses: d[0].Uses}):
 		k, err := s.aead(ctx, d)
 		if err != nil {
 			return "", nil, err
 		}
-		s.setActive(tenant, activeDEK{id: d.ID, created: d.CreatedAt, uses: d.Uses})
-		return d.ID, k, nil
+		s.setActive(tenant, activeDEK{id: d[0].ID, created: d[0].CreatedAt, uses: d[0].Uses})
+		return d[0].ID, k, nil
 	case err != nil && !errors.Is(err, ErrNotFound):
 		return "", nil, err
 	}
@@ -133,30 +138,38 @@ func (s *Store) setActive(tenant string, a activeDEK) {
 	}
 }
 
-// createDEK makes, wraps, verifies and stores a new active DEK. The wrapping
-// is unwrapped once remotely before any data depends on it.
+// createDEK makes, wraps, verifies and stores a new active DEK, in every
+// layer of the tenant. Each wrapping is unwrapped once remotely before any
+// data depends on it. A key change begun meanwhile makes the insert fail
+// (the layers are no longer the tenant's): it is made again under the new
+// keys.
 func (s *Store) createDEK(ctx context.Context, tenant string) (string, cipher.AEAD, error) {
-	t, err := s.b.GetTenant(ctx, tenant)
-	if err != nil {
-		return "", nil, err
-	}
-	if t.Sealed() {
-		return "", nil, t.SealedError()
-	}
 	k, err := randomDEK()
 	if err != nil {
 		return "", nil, err
 	}
 	defer clear(k)
-	d := DEK{ID: newID(), Tenant: tenant, Key: t.Key, KCV: KeyCheckValue(k), Active: true, CreatedAt: s.now().UTC()}
-	if d.Current, err = s.kek.Wrap(ctx, wrapUnder(t), k); err != nil {
-		return "", nil, fmt.Errorf("wrap new dek: %w", err)
-	}
-	if err := s.verify(ctx, d.Current, d.KCV, "new dek"); err != nil {
-		return "", nil, err
-	}
-	if err := s.b.InsertDEK(ctx, d); err != nil {
-		return "", nil, err
+	d := DEK{ID: newID(), Tenant: tenant, Active: true, CreatedAt: s.now().UTC()}
+	for attempt := 0; ; attempt++ {
+		t, err := s.b.GetTenant(ctx, tenant)
+		if err != nil {
+			return "", nil, err
+		}
+		if t.Sealed() {
+			return "", nil, t.SealedError()
+		}
+		layers, err := s.wrapLayers(ctx, t, d, k)
+		if err != nil {
+			return "", nil, fmt.Errorf("new dek: %w", err)
+		}
+		err = s.b.InsertDEK(ctx, layers)
+		if err == nil {
+			d = layers[0]
+			break
+		}
+		if !errors.Is(err, ErrCASConflict) || attempt == 2 {
+			return "", nil, err
+		}
 	}
 	a, err := s.cache.put(d.ID, tenant, k, s.now())
 	if err != nil {
@@ -214,17 +227,4 @@ func (s *Store) addUses(ctx context.Context, id string, n int64) (int64, bool) {
 		return 0, false
 	}
 	return total, true
-}
-
-// wrapUnder is the key version a new DEK of t goes under: the version the
-// store records as the one t's DEKs are brought to, once a check or a
-// rewrap has recorded one. Not "the latest" as this process's Key Vault
-// client last saw it: after a rewrap announced version.retired, a process
-// with a stale view would otherwise make new DEKs under the retired
-// version. A tenant with no version recorded yet takes the latest.
-func wrapUnder(t Tenant) cmkd.KeyID {
-	if t.KeyVersion == "" {
-		return t.Key
-	}
-	return t.Key.At(t.KeyVersion)
 }

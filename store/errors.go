@@ -42,6 +42,12 @@ var (
 	// ErrSchemaBehind: the database schema is older than this binary and
 	// the backend was told not to migrate it; run `cmkd migrate` first.
 	ErrSchemaBehind = errors.New("database schema older than this binary: run cmkd migrate")
+	// ErrNoKey: the tenant would have no key, and so no layer: give it a
+	// customer key, or configure the store's platform key.
+	ErrNoKey = errors.New("no key")
+	// ErrChangeInProgress: the tenant's key is being changed already;
+	// the change must complete first.
+	ErrChangeInProgress = errors.New("a key change is in progress")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("store closed")
 )

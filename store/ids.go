@@ -57,3 +57,21 @@ func newID() string {
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
+
+// StoredKey is how a backend stores a tenant's key: its URL, or "" for
+// none (a tenant under the platform layer alone, or one added before the
+// store had a platform key).
+func StoredKey(k cmkd.KeyID) string {
+	if k.IsZero() {
+		return ""
+	}
+	return k.URL()
+}
+
+// ParseStoredKey reads what StoredKey wrote.
+func ParseStoredKey(s string) (cmkd.KeyID, error) {
+	if s == "" {
+		return cmkd.KeyID{}, nil
+	}
+	return cmkd.ParseKeyID(s)
+}

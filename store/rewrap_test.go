@@ -22,7 +22,7 @@ func TestRewrapDoesNotCacheWhatItUnwraps(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.Rotate()
-	if _, err := s.RewrapDEK(t.Context(), d, h.Key, false); err != nil {
+	if _, err := s.RewrapDEK(t.Context(), d[0], h.Key, false); err != nil {
 		t.Fatal(err)
 	}
 	if held := store.CachedKeys(s, "a"); len(held) != 0 {
@@ -35,7 +35,7 @@ func TestRewrapDoesNotCacheWhatItUnwraps(t *testing.T) {
 	d, _ = s.Backend().ActiveDEK(t.Context(), "a")
 	h.Rotate()
 	h.ResetCalls()
-	if _, err := s.RewrapDEK(t.Context(), d, h.Key, false); err != nil {
+	if _, err := s.RewrapDEK(t.Context(), d[0], h.Key, false); err != nil {
 		t.Fatal(err)
 	}
 	if n := h.Unwraps(); n != 0 {

@@ -55,6 +55,10 @@ func New(cfg Config) (*Store, error) {
 	}, nil
 }
 
+// PlatformKey is the key of the platform layer new tenants get; zero when
+// the store has none.
+func (s *Store) PlatformKey() cmkd.KeyID { return s.cfg.PlatformKey }
+
 // Backend returns the store's backend, for tools that inspect it.
 func (s *Store) Backend() Backend { return s.b }
 

@@ -9,10 +9,11 @@ import (
 	"github.com/cmkd-io/cmkd"
 )
 
-// AddTenant registers a tenant whose KEK is key (versionless) and makes its
-// first DEK, wrapped under the key's current version, so that a key that
-// cannot wrap is refused now rather than at the first write. If that fails
-// the tenant is removed again.
+// AddTenant registers a tenant whose customer key is key (versionless; zero
+// for the platform layer alone) under the store's platform key, and makes
+// its first DEK, wrapped in every layer under the keys' current versions,
+// so that a key that cannot wrap is refused now rather than at the first
+// write. If that fails the tenant is removed again.
 func (s *Store) AddTenant(ctx context.Context, id string, key cmkd.KeyID) (Tenant, error) {
 	if err := s.check(); err != nil {
 		return Tenant{}, err
@@ -20,10 +21,10 @@ func (s *Store) AddTenant(ctx context.Context, id string, key cmkd.KeyID) (Tenan
 	if err := cmkd.ValidateTenantID(id); err != nil {
 		return Tenant{}, err
 	}
-	if err := checkKey(key); err != nil {
-		return Tenant{}, err
+	if err := s.checkCustomerKey(key); err != nil {
+		return Tenant{}, wrapErr("add tenant", id, err)
 	}
-	t := Tenant{ID: id, Key: key, State: StateActive, CreatedAt: s.now().UTC()}
+	t := Tenant{ID: id, Key: key, PlatformKey: s.cfg.PlatformKey, State: StateActive, CreatedAt: s.now().UTC()}
 	if err := s.b.AddTenant(ctx, t); err != nil {
 		return Tenant{}, wrapErr("add tenant", id, err)
 	}
@@ -32,10 +33,25 @@ func (s *Store) AddTenant(ctx context.Context, id string, key cmkd.KeyID) (Tenan
 		if rerr := s.b.RemoveTenant(context.WithoutCancel(ctx), id, true); rerr != nil {
 			err = fmt.Errorf("%w (and removing it again: %v)", err, rerr)
 		}
-		return Tenant{}, fmt.Errorf("add tenant %s: first dek under %s: %w", id, key, err)
+		return Tenant{}, fmt.Errorf("add tenant %s: first dek: %w", id, err)
 	}
-	s.log.Info("tenant added", slog.String("tenant", id), slog.String("key", key.String()))
+	s.log.Info("tenant added", slog.String("tenant", id), slog.String("key", key.String()),
+		slog.String("platform_key", t.PlatformKey.String()))
 	return t, nil
+}
+
+// checkCustomerKey checks a tenant's customer key: a versionless key id,
+// not the platform key, or zero when there is a platform layer.
+func (s *Store) checkCustomerKey(key cmkd.KeyID) error {
+	switch {
+	case key.IsZero() && s.cfg.PlatformKey.IsZero():
+		return fmt.Errorf("%w: %w: no customer key given and no platform key configured", cmkd.ErrInvalidKeyID, ErrNoKey)
+	case key.IsZero():
+		return nil
+	case key.Versionless() == s.cfg.PlatformKey:
+		return fmt.Errorf("%w %s: it is the platform key; a customer key must be the customer's own", cmkd.ErrInvalidKeyID, key)
+	}
+	return checkKey(key)
 }
 
 // Tenant reads a tenant, sealed or not.
@@ -172,14 +188,14 @@ func (s *Store) Unseal(ctx context.Context, tenant string, ev cmkd.StatusEvent) 
 	return nil
 }
 
-// probe proves that Key Vault unwraps for t again.
+// probe proves that Key Vault unwraps for t again, in every layer.
 func (s *Store) probe(ctx context.Context, t Tenant) error {
-	deks, err := s.b.TenantDEKs(ctx, t.ID, 1)
+	deks, err := s.b.TenantDEKs(ctx, t.ID, "", 1)
 	if err != nil {
 		return err
 	}
-	if len(deks) == 1 {
-		k, err := s.unwrap(ctx, deks[0], deks[0].Current)
+	if len(deks) > 0 {
+		k, err := s.unwrapDEK(ctx, deks)
 		clear(k)
 		return err
 	}
@@ -188,9 +204,6 @@ func (s *Store) probe(ctx context.Context, t Tenant) error {
 		return err
 	}
 	defer clear(k)
-	w, err := s.kek.Wrap(ctx, t.Key, k)
-	if err != nil {
-		return fmt.Errorf("probe wrap: %w", err)
-	}
-	return s.verify(ctx, w, KeyCheckValue(k), "probe")
+	_, err = s.wrapLayers(ctx, t, DEK{ID: "probe", Tenant: t.ID}, k)
+	return err
 }

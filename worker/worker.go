@@ -73,6 +73,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	// Ready once the store answers and every key is scheduled: a long
 	// rewrap must not keep the replica out of service.
 	g.Go(func() error { return w.sched.run(gctx, func() { w.ready.Store(true) }) })
+	g.Go(func() error { return w.runChanges(gctx) })
 	err = g.Wait()
 
 	w.ready.Store(false)

@@ -473,7 +473,7 @@ func (e *env) verify(ctx context.Context, i int, version string) (int, error) {
 	}
 	ok := 0
 	for _, t := range tenants {
-		deks, err := e.st.Backend().TenantDEKs(ctx, t.ID, 10*e.sz.perTenant)
+		deks, err := e.st.Backend().TenantDEKs(ctx, t.ID, "", 10*e.sz.perTenant)
 		if err != nil {
 			return 0, err
 		}

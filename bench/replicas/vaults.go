@@ -114,7 +114,7 @@ func seed(ctx context.Context, st *store.Store, kc *kek.Client, key cmkd.KeyID, 
 						return fmt.Errorf("add tenant %s: %w", id, err)
 					}
 				}
-				if err := st.Backend().InsertDEK(gctx, d); err != nil {
+				if err := st.Backend().InsertDEK(gctx, store.OneLayer(d)); err != nil {
 					return fmt.Errorf("insert dek of %s: %w", id, err)
 				}
 			}

@@ -153,7 +153,7 @@ func (s *seeder) write(ctx context.Context, t store.Tenant, first bool, d store.
 			return fmt.Errorf("add tenant %s: %w", t.ID, err)
 		}
 	}
-	if err := s.st.Backend().InsertDEK(ctx, d); err != nil {
+	if err := s.st.Backend().InsertDEK(ctx, store.OneLayer(d)); err != nil {
 		return fmt.Errorf("insert dek of %s: %w", t.ID, err)
 	}
 	return nil

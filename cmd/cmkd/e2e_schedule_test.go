@@ -45,7 +45,7 @@ func seedDEKs(t *testing.T, st *store.Store, k *kek.Client, tenant string, key c
 			t.Fatal(err)
 		}
 		clear(dek)
-		if err := st.Backend().InsertDEK(t.Context(), d); err != nil {
+		if err := st.Backend().InsertDEK(t.Context(), store.OneLayer(d)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -154,12 +154,16 @@ const maxShownDEKs = 100_000
 // tenantDEKCounts counts the tenant's DEKs by the key version wrapping them.
 // The store counts per key only, so this reads the tenant's wrapped DEKs.
 func tenantDEKCounts(ctx context.Context, st *store.Store, tenant string) (map[string]int, error) {
-	deks, err := st.Backend().TenantDEKs(ctx, tenant, maxShownDEKs)
+	deks, err := st.Backend().TenantDEKs(ctx, tenant, "", maxShownDEKs)
 	if err != nil {
 		return nil, fmt.Errorf("deks of %s: %w", tenant, err)
 	}
 	n := make(map[string]int)
 	for _, k := range deks {
+		if k.Layer == store.LayerPlatform {
+			n["platform "+k.Version()]++
+			continue
+		}
 		n[k.Version()]++
 	}
 	return n, nil

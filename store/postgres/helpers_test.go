@@ -75,7 +75,7 @@ func addTenant(t testing.TB, b store.Backend, id string) store.DEK {
 func addDEK(t testing.TB, b store.Backend, tenant, id string) store.DEK {
 	t.Helper()
 	d := store.DEK{ID: id, Tenant: tenant, Key: testKey, Current: wrapped("v1"), KCV: []byte("12345678"), Active: true, CreatedAt: time.Now()}
-	if err := b.InsertDEK(t.Context(), d); err != nil {
+	if err := b.InsertDEK(t.Context(), store.OneLayer(d)); err != nil {
 		t.Fatalf("insert dek %s: %v", id, err)
 	}
 	return d

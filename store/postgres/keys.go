@@ -13,9 +13,12 @@ import (
 
 // Keys implements store.Backend.
 func (b *Backend) Keys(ctx context.Context) ([]store.KeyUse, error) {
-	rows, err := b.pool.Query(ctx, `SELECT key_url,
+	rows, err := b.pool.Query(ctx, `SELECT k,
 			count(*) FILTER (WHERE state = 'active'), count(*) FILTER (WHERE state = 'sealed')
-		FROM tenants GROUP BY key_url ORDER BY key_url`)
+		FROM (SELECT key_url AS k, state FROM tenants WHERE key_url <> ''
+			UNION ALL SELECT platform_key_url, state FROM tenants WHERE platform_key_url <> ''
+			UNION ALL SELECT change_from, state FROM tenants WHERE change_from <> '') u
+		GROUP BY k ORDER BY k`)
 	if err != nil {
 		return nil, fmt.Errorf("list keys: %w", err)
 	}

@@ -14,15 +14,15 @@ import (
 // ListDEKsNotAt implements store.Backend. It walks deks_key_id in id
 // order, so each page starts where the last ended whatever the versions.
 func (b *Backend) ListDEKsNotAt(ctx context.Context, key cmkd.KeyID, version, after string, limit int) ([]store.DEK, error) {
-	return b.queryDEKs(ctx, `SELECT `+dekCols+` FROM deks d
-		WHERE d.key_url = $1 AND d.id > $3 AND NOT d.unreadable AND d.version <> $2
+	return b.queryDEKs(ctx, `SELECT `+dekCols+` FROM dek_wrappings w JOIN deks d ON d.id = w.dek_id
+		WHERE w.key_url = $1 AND w.dek_id > $3 AND NOT w.unreadable AND w.version <> $2
 		ORDER BY d.id LIMIT $4`, key.URL(), version, after, limit)
 }
 
 // DEKsAt implements store.Backend.
 func (b *Backend) DEKsAt(ctx context.Context, key cmkd.KeyID, version string, limit int) ([]store.DEK, error) {
-	return b.queryDEKs(ctx, `SELECT `+dekCols+` FROM deks d
-		WHERE d.key_url = $1 AND d.version = $2 AND NOT d.unreadable ORDER BY d.id LIMIT $3`, key.URL(), version, limit)
+	return b.queryDEKs(ctx, `SELECT `+dekCols+` FROM dek_wrappings w JOIN deks d ON d.id = w.dek_id
+		WHERE w.key_url = $1 AND w.version = $2 AND NOT w.unreadable ORDER BY w.dek_id LIMIT $3`, key.URL(), version, limit)
 }
 
 // rollbackSQL makes the previous wrapping current, keeping the current one
@@ -31,13 +31,14 @@ func (b *Backend) DEKsAt(ctx context.Context, key cmkd.KeyID, version string, li
 // such DEK; otherwise the KID and previous wrapping as they were when the
 // statement began.
 const rollbackSQL = `WITH u AS (
-		UPDATE deks SET
+		UPDATE dek_wrappings SET
 			kid = prev_kid, version = prev_version, alg = prev_alg, wrapped = prev_wrapped,
 			prev_kid = kid, prev_version = version, prev_alg = alg, prev_wrapped = wrapped
-		WHERE id = $1 AND kid = $2 AND prev_kid IS NOT NULL
+		WHERE dek_id = $1 AND kid = $2 AND prev_kid IS NOT NULL
 		RETURNING 1
 	)
-	SELECT EXISTS (SELECT FROM u), kid = $2, prev_kid IS NOT NULL FROM deks WHERE id = $1`
+	SELECT EXISTS (SELECT FROM u), bool_or(kid = $2), bool_or(kid = $2 AND prev_kid IS NOT NULL)
+	FROM dek_wrappings WHERE dek_id = $1 HAVING count(*) > 0`
 
 // RollbackWrapping implements store.Backend.
 func (b *Backend) RollbackWrapping(ctx context.Context, id string, expect cmkd.KeyID) error {
@@ -60,7 +61,7 @@ func (b *Backend) RollbackWrapping(ctx context.Context, id string, expect cmkd.K
 
 // VersionCounts implements store.Backend.
 func (b *Backend) VersionCounts(ctx context.Context, key cmkd.KeyID) (map[string]int, error) {
-	rows, err := b.pool.Query(ctx, `SELECT version, count(*) FROM deks
+	rows, err := b.pool.Query(ctx, `SELECT version, count(*) FROM dek_wrappings
 		WHERE key_url = $1 AND NOT unreadable GROUP BY version`, key.URL())
 	if err != nil {
 		return nil, fmt.Errorf("count versions: %w", err)
@@ -82,14 +83,16 @@ func (b *Backend) VersionCounts(ctx context.Context, key cmkd.KeyID) (map[string
 // does, so that no DEK is made for them (InsertDEK locks its tenant the
 // same way) between completeRewrapSQL's count and the commit.
 const lockKeyTenantsSQL = `SELECT count(*) FROM (
-	SELECT id FROM tenants WHERE key_url = $1 ORDER BY id FOR NO KEY UPDATE) l`
+	SELECT id FROM tenants WHERE key_url = $1 OR platform_key_url = $1 ORDER BY id FOR NO KEY UPDATE) l`
 
 // completeRewrapSQL records the version and writes the events only if no
 // DEK under the key is at another version, and returns how many are.
 var completeRewrapSQL = `WITH n AS (
-		SELECT count(*) AS remaining FROM deks WHERE key_url = $1 AND version <> $2 AND NOT unreadable
+		SELECT count(*) AS remaining FROM dek_wrappings WHERE key_url = $1 AND version <> $2 AND NOT unreadable
 	), u AS (
 		UPDATE tenants SET key_version = $2 WHERE key_url = $1 AND (SELECT remaining FROM n) = 0
+	), p AS (
+		UPDATE tenants SET platform_key_version = $2 WHERE platform_key_url = $1 AND (SELECT remaining FROM n) = 0
 	), o AS (` + insertOutbox(3, `WHERE (SELECT remaining FROM n) = 0`) + `)
 	SELECT remaining FROM n`
 
@@ -123,8 +126,8 @@ func (b *Backend) CompleteRewrap(ctx context.Context, key cmkd.KeyID, version st
 }
 
 var quarantineSQL = `WITH q AS (
-		UPDATE deks SET unreadable = true, unreadable_reason = $2 WHERE id = $1 AND NOT unreadable
-		RETURNING id
+		UPDATE dek_wrappings SET unreadable = true, unreadable_reason = $2 WHERE dek_id = $1 AND NOT unreadable
+		RETURNING dek_id
 	)` + insertOutbox(3, `WHERE EXISTS (SELECT FROM q)`)
 
 // QuarantineDEK implements store.Backend. A DEK already set aside, or

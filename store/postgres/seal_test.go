@@ -45,7 +45,7 @@ func TestWriteWaitsForSealUnderWay(t *testing.T) {
 		{"DeleteRecord", func(b store.Backend, d store.DEK) error { return b.DeleteRecord(t.Context(), d.Tenant, "k") }},
 		{"InsertDEK", func(b store.Backend, d store.DEK) error {
 			d.ID += "-next"
-			return b.InsertDEK(t.Context(), d)
+			return b.InsertDEK(t.Context(), store.OneLayer(d))
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {

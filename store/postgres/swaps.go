@@ -17,10 +17,10 @@ import (
 // KID, keeping the replaced one as previous. Its row says whether it did,
 // and whether the DEK exists, which tells a lost race from a missing DEK.
 const casSQL = `WITH u AS (
-		UPDATE deks SET
+		UPDATE dek_wrappings SET
 			prev_kid = kid, prev_version = version, prev_alg = alg, prev_wrapped = wrapped,
 			kid = $3, version = $4, alg = $5, wrapped = $6
-		WHERE id = $1 AND kid = $2
+		WHERE dek_id = $1 AND kid = $2
 		RETURNING 1
 	)
 	SELECT EXISTS (SELECT FROM u), EXISTS (SELECT FROM deks WHERE id = $1)`

@@ -68,9 +68,12 @@ func TestConcurrentSwapsEachAnswerForThemselves(t *testing.T) {
 				t.Fatalf("versions after the swaps: %v, %v", counts, err)
 			}
 			for i := range n + 1 {
-				d, err := b2.GetDEK(ctx, "t", fmt.Sprintf("d%02d", i))
-				if err != nil || d.Current.KID != wrapped("v2").KID || d.Previous == nil || d.Previous.KID != v1 {
-					t.Fatalf("dek d%02d after the swaps: %+v, %v", i, d, err)
+				ds, err := b2.GetDEK(ctx, "t", fmt.Sprintf("d%02d", i))
+				if err != nil || len(ds) != 1 {
+					t.Fatalf("dek d%02d after the swaps: %+v, %v", i, ds, err)
+				}
+				if d := ds[0]; d.Current.KID != wrapped("v2").KID || d.Previous == nil || d.Previous.KID != v1 {
+					t.Fatalf("dek d%02d after the swaps: %+v", i, d)
 				}
 			}
 		})
@@ -99,8 +102,8 @@ func TestSwapBatchOrder(t *testing.T) {
 		}
 	}
 	for id, v := range map[string]string{"d1": "v2", "d2": "v3"} {
-		if d, err := b.GetDEK(t.Context(), "t", id); err != nil || d.Version() != v {
-			t.Errorf("%s at %s (%v), want %s", id, d.Version(), err, v)
+		if d, err := b.GetDEK(t.Context(), "t", id); err != nil || len(d) != 1 || d[0].Version() != v {
+			t.Errorf("%s at %+v (%v), want %s", id, d, err, v)
 		}
 	}
 }

@@ -13,19 +13,31 @@ import (
 	"github.com/cmkd-io/cmkd/store"
 )
 
-const tenantCols = `id, key_url, key_version, state, seal_reason, sealed_at, created_at`
+const tenantCols = `id, key_url, key_version, state, seal_reason, sealed_at, created_at,
+	platform_key_url, platform_key_version, change_from, change_from_version, change_since`
 
 func scanTenant(r pgx.Row) (store.Tenant, error) {
 	var t store.Tenant
-	var sealed, created *int64
-	var key string
-	if err := r.Scan(&t.ID, &key, &t.KeyVersion, &t.State, &t.SealReason, &sealed, &created); err != nil {
+	var sealed, created, since *int64
+	var key, platform, fromVersion string
+	var from *string
+	if err := r.Scan(&t.ID, &key, &t.KeyVersion, &t.State, &t.SealReason, &sealed, &created,
+		&platform, &t.PlatformKeyVersion, &from, &fromVersion, &since); err != nil {
 		return t, err
 	}
 	t.SealedAt, t.CreatedAt = fromNanos(sealed), fromNanos(created)
 	var err error
-	if t.Key, err = cmkd.ParseKeyID(key); err != nil {
+	if t.Key, err = store.ParseStoredKey(key); err != nil {
 		return t, fmt.Errorf("tenant %s: stored key: %w", t.ID, err)
+	}
+	if t.PlatformKey, err = store.ParseStoredKey(platform); err != nil {
+		return t, fmt.Errorf("tenant %s: stored platform key: %w", t.ID, err)
+	}
+	if from != nil {
+		t.Change = &store.KeyChange{FromVersion: fromVersion, Since: fromNanos(since)}
+		if t.Change.From, err = store.ParseStoredKey(*from); err != nil {
+			return t, fmt.Errorf("tenant %s: stored key changed from: %w", t.ID, err)
+		}
 	}
 	return t, nil
 }
@@ -51,9 +63,11 @@ func tenantNotFound(id string) error { return fmt.Errorf("tenant %s: %w", id, st
 
 // AddTenant implements store.Backend.
 func (b *Backend) AddTenant(ctx context.Context, t store.Tenant) error {
-	tag, err := b.pool.Exec(ctx, `INSERT INTO tenants (`+tenantCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7)
+	tag, err := b.pool.Exec(ctx, `INSERT INTO tenants (id, key_url, key_version, state, seal_reason, sealed_at,
+			created_at, platform_key_url, platform_key_version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 		ON CONFLICT (id) DO NOTHING`,
-		t.ID, t.Key.URL(), t.KeyVersion, t.State, t.SealReason, nanos(t.SealedAt), nanos(t.CreatedAt))
+		t.ID, store.StoredKey(t.Key), t.KeyVersion, t.State, t.SealReason, nanos(t.SealedAt), nanos(t.CreatedAt),
+		store.StoredKey(t.PlatformKey), t.PlatformKeyVersion)
 	if err != nil {
 		return fmt.Errorf("insert tenant: %w", err)
 	}
@@ -82,7 +96,8 @@ func (b *Backend) ListTenants(ctx context.Context, key cmkd.KeyID) ([]store.Tena
 	if key.IsZero() {
 		rows, err = b.pool.Query(ctx, `SELECT `+tenantCols+` FROM tenants ORDER BY id`)
 	} else {
-		rows, err = b.pool.Query(ctx, `SELECT `+tenantCols+` FROM tenants WHERE key_url = $1 ORDER BY id`, key.URL())
+		rows, err = b.pool.Query(ctx, `SELECT `+tenantCols+` FROM tenants
+			WHERE key_url = $1 OR platform_key_url = $1 OR change_from = $1 ORDER BY id`, key.URL())
 	}
 	if err != nil {
 		return nil, fmt.Errorf("list tenants: %w", err)
@@ -117,6 +132,7 @@ func (b *Backend) RemoveTenant(ctx context.Context, id string, force bool) error
 		}
 		for _, q := range []string{
 			`DELETE FROM records WHERE tenant = $1`,
+			`DELETE FROM dek_wrappings WHERE tenant = $1`,
 			`DELETE FROM deks WHERE tenant = $1`,
 			`DELETE FROM tenants WHERE id = $1`,
 		} {

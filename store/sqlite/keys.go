@@ -11,8 +11,11 @@ import (
 
 // Keys implements store.Backend.
 func (b *Backend) Keys(ctx context.Context) ([]store.KeyUse, error) {
-	rows, err := b.db.QueryContext(ctx, `SELECT key_url, sum(state = 'active'), sum(state = 'sealed')
-		FROM tenants GROUP BY key_url ORDER BY key_url`)
+	rows, err := b.db.QueryContext(ctx, `SELECT k, sum(state = 'active'), sum(state = 'sealed') FROM (
+			SELECT key_url AS k, state FROM tenants WHERE key_url <> ''
+			UNION ALL SELECT platform_key_url, state FROM tenants WHERE platform_key_url <> ''
+			UNION ALL SELECT change_from, state FROM tenants WHERE change_from <> '')
+		GROUP BY k ORDER BY k`)
 	if err != nil {
 		return nil, err
 	}

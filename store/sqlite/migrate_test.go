@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/cmkd-io/cmkd"
+	"github.com/cmkd-io/cmkd/store"
 )
 
 // A file written by schema version 1 opens, migrates, and its records read
@@ -76,8 +77,11 @@ func TestMigrateCanonicalKeyIDs(t *testing.T) {
 	if err != nil || len(ts) != 1 || ts[0].Key != key {
 		t.Fatalf("tenants of %s after migration: %+v, %v", key, ts, err)
 	}
-	d, err := b.GetDEK(t.Context(), "a", "d")
-	if err != nil || d.Current.KID != key.At("abc") || d.Previous == nil || d.Previous.KID != key.At("old") {
+	ds, err := b.GetDEK(t.Context(), "a", "d")
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("dek after migration: %+v, %v", ds, err)
+	}
+	if d := ds[0]; d.Layer != store.LayerCustomer || d.Current.KID != key.At("abc") || d.Previous == nil || d.Previous.KID != key.At("old") {
 		t.Fatalf("dek after migration: %+v, %v", d, err)
 	}
 	if counts, err := b.VersionCounts(t.Context(), key); err != nil || counts["abc"] != 1 {

@@ -12,28 +12,28 @@ import (
 
 // ListDEKsNotAt implements store.Backend.
 func (b *Backend) ListDEKsNotAt(ctx context.Context, key cmkd.KeyID, version, after string, limit int) ([]store.DEK, error) {
-	return b.queryDEKs(ctx, `SELECT `+dekCols+` FROM deks d
-		WHERE d.key_url = ? AND d.version <> ? AND d.id > ? AND d.unreadable = 0 ORDER BY d.id LIMIT ?`, key.URL(), version, after, limit)
+	return b.queryDEKs(ctx, `SELECT `+dekCols+` FROM dek_wrappings w JOIN deks d ON d.id = w.dek_id
+		WHERE w.key_url = ? AND w.version <> ? AND w.dek_id > ? AND w.unreadable = 0 ORDER BY w.dek_id LIMIT ?`, key.URL(), version, after, limit)
 }
 
 // DEKsAt implements store.Backend.
 func (b *Backend) DEKsAt(ctx context.Context, key cmkd.KeyID, version string, limit int) ([]store.DEK, error) {
-	return b.queryDEKs(ctx, `SELECT `+dekCols+` FROM deks d
-		WHERE d.key_url = ? AND d.version = ? AND d.unreadable = 0 ORDER BY d.id LIMIT ?`, key.URL(), version, limit)
+	return b.queryDEKs(ctx, `SELECT `+dekCols+` FROM dek_wrappings w JOIN deks d ON d.id = w.dek_id
+		WHERE w.key_url = ? AND w.version = ? AND w.unreadable = 0 ORDER BY w.dek_id LIMIT ?`, key.URL(), version, limit)
 }
 
 // casSQL swaps one DEK's wrapping if it is still wrapped by the expected
 // KID; CompareAndSwapWrapping (swaps.go) runs it group-committed.
-const casSQL = `UPDATE deks SET
+const casSQL = `UPDATE dek_wrappings SET
 	prev_kid = kid, prev_alg = alg, prev_wrapped = wrapped,
 	kid = ?, version = ?, alg = ?, wrapped = ?
-	WHERE id = ? AND kid = ?`
+	WHERE dek_id = ? AND kid = ?`
 
 // RollbackWrapping implements store.Backend.
 func (b *Backend) RollbackWrapping(ctx context.Context, id string, expect cmkd.KeyID) error {
 	return b.tx(ctx, func(tx *sql.Tx) error {
 		var prev sql.NullString
-		err := tx.QueryRowContext(ctx, `SELECT prev_kid FROM deks WHERE id = ? AND kid = ?`, id, expect.String()).Scan(&prev)
+		err := tx.QueryRowContext(ctx, `SELECT prev_kid FROM dek_wrappings WHERE dek_id = ? AND kid = ?`, id, expect.String()).Scan(&prev)
 		if errors.Is(err, sql.ErrNoRows) {
 			return b.casResult(ctx, tx, nil, id)
 		}
@@ -49,10 +49,10 @@ func (b *Backend) RollbackWrapping(ctx context.Context, id string, expect cmkd.K
 		}
 		// The rolled-back wrapping stays as previous, so a rollback can be
 		// undone the same way.
-		_, err = tx.ExecContext(ctx, `UPDATE deks SET
+		_, err = tx.ExecContext(ctx, `UPDATE dek_wrappings SET
 			kid = prev_kid, alg = prev_alg, wrapped = prev_wrapped, version = ?,
 			prev_kid = kid, prev_alg = alg, prev_wrapped = wrapped
-			WHERE id = ?`, prevKID.Version, id)
+			WHERE dek_id = ? AND kid = ?`, prevKID.Version, id, expect.String())
 		if err != nil {
 			return fmt.Errorf("roll back wrapping: %w", err)
 		}
@@ -80,7 +80,7 @@ func (b *Backend) casResult(ctx context.Context, q querier, res sql.Result, id s
 
 // VersionCounts implements store.Backend.
 func (b *Backend) VersionCounts(ctx context.Context, key cmkd.KeyID) (map[string]int, error) {
-	rows, err := b.db.QueryContext(ctx, `SELECT version, count(*) FROM deks WHERE key_url = ? AND unreadable = 0 GROUP BY version`, key.URL())
+	rows, err := b.db.QueryContext(ctx, `SELECT version, count(*) FROM dek_wrappings WHERE key_url = ? AND unreadable = 0 GROUP BY version`, key.URL())
 	if err != nil {
 		return nil, fmt.Errorf("count versions: %w", err)
 	}
@@ -102,7 +102,7 @@ func (b *Backend) CompleteRewrap(ctx context.Context, key cmkd.KeyID, version st
 	keyURL := key.URL()
 	return b.tx(ctx, func(tx *sql.Tx) error {
 		var left int
-		err := tx.QueryRowContext(ctx, `SELECT count(*) FROM deks WHERE key_url = ? AND version <> ? AND unreadable = 0`, keyURL, version).Scan(&left)
+		err := tx.QueryRowContext(ctx, `SELECT count(*) FROM dek_wrappings WHERE key_url = ? AND version <> ? AND unreadable = 0`, keyURL, version).Scan(&left)
 		if err != nil {
 			return fmt.Errorf("count deks: %w", err)
 		}
@@ -112,6 +112,9 @@ func (b *Backend) CompleteRewrap(ctx context.Context, key cmkd.KeyID, version st
 		if _, err := tx.ExecContext(ctx, `UPDATE tenants SET key_version = ? WHERE key_url = ?`, version, keyURL); err != nil {
 			return fmt.Errorf("set key version: %w", err)
 		}
+		if _, err := tx.ExecContext(ctx, `UPDATE tenants SET platform_key_version = ? WHERE platform_key_url = ?`, version, keyURL); err != nil {
+			return fmt.Errorf("set platform key version: %w", err)
+		}
 		return appendOutbox(ctx, tx, evs)
 	})
 }
@@ -119,7 +122,7 @@ func (b *Backend) CompleteRewrap(ctx context.Context, key cmkd.KeyID, version st
 // QuarantineDEK implements store.Backend.
 func (b *Backend) QuarantineDEK(ctx context.Context, id, reason string, ev cmkd.StatusEvent) error {
 	return b.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE deks SET unreadable = 1, unreadable_reason = ? WHERE id = ? AND unreadable = 0`, reason, id)
+		res, err := tx.ExecContext(ctx, `UPDATE dek_wrappings SET unreadable = 1, unreadable_reason = ? WHERE dek_id = ? AND unreadable = 0`, reason, id)
 		if err != nil {
 			return fmt.Errorf("quarantine dek: %w", err)
 		}

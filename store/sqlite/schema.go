@@ -117,6 +117,54 @@ CREATE TABLE lease_tokens (
 INSERT INTO lease_tokens (id, last) SELECT 1, coalesce(max(token), 0) FROM leases;
 DELETE FROM leases WHERE holder = '';
 `,
+	// Layers: a DEK is wrapped once per key — the platform key's layer and
+	// the customer's — each wrapping a share of it (store.DEK). The
+	// wrappings move to a table of their own, the existing ones as the
+	// customer layer, which they were; deks keeps the DEK's own check
+	// value. A tenant gains a platform key and the key change under way.
+	`
+CREATE TABLE dek_wrappings (
+	dek_id            TEXT NOT NULL REFERENCES deks (id),
+	tenant            TEXT NOT NULL,
+	layer             TEXT NOT NULL CHECK (layer IN ('customer', 'platform')),
+	key_url           TEXT NOT NULL,
+	kid               TEXT NOT NULL,
+	version           TEXT NOT NULL,
+	alg               TEXT NOT NULL,
+	wrapped           BLOB NOT NULL,
+	prev_kid          TEXT,
+	prev_alg          TEXT,
+	prev_wrapped      BLOB,
+	kcv               BLOB NOT NULL,
+	unreadable        INTEGER NOT NULL DEFAULT 0,
+	unreadable_reason TEXT NOT NULL DEFAULT '',
+	PRIMARY KEY (dek_id, layer)
+);
+INSERT INTO dek_wrappings (dek_id, tenant, layer, key_url, kid, version, alg, wrapped,
+		prev_kid, prev_alg, prev_wrapped, kcv, unreadable, unreadable_reason)
+	SELECT id, tenant, 'customer', key_url, kid, version, alg, wrapped,
+		prev_kid, prev_alg, prev_wrapped, kcv, unreadable, unreadable_reason FROM deks;
+DROP INDEX deks_key_version;
+ALTER TABLE deks DROP COLUMN key_url;
+ALTER TABLE deks DROP COLUMN kid;
+ALTER TABLE deks DROP COLUMN version;
+ALTER TABLE deks DROP COLUMN alg;
+ALTER TABLE deks DROP COLUMN wrapped;
+ALTER TABLE deks DROP COLUMN prev_kid;
+ALTER TABLE deks DROP COLUMN prev_alg;
+ALTER TABLE deks DROP COLUMN prev_wrapped;
+ALTER TABLE deks DROP COLUMN unreadable;
+ALTER TABLE deks DROP COLUMN unreadable_reason;
+CREATE INDEX dek_wrappings_key_version ON dek_wrappings (key_url, version, dek_id);
+CREATE INDEX dek_wrappings_tenant ON dek_wrappings (tenant, dek_id);
+ALTER TABLE tenants ADD COLUMN platform_key_url TEXT NOT NULL DEFAULT '';
+ALTER TABLE tenants ADD COLUMN platform_key_version TEXT NOT NULL DEFAULT '';
+ALTER TABLE tenants ADD COLUMN change_from TEXT;
+ALTER TABLE tenants ADD COLUMN change_from_version TEXT NOT NULL DEFAULT '';
+ALTER TABLE tenants ADD COLUMN change_since INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX tenants_platform_key_url ON tenants (platform_key_url, id);
+CREATE INDEX tenants_change_from ON tenants (change_from, id) WHERE change_from IS NOT NULL;
+`,
 }
 
 // SchemaVersion is the schema version this package writes.

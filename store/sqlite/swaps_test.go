@@ -31,7 +31,7 @@ func TestConcurrentSwapsEachAnswerForThemselves(t *testing.T) {
 	}
 	for i := range n + 1 {
 		d := store.DEK{ID: fmt.Sprintf("d%02d", i), Tenant: "t", Key: key, Current: wrapped(v1), KCV: []byte("12345678"), CreatedAt: time.Now()}
-		if err := b.InsertDEK(ctx, d); err != nil {
+		if err := b.InsertDEK(ctx, store.OneLayer(d)); err != nil {
 			t.Fatal(err)
 		}
 	}

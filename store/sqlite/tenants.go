@@ -14,30 +14,44 @@ import (
 	"github.com/cmkd-io/cmkd/store"
 )
 
-const tenantCols = `id, key_url, key_version, state, seal_reason, sealed_at, created_at`
+const tenantCols = `id, key_url, key_version, state, seal_reason, sealed_at, created_at,
+	platform_key_url, platform_key_version, change_from, change_from_version, change_since`
 
 type rowScanner interface{ Scan(...any) error }
 
 func scanTenant(r rowScanner) (store.Tenant, error) {
 	var t store.Tenant
-	var sealed, created int64
-	var key string
-	if err := r.Scan(&t.ID, &key, &t.KeyVersion, &t.State, &t.SealReason, &sealed, &created); err != nil {
+	var sealed, created, since int64
+	var key, platform, fromVersion string
+	var from sql.NullString
+	if err := r.Scan(&t.ID, &key, &t.KeyVersion, &t.State, &t.SealReason, &sealed, &created,
+		&platform, &t.PlatformKeyVersion, &from, &fromVersion, &since); err != nil {
 		return t, err
 	}
 	t.SealedAt, t.CreatedAt = fromNano(sealed), fromNano(created)
 	var err error
-	if t.Key, err = cmkd.ParseKeyID(key); err != nil {
+	if t.Key, err = store.ParseStoredKey(key); err != nil {
 		return t, fmt.Errorf("tenant %s: stored key: %w", t.ID, err)
+	}
+	if t.PlatformKey, err = store.ParseStoredKey(platform); err != nil {
+		return t, fmt.Errorf("tenant %s: stored platform key: %w", t.ID, err)
+	}
+	if from.Valid {
+		t.Change = &store.KeyChange{FromVersion: fromVersion, Since: fromNano(since)}
+		if t.Change.From, err = store.ParseStoredKey(from.String); err != nil {
+			return t, fmt.Errorf("tenant %s: stored key changed from: %w", t.ID, err)
+		}
 	}
 	return t, nil
 }
 
 // AddTenant implements store.Backend.
 func (b *Backend) AddTenant(ctx context.Context, t store.Tenant) error {
-	res, err := b.db.ExecContext(ctx, `INSERT INTO tenants (`+tenantCols+`) VALUES (?, ?, ?, ?, ?, ?, ?)
+	res, err := b.db.ExecContext(ctx, `INSERT INTO tenants (id, key_url, key_version, state, seal_reason, sealed_at,
+			created_at, platform_key_url, platform_key_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO NOTHING`,
-		t.ID, t.Key.URL(), t.KeyVersion, t.State, t.SealReason, unixNano(t.SealedAt), unixNano(t.CreatedAt))
+		t.ID, store.StoredKey(t.Key), t.KeyVersion, t.State, t.SealReason, unixNano(t.SealedAt), unixNano(t.CreatedAt),
+		store.StoredKey(t.PlatformKey), t.PlatformKeyVersion)
 	if err != nil {
 		return fmt.Errorf("insert tenant: %w", err)
 	}
@@ -61,7 +75,8 @@ func (b *Backend) GetTenant(ctx context.Context, id string) (store.Tenant, error
 // every event and check.
 const (
 	listTenantsSQL      = `SELECT ` + tenantCols + ` FROM tenants ORDER BY id`
-	listTenantsByKeySQL = `SELECT ` + tenantCols + ` FROM tenants WHERE key_url = ? ORDER BY id`
+	listTenantsByKeySQL = `SELECT ` + tenantCols + ` FROM tenants
+		WHERE key_url = ?1 OR platform_key_url = ?1 OR change_from = ?1 ORDER BY id`
 )
 
 // ListTenants implements store.Backend.
@@ -98,6 +113,7 @@ func (b *Backend) RemoveTenant(ctx context.Context, id string, force bool) error
 		}
 		for _, q := range []string{
 			`DELETE FROM records WHERE tenant = ?`,
+			`DELETE FROM dek_wrappings WHERE tenant = ?`,
 			`DELETE FROM deks WHERE tenant = ?`,
 		} {
 			if _, err := tx.ExecContext(ctx, q, id); err != nil {

@@ -106,6 +106,28 @@ func (h *Harness) SetEnabled(version string, on bool) {
 	h.KEK.Invalidate(h.Key)
 }
 
+// setKeyEnabled enables or disables one version of the key name.
+func (h *Harness) setKeyEnabled(name, version string, on bool) {
+	h.TB.Helper()
+	_, err := h.AZ.UpdateKey(h.TB.Context(), name, version, azkeys.UpdateKeyParameters{
+		KeyAttributes: &azkeys.KeyAttributes{Enabled: to.Ptr(on)},
+	}, nil)
+	if err != nil {
+		h.TB.Fatalf("update key %s: %v", name, err)
+	}
+}
+
+// rotateKey makes a new current version of key and returns it.
+func (h *Harness) rotateKey(key cmkd.KeyID) string {
+	h.TB.Helper()
+	resp, err := h.AZ.RotateKey(h.TB.Context(), key.Name, nil)
+	if err != nil {
+		h.TB.Fatalf("rotate %s: %v", key.Name, err)
+	}
+	h.KEK.Invalidate(key)
+	return strings.ToLower(resp.Key.KID.Version())
+}
+
 // NewStore makes a Store over b with the harness's kek client and clock;
 // tune may change the config first. The store (and so b) is closed when the
 // test ends.

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -86,7 +87,7 @@ func wantSealed(t *testing.T, err error, tenant, reason string) *store.SealedErr
 
 func deks(t *testing.T, s *store.Store, tenant string) []store.DEK {
 	t.Helper()
-	ds, err := s.Backend().TenantDEKs(t.Context(), tenant, 100)
+	ds, err := s.Backend().TenantDEKs(t.Context(), tenant, "", 100)
 	if err != nil {
 		t.Fatalf("tenant deks: %v", err)
 	}
@@ -99,7 +100,7 @@ func activeDEK(t *testing.T, s *store.Store, tenant string) store.DEK {
 	if err != nil {
 		t.Fatalf("active dek: %v", err)
 	}
-	return d
+	return d[0]
 }
 
 // claimAll claims every claimable outbox entry and marks it sent, as a
@@ -130,3 +131,9 @@ func kinds(es []store.OutboxEntry) []cmkd.Kind {
 }
 
 func errorsIs(err, target error) bool { return errors.Is(err, target) }
+
+func contextWithCancel(t *testing.T) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(t.Context())
+	t.Cleanup(cancel)
+	return ctx, cancel
+}

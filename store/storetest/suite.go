@@ -31,7 +31,7 @@ func cases() []testCase {
 	var all []testCase
 	for _, group := range [][]testCase{
 		tenantCases, dekCases, rewrapCases, recordCases, cacheCases,
-		sealCases, outboxCases, leaseCases, leakCases, keyCases,
+		sealCases, outboxCases, leaseCases, leakCases, keyCases, layerCases,
 	} {
 		all = append(all, group...)
 	}
