@@ -48,6 +48,8 @@ type listPage struct {
 type view struct {
 	base string
 	api  string
+	sd   softDelete
+	hsm  bool // a Managed HSM: no hsmPlatform, "alg" in operation results
 }
 
 func (vw view) keyURL(k *key) string { return vw.base + "/keys/" + k.name }
@@ -57,9 +59,9 @@ func (vw view) kid(k *key, v *version) string { return vw.keyURL(k) + "/" + v.id
 func (vw view) attrs(v *version) attributes {
 	a := attributes{
 		Enabled: v.enabled, NBF: clonePtr(v.nbf), Exp: clonePtr(v.exp), Created: v.created, Updated: v.updated,
-		RecoveryLevel: "CustomizedRecoverable+Purgeable", RecoverableDays: recoverableDays,
+		RecoveryLevel: vw.sd.recoveryLevel(), RecoverableDays: vw.sd.days(),
 	}
-	if vw.api != "7.4" {
+	if vw.api != "7.4" && !vw.hsm {
 		p := "0"
 		if isHSM(v.m.kty) {
 			p = "2"

@@ -37,6 +37,23 @@ type Config struct {
 	RetryAfter     bool          // send Retry-After on 429 (real Key Vault often does not)
 	NearExpiry     time.Duration // KeyNearExpiry fires this long before exp; default 30 days
 	ExpiryCheck    time.Duration // how often exp is checked for events; default 1s
+	// ManagedHSM makes the emulator answer as an Azure Managed HSM: the
+	// challenge names https://managedhsm.azure.net, every key is HSM-backed
+	// (a create or import of RSA, EC or oct answers RSA-HSM, EC-HSM,
+	// oct-HSM), attributes carry no hsmPlatform and operation results
+	// carry "alg".
+	ManagedHSM bool
+	// PurgeProtection refuses purging a deleted key (403 Forbidden) until
+	// its retention has passed, and drops "+Purgeable" from the keys'
+	// recoveryLevel. Off by default, as in Azure. Server.SetSoftDelete
+	// changes it at run time.
+	PurgeProtection bool
+	// RetentionDays is the soft-delete retention (recoverableDays), 7 to
+	// 90; 0 means 90 with PurgeProtection (Azure's default) and 7 without
+	// (the emulator's value before the setting existed, and the recorded
+	// test vaults'). 90 days answer recoveryLevel "Recoverable", fewer
+	// "CustomizedRecoverable".
+	RetentionDays int
 	// Sink receives lifecycle events; nil drops them. It is called outside
 	// the emulator's locks, from request goroutines and the expiry loop.
 	Sink   func(CloudEvent)
@@ -81,6 +98,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: NearExpiry must not be negative", ErrInvalidConfig)
 	case c.ExpiryCheck < 0:
 		return fmt.Errorf("%w: ExpiryCheck must not be negative", ErrInvalidConfig)
+	case validRetention(c.RetentionDays) != nil:
+		return validRetention(c.RetentionDays)
 	case !vaultNameRE.MatchString(c.withDefaults().VaultName):
 		return fmt.Errorf("%w: VaultName must match %s", ErrInvalidConfig, vaultNameRE)
 	}

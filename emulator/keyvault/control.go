@@ -50,6 +50,8 @@ func (s *Server) control(w http.ResponseWriter, r *http.Request) {
 			s.SetThrottle(req.Limit, time.Duration(req.WindowMS)*time.Millisecond, req.RetryAfter)
 			w.WriteHeader(http.StatusNoContent)
 		}
+	case "GET /_emulator/softdelete", "POST /_emulator/softdelete":
+		s.controlSoftDelete(w, r)
 	case "POST /_emulator/faults":
 		s.controlFaults(w, r)
 	default:

@@ -16,6 +16,28 @@
 // the real service, and raw bodies quoted in public issues where no
 // recording exists; testdata/wire holds the exchanges the tests replay.
 //
+// Soft delete follows the vault's setting, as Key Vault models it:
+// Config.PurgeProtection and Config.RetentionDays (7 to 90 days; by
+// default 90 with purge protection, 7 without) decide each key's
+// recoveryLevel ("Recoverable" for 90 days, "CustomizedRecoverable" for
+// fewer, with "+Purgeable" unless purge protection is on), its
+// recoverableDays and a deleted key's scheduledPurgeDate. Under purge
+// protection a purge answers 403 Forbidden until the retention has passed.
+// Server.SetSoftDelete and /_emulator/softdelete change the setting at run
+// time (a StateFile keeps it), which Key Vault itself never allows once
+// purge protection is on.
+//
+// Managed HSM mode (Config.ManagedHSM) answers as an Azure Managed HSM,
+// as azkeys' recorded MHSM tests show one: the 401 challenge names the
+// resource https://managedhsm.azure.net and has an empty body (azkeys,
+// with its resource check on, accepts it for a *.managedhsm.azure.net
+// URL); every key lives in the HSM, so a create or import of RSA, EC or
+// oct answers RSA-HSM, EC-HSM or oct-HSM; attributes carry no
+// hsmPlatform and operation results name their "alg". oct-HSM keys of 128,
+// 192 and 256 bits wrap with A128KW, A192KW and A256KW, and POST /rng
+// answers random bytes (GetRandomBytes). Soft delete is always on, with
+// purge protection as configured above.
+//
 // Backup blobs are sealed (AES-256-GCM) under a backup key that every
 // emulator of the process shares, as vaults of one subscription and
 // geography do, and that a StateFile keeps: a blob restores into any
@@ -44,14 +66,17 @@
 //     400;
 //   - an emulated vault takes the key types and operations of a vault, a
 //     Premium vault and a Managed HSM alike (oct keys, AES-GCM and CBC,
-//     random bytes are Managed HSM's), and always answers as a vault
-//     (hsmPlatform in attributes, no "alg" in operation results);
+//     random bytes are Managed HSM's), and answers as a vault (hsmPlatform
+//     in attributes, no "alg" in operation results) unless
+//     Config.ManagedHSM is set;
+//   - Managed HSM mode has no security domain, roles or HMAC keys;
 //   - without Config.StateFile the vault lives in memory and is lost on
 //     Close.
 //
 // Persistence, for `cmkd dev`: with Config.StateFile set, the whole vault
 // (keys with their private material, versions, attributes, tags, deleted
-// keys, rotation policies, the revoked flag, the backup key and which
+// keys, rotation policies, the revoked flag, the soft-delete setting made
+// at run time, the backup key and which
 // expiry events were sent) is loaded at Start and rewritten atomically
 // (temporary file, fsync, rename) after every change, so it survives
 // kill -9. The file is written 0600 but is not encrypted: it is for

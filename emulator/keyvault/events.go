@@ -71,7 +71,7 @@ func (s *Server) expiryLoop() {
 
 func (s *Server) expiryEvents() []CloudEvent {
 	now := s.cfg.Now()
-	vw := view{base: s.url, api: "2025-07-01"}
+	vw := view{base: s.url, api: "2025-07-01", sd: s.softDelete(), hsm: s.cfg.ManagedHSM}
 	s.vault.mu.Lock()
 	defer s.vault.mu.Unlock()
 	var out []CloudEvent

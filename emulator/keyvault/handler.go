@@ -57,7 +57,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, rbacDenied(rt.op, s.cfg.VaultName))
 		return
 	}
-	s.run(w, r, rt, view{base: s.url, api: api})
+	s.run(w, r, rt, view{base: s.url, api: api, sd: s.softDelete(), hsm: s.cfg.ManagedHSM})
 }
 
 func (s *Server) run(w http.ResponseWriter, r *http.Request, rt routed, vw view) {
@@ -102,9 +102,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) bool {
 		msg = "AKV10032: Invalid issuer. The token was not issued for this vault's tenant."
 	}
 	s.calls.inc("challenge")
-	w.Header().Set("WWW-Authenticate", `Bearer authorization="https://login.microsoftonline.com/`+
-		s.cfg.TenantID+`", resource="https://vault.azure.net"`)
-	writeError(w, http.StatusUnauthorized, "Unauthorized", msg, "")
+	s.challenge(w, msg)
 	return false
 }
 

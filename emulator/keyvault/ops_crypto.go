@@ -22,9 +22,10 @@ type cryptoReq struct {
 	Tag   string  `json:"tag"`
 }
 
-// cryptoResp is KeyOperationResult; a vault (unlike Managed HSM) leaves
-// out "alg".
+// cryptoResp is KeyOperationResult; a vault leaves out "alg", a Managed
+// HSM names it (recorded in azkeys' TestEncryptDecrypt/MHSM).
 type cryptoResp struct {
+	Alg   string `json:"alg,omitempty"`
 	Kid   string `json:"kid"`
 	Value string `json:"value"`
 	IV    string `json:"iv,omitempty"`
@@ -54,6 +55,9 @@ func cryptoHandler(op string) opFunc {
 			return nil, err
 		}
 		out.Kid = kid
+		if c.vw.hsm {
+			out.Alg = in.alg
+		}
 		return out, nil
 	}
 }

@@ -15,7 +15,7 @@ func (s *Server) deleteKey(c *call) (any, error) {
 	}
 	delete(s.vault.keys, id)
 	k.deletedDate = c.now
-	k.purgeDate = c.now + recoverableDays*86400
+	k.purgeDate = c.now + int64(c.vw.sd.days())*86400
 	s.vault.deleted[id] = k
 	return c.vw.deletedBundle(k), nil
 }
@@ -35,8 +35,13 @@ func (s *Server) purgeKey(c *call) (any, error) {
 	s.vault.mu.Lock()
 	defer s.vault.mu.Unlock()
 	id := strings.ToLower(c.name)
-	if s.vault.deleted[id] == nil {
+	k := s.vault.deleted[id]
+	if k == nil {
 		return nil, deletedKeyNotFound(c.name)
+	}
+	// Under purge protection only the retention's end purges a key.
+	if c.vw.sd.PurgeProtection && c.now < k.purgeDate {
+		return nil, purgeProtected(s.cfg.VaultName)
 	}
 	delete(s.vault.deleted, id)
 	return nil, nil

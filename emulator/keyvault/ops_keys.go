@@ -95,6 +95,9 @@ func (s *Server) createKey(c *call) (any, error) {
 	if req.Kty == "" {
 		return nil, badParameter("Property kty is required.")
 	}
+	if s.cfg.ManagedHSM {
+		req.Kty = hsmKty(req.Kty)
+	}
 	if err := checkRelease(req.Attributes, req.ReleasePolicy); err != nil {
 		return nil, err
 	}
@@ -123,7 +126,7 @@ func (s *Server) importKey(c *call) (any, error) {
 	if err := checkRelease(req.Attributes, req.ReleasePolicy); err != nil {
 		return nil, err
 	}
-	m, err := importMaterial(*req.Key, req.HSM != nil && *req.HSM)
+	m, err := importMaterial(*req.Key, s.cfg.ManagedHSM || req.HSM != nil && *req.HSM)
 	if err != nil {
 		return nil, err
 	}

@@ -115,7 +115,11 @@ func (s *Server) sign(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return cryptoResp{Kid: kid, Value: b64(sig)}, nil
+	out := cryptoResp{Kid: kid, Value: b64(sig)}
+	if c.vw.hsm {
+		out.Alg = req.Alg
+	}
+	return out, nil
 }
 
 func (s *Server) verify(c *call) (any, error) {

@@ -8,13 +8,14 @@ import (
 )
 
 // stateFormat versions the state file. Format 2 added the backup key and
-// P-256K keys; a format 1 file still loads (and is written back as 2), a
-// file of any other format is refused, so an older emulator refuses a
-// newer file instead of dropping what it cannot read.
-const stateFormat = 2
+// P-256K keys, format 3 the soft-delete setting made at run time. Older
+// formats still load (and are written back as the current one); a file of
+// any other format is refused, so an older emulator refuses a newer file
+// instead of dropping what it cannot read.
+const stateFormat = 3
 
 // readableFormats are the state file formats this emulator loads.
-var readableFormats = map[int]bool{1: true, 2: true}
+var readableFormats = map[int]bool{1: true, 2: true, 3: true}
 
 // ErrBadStateFile is wrapped by Start when Config.StateFile cannot be read
 // or does not hold a vault this emulator can load.
@@ -25,12 +26,14 @@ var ErrBadStateFile = errors.New("keyvault emulator state file unusable")
 // vault's address, and every DEK wrapped under them must keep unwrapping.
 // Development only: real key material never belongs in a file like this.
 type stateFile struct {
-	Format    int        `json:"format"`
-	Revoked   bool       `json:"revoked"`
-	Seq       uint64     `json:"seq"`
-	BackupKey []byte     `json:"backup_key,omitempty"` // seals backup blobs; absent before format 2
-	Keys      []keyState `json:"keys"`
-	Deleted   []keyState `json:"deleted"`
+	Format    int    `json:"format"`
+	Revoked   bool   `json:"revoked"`
+	Seq       uint64 `json:"seq"`
+	BackupKey []byte `json:"backup_key,omitempty"` // seals backup blobs; absent before format 2
+	// SoftDelete is the setting made at run time; absent: Config's.
+	SoftDelete *softDelete `json:"soft_delete,omitempty"`
+	Keys       []keyState  `json:"keys"`
+	Deleted    []keyState  `json:"deleted"`
 }
 
 type keyState struct {
@@ -132,7 +135,7 @@ func decodeState(b []byte) (loaded, error) {
 		return loaded{}, fmt.Errorf("corrupt: %w", err)
 	}
 	if !readableFormats[st.Format] {
-		return loaded{}, fmt.Errorf("format %d, this emulator reads formats 1 and %d", st.Format, stateFormat)
+		return loaded{}, fmt.Errorf("format %d, this emulator reads formats 1 to %d", st.Format, stateFormat)
 	}
 	vt, err := restore(st)
 	if err != nil {

@@ -15,7 +15,7 @@ var versionIDRE = regexp.MustCompile(`^[0-9a-f]{32}$`)
 
 // snapshot copies the vault into its file form; the caller holds mu.
 func (vt *vault) snapshot(revoked bool) stateFile {
-	st := stateFile{Format: stateFormat, Revoked: revoked, Seq: vt.seq, BackupKey: vt.backupKey}
+	st := stateFile{Format: stateFormat, Revoked: revoked, Seq: vt.seq, BackupKey: vt.backupKey, SoftDelete: clonePtr(vt.softDelete)}
 	for _, k := range sortedKeys(vt.keys) {
 		st.Keys = append(st.Keys, k.state())
 	}
@@ -54,6 +54,12 @@ func (k *key) state() keyState {
 func restore(st stateFile) (*vault, error) {
 	vt := newVault()
 	vt.seq = st.Seq
+	if sd := st.SoftDelete; sd != nil {
+		if err := validRetention(sd.RetentionDays); err != nil {
+			return nil, err
+		}
+		vt.softDelete = clonePtr(sd)
+	}
 	if st.BackupKey != nil {
 		if len(st.BackupKey) != backupKeySize {
 			return nil, fmt.Errorf("backup key of %d bytes", len(st.BackupKey))

@@ -178,7 +178,7 @@ func TestBadStateFileFailsStart(t *testing.T) {
 		"not json":     []byte("{not json"),
 		"torn":         good[:len(good)/2],
 		"empty":        nil,
-		"newer format": bytes.Replace(good, []byte(`"format":2`), []byte(`"format":3`), 1),
+		"newer format": bytes.Replace(good, []byte(`"format":3`), []byte(`"format":4`), 1),
 		"bad key":      bytes.Replace(good, []byte(`"kty":"oct-HSM"`), []byte(`"kty":"DES"`), 1),
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -9,9 +9,6 @@ import (
 	"sync"
 )
 
-// recoverableDays is the soft-delete retention the emulated vault has.
-const recoverableDays = 7
-
 // version is one key version: material plus its own attributes and tags,
 // which Key Vault keeps per version.
 type version struct {
@@ -48,6 +45,8 @@ type vault struct {
 	// backupKey seals backup blobs. It never changes once the vault is
 	// made or loaded, so it is read without mu.
 	backupKey []byte
+	// softDelete is the setting made at run time; nil: Config's.
+	softDelete *softDelete
 }
 
 func newVault() *vault {

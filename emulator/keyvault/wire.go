@@ -24,6 +24,9 @@ type innerCode struct {
 }
 
 // setHeaders writes the headers every vault response carries.
+// region is the location the emulated vault answers from.
+const region = "emulator"
+
 func setHeaders(w http.ResponseWriter, requestID string) {
 	h := w.Header()
 	h.Set("Cache-Control", "no-cache")
@@ -31,7 +34,7 @@ func setHeaders(w http.ResponseWriter, requestID string) {
 	h.Set("Expires", "-1")
 	h.Set("Strict-Transport-Security", "max-age=31536000;includeSubDomains")
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("x-ms-keyvault-region", "emulator")
+	h.Set("x-ms-keyvault-region", region)
 	h.Set("x-ms-keyvault-service-version", serviceVersion)
 	h.Set("x-ms-keyvault-network-info", "conn_type=Ipv4;addr=127.0.0.1;act_addr_fam=InterNetwork;")
 	h.Set("x-ms-request-id", requestID)
