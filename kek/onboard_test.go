@@ -28,11 +28,11 @@ func testOptions(allowPurgeable bool) OnboardOptions {
 	return OnboardOptions{AllowPurgeable: allowPurgeable, rand: bytes.NewReader(roundTripDEK)}
 }
 
-// hsmEnv is an env whose emulator counts as a Managed HSM
-// (Config.ManagedHSMs), as it can only be listed once it runs.
+// hsmEnv is an env whose emulator answers as a Managed HSM and is listed
+// in Config.ManagedHSMs, which can only be done once it runs.
 func hsmEnv(t *testing.T) *env {
 	t.Helper()
-	e := newEnv(t, nil)
+	e := newEnvWith(t, keyvault.Config{ThrottleLimit: -1, ManagedHSM: true}, nil)
 	cfg := e.kek.cfg
 	cfg.ManagedHSMs = []string{e.srv.URL()}
 	cfg.Registerer = nil
@@ -139,6 +139,37 @@ func TestOnboardRefusesPurgeableVault(t *testing.T) {
 	}
 	if e.srv.Calls()["unwrapKey"] != 0 {
 		t.Fatalf("round trip made for a refused key: %v", e.srv.Calls())
+	}
+}
+
+func TestOnboardAcceptsPurgeProtectedVault(t *testing.T) {
+	e := newEnv(t, nil)
+	id := e.create(t, "tenant", azkeys.KeyTypeRSA)
+	for _, tt := range []struct {
+		protect bool
+		days    int
+		level   string
+	}{
+		{true, 0, "Recoverable"},
+		{true, 30, "CustomizedRecoverable"},
+		{false, 90, "Recoverable+Purgeable"},
+	} {
+		if err := e.srv.SetSoftDelete(tt.protect, tt.days); err != nil {
+			t.Fatal(err)
+		}
+		got, err := e.kek.Onboard(t.Context(), e.url("tenant"), testOptions(false))
+		if !tt.protect {
+			if oe := refusal(t, err, CodePurgeProtection); !strings.Contains(oe.Problem, tt.level) {
+				t.Fatalf("refusal = %+v", oe)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("purge-protected vault (%s): %v", tt.level, err)
+		}
+		if got.Key != id || got.RecoveryLevel != tt.level || len(got.Warnings) != 0 {
+			t.Fatalf("onboarding = %+v, want %s without warnings", got, tt.level)
+		}
 	}
 }
 
@@ -274,6 +305,15 @@ func TestOnboardOctHSM(t *testing.T) {
 	}
 	if c := e.srv.Calls(); c["wrapKey"] != 1 || c["unwrapKey"] != 1 {
 		t.Fatalf("calls %v, want a remote wrap and unwrap", c)
+	}
+	if err := e.srv.SetSoftDelete(true, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := e.kek.Onboard(t.Context(), id, testOptions(false)); err != nil || len(got.Warnings) != 0 {
+		t.Fatalf("purge-protected HSM: %+v, %v", got, err)
+	}
+	if err := e.srv.SetSoftDelete(false, 0); err != nil {
+		t.Fatal(err)
 	}
 	if !strings.Contains(got.Warnings[0], "az keyvault update-hsm --hsm-name <vault-name> --enable-purge-protection true") {
 		t.Fatalf("HSM warning = %q", got.Warnings)
