@@ -17,7 +17,8 @@ import (
 	"github.com/cmkd-io/cmkd/emulator/keyvault"
 )
 
-// The emulator's vaults answer recoveryLevel "CustomizedRecoverable+Purgeable".
+// The emulator's vaults answer recoveryLevel "CustomizedRecoverable+Purgeable"
+// unless purge protection is set.
 const emulatorRecoveryLevel = "CustomizedRecoverable+Purgeable"
 
 // roundTripDEK is the round trip's bytes in these tests, so that messages
@@ -388,8 +389,8 @@ func TestOnboardJudge(t *testing.T) {
 	}
 }
 
-// The emulator's vaults are never purge-protected; the decision on
-// recoveryLevel is checked on every level Key Vault defines.
+// The decision on recoveryLevel, on every level Key Vault defines, the
+// ones the emulator does not answer included.
 func TestOnboardRecoveryLevel(t *testing.T) {
 	o := onboarding{id: cmkd.MustParseKeyID("https://myvault.vault.azure.net/keys/k")}
 	for level, ok := range map[string]bool{
