@@ -152,7 +152,8 @@ const roundTripBytes = 32
 // A versionless key means its latest version. A refusal is an
 // *OnboardError; after the key was read, the Onboarding returned with it
 // holds what was read. An invalid key id or an ended ctx are returned as
-// they are.
+// they are. The read refreshes the probe cache as Probe does, so the round
+// trip wraps under the very version that was checked, without a second GET.
 func (c *Client) Onboard(ctx context.Context, key cmkd.KeyID, opt OnboardOptions) (Onboarding, error) {
 	if err := checkID(key); err != nil {
 		return Onboarding{}, err
