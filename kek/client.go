@@ -21,6 +21,7 @@ import (
 type Client struct {
 	cfg     Config
 	policy  vaultPolicy
+	hsms    map[string]bool // Config.ManagedHSMs, canonical
 	http    *http.Client
 	metrics *metrics
 	log     *slog.Logger
@@ -50,9 +51,16 @@ func New(cfg Config) (*Client, error) {
 	// Keep a connection per in-flight call: new TLS handshakes under load
 	// cost more than the call.
 	tr.MaxIdleConnsPerHost = cfg.Limiter.MaxConcurrency
+	hsms := map[string]bool{}
+	for _, h := range cfg.ManagedHSMs {
+		if u, err := cmkd.ParseVault(h); err == nil {
+			hsms[u] = true
+		}
+	}
 	return &Client{
 		cfg:     cfg,
 		policy:  newVaultPolicy(cfg.Policy),
+		hsms:    hsms,
 		http:    &http.Client{Transport: tr},
 		metrics: newMetrics(cfg.Registerer),
 		log:     cfg.Logger,
@@ -61,9 +69,26 @@ func New(cfg Config) (*Client, error) {
 	}, nil
 }
 
-// VaultLimit is the calls per second a vault allows (LimiterConfig.
-// VaultLimit): what shares of a vault's capacity are measured against.
-func (c *Client) VaultLimit(string) float64 { return c.cfg.Limiter.VaultLimit }
+// VaultLimit is the calls per second a vault ("https://host" or host)
+// allows: LimiterConfig.HSMLimit for a Managed HSM, else VaultLimit. It is
+// what shares of a vault's capacity are measured against.
+func (c *Client) VaultLimit(vault string) float64 {
+	if c.ManagedHSM(vault) {
+		return c.cfg.Limiter.HSMLimit
+	}
+	return c.cfg.Limiter.VaultLimit
+}
+
+// ManagedHSM reports whether a vault ("https://host" or host) is a Managed
+// HSM: its host says so (cmkd.KeyID.ManagedHSM) or Config.ManagedHSMs
+// lists it.
+func (c *Client) ManagedHSM(vault string) bool {
+	u, err := cmkd.ParseVault(vault)
+	if err != nil {
+		return false
+	}
+	return c.hsms[u] || (cmkd.KeyID{Vault: u}).ManagedHSM()
+}
 
 // Rate is the current call rate limit of a vault ("https://host" or host),
 // 0 for a vault not used yet.
@@ -106,7 +131,11 @@ func (c *Client) vault(url string) (*vault, error) {
 	rate := c.metrics.rate.WithLabelValues(url)
 	// A series at 0 from the start, so that increase() sees the first 429.
 	c.metrics.throttled.WithLabelValues(url)
-	v := &vault{url: url, kv: kv, lim: newLimiter(c.cfg.Limiter, time.Now, rate.Set)}
+	lcfg := c.cfg.Limiter
+	if c.ManagedHSM(url) {
+		lcfg = lcfg.forHSM()
+	}
+	v := &vault{url: url, kv: kv, lim: newLimiter(lcfg, time.Now, rate.Set)}
 	c.vaults[url] = v
 	return v, nil
 }

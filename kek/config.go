@@ -9,6 +9,8 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cmkd-io/cmkd"
 )
 
 // Defaults for Config and LimiterConfig.
@@ -30,6 +32,11 @@ const (
 	// DefaultVaultLimit is Key Vault's documented per-vault limit for
 	// cryptographic operations with RSA-2048 keys: 4,000 per 10 s.
 	DefaultVaultLimit = 400.0
+	// DefaultHSMLimit is Managed HSM's documented per-HSM limit for the
+	// slowest operation cmkd calls routinely, RSA-2048 unwrap: about 1,100
+	// per second (AES key wrap and unwrap allow about 9,000). A Managed HSM
+	// throttles per second per HSM, not per 10 s per vault.
+	DefaultHSMLimit = 1100.0
 )
 
 // Config configures a Client. Zero fields take the Default… values.
@@ -45,6 +52,12 @@ type Config struct {
 	// Policy decides which vaults may be called at all; the zero policy
 	// allows Key Vault and Managed HSM in Azure's public cloud.
 	Policy VaultPolicy
+	// ManagedHSMs lists vaults ("https://host[:port]" or host) that are
+	// Managed HSMs although their host does not end in
+	// .managedhsm.azure.net: an emulator on 127.0.0.1 standing in for one.
+	// A Managed HSM's limiter starts from LimiterConfig.HSMLimit instead of
+	// VaultLimit, and onboarding accepts oct-HSM keys only in one.
+	ManagedHSMs []string
 	// Limiter bounds the calls to each vault.
 	Limiter LimiterConfig
 	// MaxRetries is how often a transient failure (unavailable, throttled)
@@ -76,7 +89,11 @@ type LimiterConfig struct {
 	// (DefaultVaultLimit). The limiter still finds the real rate by 429s;
 	// this is the figure shares of the limit (the probe budget) are taken
 	// of, so that they do not swing with the limiter's estimate.
-	VaultLimit     float64
+	VaultLimit float64
+	// HSMLimit is VaultLimit for a Managed HSM (DefaultHSMLimit). Its
+	// limiter starts at InitialRate scaled by HSMLimit/VaultLimit (275/s
+	// with the defaults), so it reaches an HSM's limit as soon as a vault's.
+	HSMLimit       float64
 	InitialRate    float64 // calls per second
 	MinRate        float64
 	MaxRate        float64
@@ -104,12 +121,22 @@ func (c *Config) setDefaults() {
 
 func (l *LimiterConfig) setDefaults() {
 	l.VaultLimit = orDefault(l.VaultLimit, DefaultVaultLimit)
+	l.HSMLimit = orDefault(l.HSMLimit, DefaultHSMLimit)
 	l.InitialRate = orDefault(l.InitialRate, DefaultInitialRate)
 	l.MinRate = orDefault(l.MinRate, DefaultMinRate)
 	l.MaxRate = orDefault(l.MaxRate, DefaultMaxRate)
 	l.Increase = orDefault(l.Increase, DefaultIncrease)
 	l.MaxConcurrency = orDefault(l.MaxConcurrency, DefaultMaxConcurrency)
 	l.MaxPause = orDefault(l.MaxPause, DefaultMaxPause)
+}
+
+// forHSM is the limiter configuration of a Managed HSM: its limit is
+// HSMLimit, and its starting rate is InitialRate scaled by the ratio of the
+// limits, within [MinRate, MaxRate]. A vault's configuration is unchanged.
+func (l LimiterConfig) forHSM() LimiterConfig {
+	l.InitialRate = min(l.MaxRate, max(l.MinRate, l.InitialRate*l.HSMLimit/l.VaultLimit))
+	l.VaultLimit = l.HSMLimit
+	return l
 }
 
 func orDefault[T int | float64 | time.Duration](v, d T) T {
@@ -132,6 +159,11 @@ func (c Config) Validate() error {
 	case c.ProbeFreshness < 0:
 		return fmt.Errorf("kek config: ProbeFreshness %v must not be negative", c.ProbeFreshness)
 	}
+	for _, v := range c.ManagedHSMs {
+		if _, err := cmkd.ParseVault(v); err != nil {
+			return fmt.Errorf("kek config: ManagedHSMs entry %q: %w", v, err)
+		}
+	}
 	if err := c.Policy.Validate(); err != nil {
 		return err
 	}
@@ -144,6 +176,8 @@ func (l LimiterConfig) Validate() error {
 	switch {
 	case l.VaultLimit <= 0:
 		return fmt.Errorf("kek limiter: VaultLimit %v must be positive", l.VaultLimit)
+	case l.HSMLimit <= 0:
+		return fmt.Errorf("kek limiter: HSMLimit %v must be positive", l.HSMLimit)
 	case l.MinRate <= 0:
 		return fmt.Errorf("kek limiter: MinRate %v must be positive", l.MinRate)
 	case l.MaxRate < l.MinRate:

@@ -21,6 +21,7 @@ func TestConfigValidateNamesField(t *testing.T) {
 		{Config{Credential: cred, ProbeFreshness: -1}, "ProbeFreshness"},
 		{Config{Credential: cred, TryTimeout: -1}, "TryTimeout"},
 		{Config{Credential: cred, RetryDelay: time.Minute}, "MaxRetryDelay"},
+		{Config{Credential: cred, Limiter: LimiterConfig{HSMLimit: -1}}, "HSMLimit"},
 		{Config{Credential: cred, Limiter: LimiterConfig{MinRate: -1}}, "MinRate"},
 		{Config{Credential: cred, Limiter: LimiterConfig{MaxRate: 0.5}}, "MaxRate"},
 		{Config{Credential: cred, Limiter: LimiterConfig{InitialRate: 20000}}, "InitialRate"},

@@ -22,6 +22,17 @@
 // allows (Key Vault and Managed HSM DNS suffixes by default) and refuses
 // any other with ErrVaultNotAllowed before any network I/O.
 //
+// Client.Onboard makes the checks Azure services make before they accept a
+// customer-managed key: access, key type and size, key_ops, enabled and
+// validity, purge protection, and a live wrap and unwrap. A refusal is an
+// *OnboardError with a stable Code (the Code… constants), a Problem and a
+// Fix that names the az command to run.
+//
+// Managed HSM throttles per second per HSM, a vault per 10 s per vault:
+// a Managed HSM (a *.managedhsm.azure.net host, or one listed in
+// Config.ManagedHSMs) has LimiterConfig.HSMLimit as its limit, and its
+// limiter starts from that instead of from a vault's.
+//
 // A local wrap needs no call to Key Vault, but public key material alone says
 // nothing about revocation: a key may be wrapped locally only while a probe
 // of that version, no older than Config.ProbeFreshness, shows it enabled,

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log"
 	"net/http"
@@ -73,4 +74,41 @@ func createKey(ctx context.Context, srv *keyvault.Server, name string) {
 	if _, err := admin.CreateKey(ctx, name, azkeys.CreateKeyParameters{Kty: &kty}, nil); err != nil {
 		log.Fatal(err)
 	}
+}
+
+// Check a tenant's key before accepting it. The emulator's vault has no
+// purge protection, as a test vault often has not: it is refused unless
+// AllowPurgeable, and then accepted with a warning.
+func ExampleClient_Onboard() {
+	ctx := context.Background()
+	srv, err := keyvault.Start(keyvault.Config{ThrottleLimit: -1})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer srv.Close()
+	createKey(ctx, srv, "tenant-b")
+	c, err := kek.New(kek.Config{
+		Credential:                           kek.StaticToken("dev"),
+		RootCAs:                              srv.CAPool(),
+		DisableChallengeResourceVerification: true,
+		Policy:                               kek.VaultPolicy{AllowLoopback: true},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	key := cmkd.MustParseKeyID(srv.URL() + "/keys/tenant-b")
+
+	_, err = c.Onboard(ctx, key, kek.OnboardOptions{})
+	var oe *kek.OnboardError
+	if errors.As(err, &oe) {
+		fmt.Println(oe.Code, "fix:", oe.Fix)
+	}
+	o, err := c.Onboard(ctx, key, kek.OnboardOptions{AllowPurgeable: true})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(o.Kty, o.KeySize, o.WrapAlg, len(o.Warnings))
+	// Output:
+	// purge_protection_off fix: az keyvault update --name <vault-name> --enable-purge-protection true
+	// RSA 2048 RSA-OAEP-256 1
 }

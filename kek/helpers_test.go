@@ -26,7 +26,13 @@ type env struct {
 
 func newEnv(t *testing.T, tune func(*Config)) *env {
 	t.Helper()
-	srv, err := keyvault.Start(keyvault.Config{ThrottleLimit: -1})
+	return newEnvWith(t, keyvault.Config{ThrottleLimit: -1}, tune)
+}
+
+// newEnvWith is newEnv with an emulator configured by kv.
+func newEnvWith(t *testing.T, kv keyvault.Config, tune func(*Config)) *env {
+	t.Helper()
+	srv, err := keyvault.Start(kv)
 	if err != nil {
 		t.Fatalf("start emulator: %v", err)
 	}

@@ -3,6 +3,7 @@ package kek
 import (
 	"context"
 	"math"
+	"strings"
 	"testing"
 	"time"
 )
@@ -223,5 +224,53 @@ func TestLimiterAdoptsTheGrantedRateOnRetryAfter(t *testing.T) {
 	l.done(e, false, resultThrottled, 0)
 	if r := l.Rate(); math.Abs(r-50) > 0.5 {
 		t.Fatalf("rate after a 429 without Retry-After = %v, want half", r)
+	}
+}
+
+// A Managed HSM allows about 1,100 RSA unwraps per second, a vault 400 calls
+// per second averaged over 10 s: an HSM's limiter starts, and its probe
+// budget is measured, from the HSM's limit; a vault's stay as they were.
+func TestManagedHSMStartsFromItsLimit(t *testing.T) {
+	c, err := New(Config{
+		Credential:  StaticToken("t"),
+		Policy:      VaultPolicy{AllowLoopback: true},
+		ManagedHSMs: []string{"127.0.0.1:8443"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		vault        string
+		hsm          bool
+		start, limit float64
+	}{
+		{"https://v.vault.azure.net", false, DefaultInitialRate, DefaultVaultLimit},
+		{"https://h.managedhsm.azure.net", true, DefaultInitialRate * DefaultHSMLimit / DefaultVaultLimit, DefaultHSMLimit},
+		{"https://127.0.0.1:8443", true, DefaultInitialRate * DefaultHSMLimit / DefaultVaultLimit, DefaultHSMLimit},
+		{"https://127.0.0.1:9443", false, DefaultInitialRate, DefaultVaultLimit},
+	}
+	for _, tt := range tests {
+		v, err := c.vault(tt.vault)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.ManagedHSM(tt.vault); got != tt.hsm {
+			t.Errorf("ManagedHSM(%s) = %v, want %v", tt.vault, got, tt.hsm)
+		}
+		if got := v.lim.Rate(); got != tt.start {
+			t.Errorf("%s starts at %v/s, want %v", tt.vault, got, tt.start)
+		}
+		if got := c.VaultLimit(tt.vault); got != tt.limit {
+			t.Errorf("VaultLimit(%s) = %v, want %v", tt.vault, got, tt.limit)
+		}
+	}
+	// The starting rate stays within the configured bounds.
+	l := LimiterConfig{InitialRate: 300, MaxRate: 500}
+	l.setDefaults()
+	if got := l.forHSM(); got.InitialRate != 500 || got.VaultLimit != DefaultHSMLimit {
+		t.Errorf("forHSM = %+v, want InitialRate capped at MaxRate 500", got)
+	}
+	if err := (Config{Credential: StaticToken("t"), ManagedHSMs: []string{"http://x"}}).Validate(); err == nil || !strings.Contains(err.Error(), "ManagedHSMs") {
+		t.Errorf("bad ManagedHSMs entry: %v", err)
 	}
 }

@@ -38,9 +38,22 @@ func (c *Client) probe(ctx context.Context, id cmkd.KeyID) (*probeRecord, error)
 	if err != nil {
 		return failedRecord(id, &Error{Kind: ErrUnavailable, cause: err}), nil
 	}
+	b, issued, err := c.getKey(ctx, v, id)
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("probe %s: %w", id, ctx.Err())
+	}
+	if err != nil {
+		return c.probeFailed(ctx, v, id, classify(err))
+	}
+	return c.record(id, b, issued)
+}
+
+// getKey reads a key version (the latest for a versionless id); issued is
+// when the GET that answered was sent.
+func (c *Client) getKey(ctx context.Context, v *vault, id cmkd.KeyID) (azkeys.KeyBundle, time.Time, error) {
 	var resp azkeys.GetKeyResponse
 	var issued time.Time
-	err = c.do(ctx, func(ctx context.Context) error {
+	err := c.do(ctx, func(ctx context.Context) error {
 		return c.call(ctx, v, "getKey", func(ctx context.Context) error {
 			var err error
 			issued = time.Now()
@@ -48,13 +61,12 @@ func (c *Client) probe(ctx context.Context, id cmkd.KeyID) (*probeRecord, error)
 			return err
 		})
 	})
-	if ctx.Err() != nil {
-		return nil, fmt.Errorf("probe %s: %w", id, ctx.Err())
-	}
-	if err != nil {
-		return c.probeFailed(ctx, v, id, classify(err))
-	}
-	rec, err := recordFrom(id, resp.KeyBundle, time.Now())
+	return resp.KeyBundle, issued, err
+}
+
+// record turns a GET answer into a probe record and caches it.
+func (c *Client) record(id cmkd.KeyID, b azkeys.KeyBundle, issued time.Time) (*probeRecord, error) {
+	rec, err := recordFrom(id, b, time.Now())
 	if err != nil {
 		return failedRecord(id, &Error{Kind: ErrUnavailable, cause: err}), nil
 	}
