@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/cmkd-io/cmkd"
 )
 
 // Config is cmkd's configuration file (YAML). Every field can be overridden
@@ -116,6 +118,15 @@ type KVConfig struct {
 	// InitialRate is the calls per second per vault the adaptive limiter
 	// starts at (it then grows while Key Vault keeps up, and halves on 429).
 	InitialRate float64 `yaml:"initial_rate,omitempty"`
+	// PlatformKey is the operator's key (a Key Vault or Managed HSM key
+	// URL, without a version) of the platform layer: every new tenant's
+	// data is encrypted under it, and a tenant's own key adds a second
+	// layer. Empty: tenants have their own key alone.
+	PlatformKey string `yaml:"platform_key,omitempty"`
+	// ManagedHSMs lists vault URLs that are Managed HSMs although their
+	// host does not say so (an emulator on 127.0.0.1, a sovereign cloud):
+	// their rate limits are an HSM's.
+	ManagedHSMs []string `yaml:"managed_hsms,omitempty"`
 }
 
 // Sources are where events come from; any combination may be enabled.
@@ -210,6 +221,8 @@ type DevConfig struct {
 	// KeyVault is the default vault of the vault commands.
 	KeyVault string   `yaml:"keyvault,omitempty"`
 	Vaults   []string `yaml:"vaults,omitempty"`
+	// HSM is the emulated Managed HSM (`cmkd dev --hsm`), if any.
+	HSM string `yaml:"hsm,omitempty"`
 }
 
 // loadConfig reads path, applies CMKD_* environment overrides and validates.
@@ -290,6 +303,11 @@ func (c *Config) Validate() error {
 	}
 	if err := vaultPolicy(c.KeyVault).Validate(); err != nil {
 		bad("keyvault.vaults / keyvault.dns_suffixes", "%v", err)
+	}
+	if p := c.KeyVault.PlatformKey; p != "" {
+		if k, err := cmkd.ParseKeyID(p); err != nil || k.Version != "" {
+			bad("keyvault.platform_key", "%q is not a key URL without a version (e.g. https://ops-vault.vault.azure.net/keys/platform)", p)
+		}
 	}
 	if c.Worker.SampleRate < 0 || c.Worker.SampleRate > 1 {
 		bad("worker.sample_rate", "%v is not between 0 and 1", c.Worker.SampleRate)
@@ -404,4 +422,16 @@ func configPath(flagValue string) string {
 		return p
 	}
 	return "cmkd-data/cmkd.yaml"
+}
+
+// platformKey is keyvault.platform_key parsed; zero when unset.
+func (c *Config) platformKey() (cmkd.KeyID, error) {
+	if c.KeyVault.PlatformKey == "" {
+		return cmkd.KeyID{}, nil
+	}
+	k, err := cmkd.ParseKeyID(c.KeyVault.PlatformKey)
+	if err != nil {
+		return k, fmt.Errorf("keyvault.platform_key: %w", err)
+	}
+	return k, nil
 }

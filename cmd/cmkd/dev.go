@@ -15,9 +15,14 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
+
 	"github.com/cmkd-io/cmkd/emulator/eventgrid"
 	"github.com/cmkd-io/cmkd/emulator/keyvault"
 	"github.com/cmkd-io/cmkd/internal/redact"
+	"github.com/cmkd-io/cmkd/kek"
 )
 
 const devToken = "dev"
@@ -32,6 +37,7 @@ type devFlags struct {
 	rate     float64
 	store    string
 	schema   string
+	hsm      bool
 }
 
 // runDev runs the whole system on loopback: embedded NATS, Key Vault and
@@ -51,6 +57,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.StringVar(&f.logFmt, "log", "text", "log format: text or json")
 	fs.IntVar(&f.throttle, "kv-throttle", keyvault.DefaultThrottleLimit, "Key Vault operations the emulated vault allows per 10 s, as Azure does (negative: no limit)")
 	fs.Float64Var(&f.rate, "kv-rate", 0, "Key Vault calls per second cmkd starts at per vault (0: kek's default)")
+	fs.BoolVar(&f.hsm, "hsm", false, "also emulate a Managed HSM (oct-HSM keys, AES key wrap)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -96,7 +103,10 @@ type devEnv struct {
 	natsURL string
 	eg      *eventgrid.Server
 	kvs     []*keyvault.Server
+	hsm     *keyvault.Server // nil without --hsm
 	http    string
+	// platform is the platform layer's key, in the first vault.
+	platform string
 }
 
 func startDevEnv(f devFlags, prev *Config, log *slog.Logger) (*devEnv, error) {
@@ -128,13 +138,30 @@ func startDevEnv(f devFlags, prev *Config, log *slog.Logger) (*devEnv, error) {
 			CAFile:    filepath.Join(f.dir, "keyvault-ca.pem"),
 			StateFile: filepath.Join(f.dir, fmt.Sprintf("keyvault-%d.json", i)),
 			Token:     devToken, VaultName: fmt.Sprintf("dev%d", i), ThrottleLimit: f.throttle,
-			Sink:   forwardTo(eg, devTopic, log),
-			Logger: log.With("emulator", "keyvault", "vault", i),
+			// As a production vault holding customer-managed keys must.
+			PurgeProtection: true,
+			Sink:            forwardTo(eg, devTopic, log),
+			Logger:          log.With("emulator", "keyvault", "vault", i),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("start key vault emulator %d: %w", i, err)
 		}
 		env.kvs = append(env.kvs, kv)
+	}
+	if f.hsm {
+		if env.hsm, err = keyvault.Start(keyvault.Config{
+			Addr:      addrOf(prev, func(c *Config) string { return c.Dev.HSM }),
+			CAFile:    filepath.Join(f.dir, "keyvault-ca.pem"),
+			StateFile: filepath.Join(f.dir, "managedhsm.json"),
+			Token:     devToken, VaultName: "devhsm", ManagedHSM: true, PurgeProtection: true,
+			Sink:   forwardTo(eg, devTopic, log),
+			Logger: log.With("emulator", "managedhsm"),
+		}); err != nil {
+			return nil, fmt.Errorf("start managed hsm emulator: %w", err)
+		}
+	}
+	if env.platform, err = ensurePlatformKey(env.kvs[0]); err != nil {
+		return nil, err
 	}
 	env.http = addrOf(prev, func(c *Config) string { return c.HTTP.Listen })
 	if env.http == "127.0.0.1:0" {
@@ -168,6 +195,9 @@ func (e *devEnv) close() error {
 	for _, kv := range e.kvs {
 		errs = append(errs, kv.Close())
 	}
+	if e.hsm != nil {
+		errs = append(errs, e.hsm.Close())
+	}
 	if e.eg != nil {
 		errs = append(errs, e.eg.Close())
 	}
@@ -179,9 +209,14 @@ func (e *devEnv) close() error {
 }
 
 func (e *devEnv) config(f devFlags) *Config {
-	var vaults []string
+	var vaults, hsms []string
 	for _, kv := range e.kvs {
 		vaults = append(vaults, kv.URL())
+	}
+	dev := DevConfig{KeyVault: vaults[0], Vaults: vaults}
+	if e.hsm != nil {
+		dev.HSM = e.hsm.URL()
+		vaults, hsms = append(vaults, dev.HSM), []string{dev.HSM}
 	}
 	return &Config{
 		Instance: "dev",
@@ -190,6 +225,7 @@ func (e *devEnv) config(f devFlags) *Config {
 		KeyVault: KVConfig{
 			Credential: "static", Token: devToken, CAFile: filepath.Join(f.dir, "keyvault-ca.pem"),
 			Emulator: true, Vaults: vaults, InitialRate: f.rate, VaultLimit: devVaultLimit(f.throttle),
+			PlatformKey: e.platform, ManagedHSMs: hsms,
 		},
 		Sources: Sources{EventGrid: EventGridSource{
 			Endpoint: e.eg.URL(), Topic: devTopic, Subscription: devSubscription, Key: devEGKey,
@@ -197,8 +233,32 @@ func (e *devEnv) config(f devFlags) *Config {
 		}},
 		Worker: WorkerConf{ProbeInterval: f.interval},
 		HTTP:   HTTPConfig{Listen: e.http},
-		Dev:    DevConfig{KeyVault: vaults[0], Vaults: vaults},
+		Dev:    dev,
 	}
+}
+
+// devPlatformKey names the platform layer's key `cmkd dev` makes.
+const devPlatformKey = "cmkd-platform"
+
+// ensurePlatformKey makes the platform layer's key in kv, once: a restart
+// over the same directory finds it in the emulator's state.
+func ensurePlatformKey(kv *keyvault.Server) (string, error) {
+	az, err := kv.Client(kek.StaticToken(devToken), policy.RetryOptions{MaxRetries: -1})
+	if err != nil {
+		return "", err
+	}
+	ctx := context.Background()
+	if _, err := az.GetKey(ctx, devPlatformKey, "", nil); err == nil {
+		return kv.URL() + "/keys/" + devPlatformKey, nil
+	}
+	_, err = az.CreateKey(ctx, devPlatformKey, azkeys.CreateKeyParameters{
+		Kty: to.Ptr(azkeys.KeyTypeRSA), KeySize: to.Ptr[int32](3072),
+		KeyOps: []*azkeys.KeyOperation{to.Ptr(azkeys.KeyOperationWrapKey), to.Ptr(azkeys.KeyOperationUnwrapKey)},
+	}, nil)
+	if err != nil {
+		return "", fmt.Errorf("create the platform key %s in %s: %w", devPlatformKey, kv.URL(), err)
+	}
+	return kv.URL() + "/keys/" + devPlatformKey, nil
 }
 
 const devEGKey = "dev-key"
@@ -276,19 +336,28 @@ func printDev(w io.Writer, path string, cfg *Config) {
 
   config       %[2]s   (every command reads it; or set CMKD_CONFIG)
   Key Vault    %[3]s
+  platform key %[11]s   (every tenant's data is under it)
   Event Grid   %[4]s  topic %[5]q → subscription %[6]q
   NATS         %[7]s  (status stream CMKD_STATUS)
   store        %[9]s %[10]s
   metrics      http://%[8]s/metrics
 
 Next, in another terminal:
-  cmkd vault create-key cmk
-  cmkd tenant add acme --key %[3]s/keys/cmk
+  cmkd tenant add acme                         # the platform layer alone
   echo hello | cmkd put acme greeting && cmkd get acme greeting
+  cmkd vault create-key cmk
+  cmkd tenant set-key acme --key %[3]s/keys/cmk   # the customer's key: a second layer, in place
   cmkd audit tail --follow        # watch status events
   cmkd vault rotate cmk           # → rewrap.started, rewrap.completed, version.retired
   cmkd vault disable cmk          # → sealed within a probe interval; cmkd get exits 3
   cmkd vault enable cmk           # → unsealed
 `, filepath.Dir(path), path, cfg.Dev.KeyVault, cfg.Sources.EventGrid.Endpoint, devTopic, devSubscription,
-		redact.URL(cfg.NATS.URL), cfg.HTTP.Listen, cfg.Store.Driver, redact.URL(cfg.Store.DSN))
+		redact.URL(cfg.NATS.URL), cfg.HTTP.Listen, cfg.Store.Driver, redact.URL(cfg.Store.DSN), cfg.KeyVault.PlatformKey)
+	if h := cfg.Dev.HSM; h != "" {
+		fmt.Fprintf(w, `
+Managed HSM    %[1]s
+  cmkd vault create-key --vault %[1]s --kty oct-HSM hsmkey
+  cmkd tenant add bank --key %[1]s/keys/hsmkey   # AES key wrap (A256KW) in the HSM
+`, h)
+	}
 }

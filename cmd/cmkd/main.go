@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cmkd-io/cmkd"
 	"github.com/cmkd-io/cmkd/kek"
 	"github.com/cmkd-io/cmkd/store"
 )
@@ -93,6 +94,8 @@ func (e *usageError) Error() string { return e.msg }
 
 func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(format, a...)} }
 
+func isOnboardRefusal(err error) bool { _, ok := onboardExit(err); return ok }
+
 func exitCode(err error, stderr io.Writer) int {
 	var ue *usageError
 	var se *store.SealedError
@@ -104,9 +107,17 @@ func exitCode(err error, stderr io.Writer) int {
 	case errors.As(err, &ue):
 		fmt.Fprintln(stderr, "cmkd:", err)
 		return exitUsage
+	case isOnboardRefusal(err):
+		fmt.Fprintln(stderr, "cmkd:", err)
+		code, _ := onboardExit(err)
+		return code
 	case errors.As(err, &se):
-		fmt.Fprintf(stderr, "cmkd: tenant %s is sealed (%s) since %s: its key is not usable in Key Vault; "+
-			"cmkd unseals it by itself once the key works again\n", se.Tenant, se.Reason, se.Since.Format(time.RFC3339))
+		whose := "its key is"
+		if cmkd.IsPlatformReason(se.Reason) {
+			whose = "the platform key (the operator's, keyvault.platform_key) is"
+		}
+		fmt.Fprintf(stderr, "cmkd: tenant %s is sealed (%s) since %s: %s not usable in Key Vault; "+
+			"cmkd unseals it by itself once the key works again\n", se.Tenant, se.Reason, se.Since.Format(time.RFC3339), whose)
 		return exitSealed
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, kek.ErrNotFound):
 		fmt.Fprintln(stderr, "cmkd:", err)

@@ -16,9 +16,9 @@ import (
 
 func runTenant(ctx context.Context, argv []string, stdout, stderr io.Writer) error {
 	sub := map[string]func(context.Context, []string, io.Writer, io.Writer) error{
-		"add": tenantAdd, "list": tenantList, "show": tenantShow, "remove": tenantRemove,
+		"add": tenantAdd, "list": tenantList, "show": tenantShow, "remove": tenantRemove, "set-key": tenantSetKey,
 	}
-	return dispatch("tenant", "add|list|show|remove", sub, ctx, argv, stdout, stderr)
+	return dispatch("tenant", "add|list|show|set-key|remove", sub, ctx, argv, stdout, stderr)
 }
 
 // dispatch runs the subcommand named by argv[0].
@@ -39,19 +39,36 @@ func dispatch(name, names string, sub map[string]func(context.Context, []string,
 }
 
 type tenantView struct {
-	ID        string         `json:"id"`
-	Key       cmkd.KeyID     `json:"key"`
-	State     string         `json:"state"`
-	Reason    string         `json:"reason,omitempty"`
-	Since     *time.Time     `json:"since,omitempty"`
-	Version   string         `json:"version,omitempty"`
-	DEKs      map[string]int `json:"deks_by_version,omitempty"`
-	KeyDEKs   map[string]int `json:"key_deks_by_version,omitempty"`
-	CreatedAt time.Time      `json:"created_at"`
+	ID  string     `json:"id"`
+	Key cmkd.KeyID `json:"key"`
+	// PlatformKey is the platform layer's key; Layers names the layers.
+	PlatformKey cmkd.KeyID     `json:"platform_key"`
+	Layers      []string       `json:"layers"`
+	Change      *changeView    `json:"change,omitempty"`
+	State       string         `json:"state"`
+	Reason      string         `json:"reason,omitempty"`
+	Since       *time.Time     `json:"since,omitempty"`
+	Version     string         `json:"version,omitempty"`
+	DEKs        map[string]int `json:"deks_by_version,omitempty"`
+	KeyDEKs     map[string]int `json:"key_deks_by_version,omitempty"`
+	CreatedAt   time.Time      `json:"created_at"`
+}
+
+// changeView is a key change under way.
+type changeView struct {
+	From  cmkd.KeyID `json:"from"`
+	Since time.Time  `json:"since"`
 }
 
 func viewOf(t store.Tenant) tenantView {
-	v := tenantView{ID: t.ID, Key: t.Key, State: t.State, Reason: t.SealReason, Version: t.KeyVersion, CreatedAt: t.CreatedAt}
+	v := tenantView{ID: t.ID, Key: t.Key, PlatformKey: t.PlatformKey, State: t.State, Reason: t.SealReason,
+		Version: t.KeyVersion, CreatedAt: t.CreatedAt, Layers: []string{}}
+	for _, l := range t.Layers() {
+		v.Layers = append(v.Layers, l.Layer)
+	}
+	if c := t.Change; c != nil {
+		v.Change = &changeView{From: c.From, Since: c.Since}
+	}
 	if t.Sealed() {
 		since := t.SealedAt
 		v.Since = &since
@@ -61,34 +78,64 @@ func viewOf(t store.Tenant) tenantView {
 
 func tenantAdd(ctx context.Context, argv []string, stdout, stderr io.Writer) error {
 	var c common
-	fs := newFlags("tenant add", "tenant add ID --key KEY_URL", stderr)
+	fs := newFlags("tenant add", "tenant add ID [--key KEY_URL] [--allow-purgeable]", stderr)
 	c.register(fs)
-	keyFlag := fs.String("key", "", "Key Vault key URL of the tenant's KEK, without a version (required)")
+	keyFlag := fs.String("key", "", "the tenant's own key (Key Vault or Managed HSM key URL, without a version): "+
+		"a second layer over the platform key; without it, the platform layer alone")
+	allowPurgeable := fs.Bool("allow-purgeable", false, "accept a key whose vault lacks purge protection (test vaults only)")
 	if err := parse(fs, argv); err != nil {
 		return err
 	}
 	if err := args(fs, 1, "ID"); err != nil {
 		return err
 	}
-	if *keyFlag == "" {
-		return usagef("tenant add: --key is required (e.g. https://myvault.vault.azure.net/keys/cmk)")
-	}
-	key, err := cmkd.ParseKeyID(*keyFlag)
+	key, err := parseKeyFlag("tenant add", *keyFlag)
 	if err != nil {
-		return fmt.Errorf("tenant add --key: %w (e.g. https://myvault.vault.azure.net/keys/cmk)", err)
+		return err
 	}
 	d, err := c.open(ctx, stderr, false)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
+	if key.IsZero() && d.store.PlatformKey().IsZero() {
+		return usagef("tenant add: --key is required: no platform key is configured (keyvault.platform_key), " +
+			"so the tenant's own key would be its only layer (e.g. --key https://myvault.vault.azure.net/keys/cmk)")
+	}
+	if err := onboard(ctx, d, key, *allowPurgeable, stderr); err != nil {
+		return err
+	}
 	t, err := d.store.AddTenant(ctx, fs.Arg(0), key)
 	if err != nil {
 		return withPolicyHint(err)
 	}
 	return c.emit(stdout, viewOf(t), func() string {
-		return fmt.Sprintf("tenant %s added; its first DEK is wrapped by %s\n", t.ID, t.Key)
+		return fmt.Sprintf("tenant %s added; its data is encrypted under %s\n", t.ID, layerNames(t))
 	})
+}
+
+// parseKeyFlag parses a --key flag; empty is no key.
+func parseKeyFlag(cmd, s string) (cmkd.KeyID, error) {
+	if s == "" {
+		return cmkd.KeyID{}, nil
+	}
+	key, err := cmkd.ParseKeyID(s)
+	if err != nil {
+		return key, fmt.Errorf("%s --key: %w (e.g. https://myvault.vault.azure.net/keys/cmk)", cmd, err)
+	}
+	if key.Version != "" {
+		return key, usagef("%s --key: give the key without a version (%s): cmkd follows its versions", cmd, key.Versionless())
+	}
+	return key, nil
+}
+
+// layerNames says which keys a tenant's data is under.
+func layerNames(t store.Tenant) string {
+	var parts []string
+	for _, l := range t.Layers() {
+		parts = append(parts, fmt.Sprintf("the %s key %s", l.Layer, l.Key))
+	}
+	return strings.Join(parts, " and ")
 }
 
 func tenantList(ctx context.Context, argv []string, stdout, stderr io.Writer) error {
@@ -109,7 +156,7 @@ func tenantList(ctx context.Context, argv []string, stdout, stderr io.Writer) er
 			tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "TENANT\tSTATE\tREASON\tKEY\tVERSION")
 			for _, v := range views {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", v.ID, v.State, dash(v.Reason), v.Key, dash(v.Version))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", v.ID, v.State, dash(v.Reason), keyOrPlatform(v.Key), dash(v.Version))
 			}
 			_ = tw.Flush() // into a strings.Builder, which cannot fail
 			return b.String()
@@ -130,8 +177,10 @@ func tenantShow(ctx context.Context, argv []string, stdout, stderr io.Writer) er
 		if v.DEKs, err = tenantDEKCounts(ctx, d.store, t.ID); err != nil {
 			return err
 		}
-		if v.KeyDEKs, err = d.store.VersionCounts(ctx, t.Key); err != nil {
-			return err
+		if !t.Key.IsZero() {
+			if v.KeyDEKs, err = d.store.VersionCounts(ctx, t.Key); err != nil {
+				return err
+			}
 		}
 		return c.emit(stdout, v, func() string {
 			var b strings.Builder
@@ -139,7 +188,11 @@ func tenantShow(ctx context.Context, argv []string, stdout, stderr io.Writer) er
 			if v.Since != nil {
 				fmt.Fprintf(&b, " (%s since %s)", v.Reason, v.Since.Format(time.RFC3339))
 			}
-			fmt.Fprintf(&b, "\nkey      %s\nversion  %s\n", v.Key, dash(v.Version))
+			fmt.Fprintf(&b, "\nkey      %s\nversion  %s\nplatform %s\nlayers   %s\n", keyOrPlatform(v.Key), dash(v.Version),
+				dash(v.PlatformKey.String()), strings.Join(v.Layers, ", "))
+			if v.Change != nil {
+				fmt.Fprintf(&b, "change   from %s since %s, under way\n", keyOrPlatform(v.Change.From), v.Change.Since.Format(time.RFC3339))
+			}
 			writeCounts(&b, "DEKs of this tenant, by key version:", v.DEKs)
 			writeCounts(&b, "DEKs of all tenants on this key, by version:", v.KeyDEKs)
 			return b.String()

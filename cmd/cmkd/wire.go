@@ -63,7 +63,7 @@ func (d *deps) openKEK() error {
 	d.cred = cred
 	kc := kek.Config{
 		Credential: cred, RootCAs: pool, DisableChallengeResourceVerification: kv.Emulator, Logger: d.log,
-		Policy:  vaultPolicy(kv),
+		Policy: vaultPolicy(kv), ManagedHSMs: kv.ManagedHSMs,
 		Limiter: kek.LimiterConfig{InitialRate: kv.InitialRate, VaultLimit: kv.VaultLimit},
 	}
 	if d.reg != nil {
@@ -98,7 +98,11 @@ func (d *deps) openStore(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.store, err = store.New(store.Config{Backend: b, KEK: d.kek, Logger: d.log, CacheTTL: d.cfg.Store.CacheTTL})
+	platform, err := d.cfg.platformKey()
+	if err != nil {
+		return errors.Join(err, b.Close())
+	}
+	d.store, err = store.New(store.Config{Backend: b, KEK: d.kek, Logger: d.log, CacheTTL: d.cfg.Store.CacheTTL, PlatformKey: platform})
 	if err != nil {
 		return errors.Join(err, b.Close())
 	}
