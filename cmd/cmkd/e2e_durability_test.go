@@ -195,7 +195,11 @@ func openTestStoreKEK(t *testing.T, d *devProc, dekMaxEncryptions int64) (*store
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.New(store.Config{Backend: b, KEK: k, DEKMaxEncryptions: dekMaxEncryptions})
+	platform, err := d.cfg.platformKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.New(store.Config{Backend: b, KEK: k, DEKMaxEncryptions: dekMaxEncryptions, PlatformKey: platform})
 	if err != nil {
 		t.Fatal(err)
 	}

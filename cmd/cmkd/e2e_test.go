@@ -19,8 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -199,17 +197,7 @@ func (d *devProc) keyURL(name string) string { return d.cfg.Dev.KeyVault + "/key
 func (d *devProc) key(name string) cmkd.KeyID { return cmkd.MustParseKeyID(d.keyURL(name)) }
 
 // azkeys is the real Key Vault client, configured from cmkd.yaml.
-func (d *devProc) azkeys() *azkeys.Client {
-	d.t.Helper()
-	c, err := azkeys.NewClient(d.cfg.Dev.KeyVault, staticToken(d.cfg.KeyVault.Token), &azkeys.ClientOptions{
-		ClientOptions:                        azcore.ClientOptions{Transport: trusting(d.t, d.cfg.KeyVault.CAFile), Retry: policy.RetryOptions{MaxRetries: -1}},
-		DisableChallengeResourceVerification: true,
-	})
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	return c
-}
+func (d *devProc) azkeys() *azkeys.Client { return d.azkeysAt(d.cfg.Dev.KeyVault) }
 
 func (d *devProc) jetstream() jetstream.JetStream {
 	d.t.Helper()

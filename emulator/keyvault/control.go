@@ -39,6 +39,8 @@ func (s *Server) control(w http.ResponseWriter, r *http.Request) {
 	switch r.Method + " " + r.URL.Path {
 	case "GET /_emulator/calls":
 		writeJSON(w, http.StatusOK, s.Calls())
+	case "GET /_emulator/calls/keys":
+		writeJSON(w, http.StatusOK, s.KeyCalls())
 	case "POST /_emulator/calls/reset":
 		s.ResetCalls()
 		w.WriteHeader(http.StatusNoContent)

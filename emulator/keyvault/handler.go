@@ -53,6 +53,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.calls.inc(rt.op)
+	if rt.name != "" {
+		s.keyCalls.inc(strings.ToLower(rt.name) + " " + rt.op)
+	}
 	if s.revoked.Load() {
 		writeAPIError(w, rbacDenied(rt.op, s.cfg.VaultName))
 		return

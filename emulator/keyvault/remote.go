@@ -62,27 +62,42 @@ func (r Remote) SetFaults(ctx context.Context, f Faults) error {
 // Calls returns the requests the vault answered, by operation, since it
 // started or the last ResetCalls.
 func (r Remote) Calls(ctx context.Context) (map[string]int64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.URL+"/_emulator/calls", nil)
+	var calls map[string]int64
+	return calls, r.get(ctx, "/_emulator/calls", &calls)
+}
+
+// KeyCalls returns the requests the vault answered that name a key, by key
+// name and operation (Server.KeyCalls).
+func (r Remote) KeyCalls(ctx context.Context) (map[string]map[string]int64, error) {
+	var calls map[string]map[string]int64
+	return calls, r.get(ctx, "/_emulator/calls/keys", &calls)
+}
+
+// get reads a control endpoint's JSON answer into out.
+func (r Remote) get(ctx context.Context, path string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.URL+path, nil)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+r.Token)
 	resp, err := r.HTTP.Do(req)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("emulator answered %s", resp.Status)
+		return fmt.Errorf("emulator answered %s", resp.Status)
 	}
-	var calls map[string]int64
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&calls); err != nil {
-		return nil, err
-	}
-	return calls, nil
+	return json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(out)
 }
 
 // ResetCalls zeroes the vault's call counts.
 func (r Remote) ResetCalls(ctx context.Context) error {
 	return r.post(ctx, "/_emulator/calls/reset", struct{}{})
+}
+
+// SetSoftDelete turns the vault's purge protection on or off and sets its
+// soft-delete retention in days (0: the default), as Server.SetSoftDelete.
+func (r Remote) SetSoftDelete(ctx context.Context, purgeProtection bool, retentionDays int) error {
+	return r.post(ctx, "/_emulator/softdelete", softDeleteReq{PurgeProtection: &purgeProtection, RetentionDays: retentionDays})
 }

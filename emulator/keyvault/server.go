@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,6 +28,7 @@ type Server struct {
 	kinds    *kindThrottle // Managed HSM's per-kind budgets
 	faults   atomic.Pointer[Faults]
 	calls    *counters
+	keyCalls *counters // "name op", for KeyCalls
 	srv      *http.Server
 	stop     chan struct{}
 	wg       sync.WaitGroup
@@ -91,7 +93,7 @@ func newServer(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, certs: c, url: "https://127.0.0.1",
-		vault: newVault(), calls: newCounters(), stop: make(chan struct{}),
+		vault: newVault(), calls: newCounters(), keyCalls: newCounters(), stop: make(chan struct{}),
 		throttle: newThrottle(cfg.ThrottleLimit, cfg.ThrottleWindow, cfg.RetryAfter), kinds: newKindThrottle(),
 	}
 	s.faults.Store(&Faults{})
@@ -156,5 +158,23 @@ func (s *Server) SetFaults(f Faults) {
 // plus "challenge" (401 answers) and "throttled" (429 answers).
 func (s *Server) Calls() map[string]int64 { return s.calls.snapshot() }
 
+// KeyCalls counts the requests Calls counts that name a key, by key name
+// (lower-cased, as Key Vault compares names) and operation: what one
+// tenant's key cost, in a vault that holds several.
+func (s *Server) KeyCalls() map[string]map[string]int64 {
+	out := map[string]map[string]int64{}
+	for k, n := range s.keyCalls.snapshot() {
+		name, op, _ := strings.Cut(k, " ")
+		if out[name] == nil {
+			out[name] = map[string]int64{}
+		}
+		out[name][op] = n
+	}
+	return out
+}
+
 // ResetCalls zeroes the counters.
-func (s *Server) ResetCalls() { s.calls.reset() }
+func (s *Server) ResetCalls() {
+	s.calls.reset()
+	s.keyCalls.reset()
+}
