@@ -115,18 +115,19 @@ func TestDeployBicepRoles(t *testing.T) {
 	}
 	// Each assignment: its scope, and the role by the name in the roles map.
 	assign := regexp.MustCompile(`(?s)resource \w+ 'Microsoft.Authorization/roleAssignments@[^']+' = \{.*?scope: (\w+).*?roles\.(\w+)\).*?principalType: 'ServicePrincipal'`)
-	got := map[string]string{}
+	got := map[string][]string{}
 	for _, m := range assign.FindAllStringSubmatch(bicep, -1) {
-		got[m[2]] = m[1]
+		got[m[2]] = append(got[m[2]], m[1])
 	}
-	for role, scope := range map[string]string{
-		"keyVaultCryptoServiceEncryptionUser": "key", // not the vault: the role carries control-plane actions
-		"eventGridDataReceiver":               "queue",
-		"eventGridDataSender":                 "topic",
-		"storageBlobDataContributor":          "deadLetterContainer",
+	for role, scopes := range map[string][]string{
+		// Each key, not the vault: the role carries control-plane actions.
+		"keyVaultCryptoServiceEncryptionUser": {"key", "platformKey"},
+		"eventGridDataReceiver":               {"queue"},
+		"eventGridDataSender":                 {"topic"},
+		"storageBlobDataContributor":          {"deadLetterContainer"},
 	} {
-		if got[role] != scope {
-			t.Errorf("role %s is assigned at %q, want %q", role, got[role], scope)
+		if !slices.Equal(got[role], scopes) {
+			t.Errorf("role %s is assigned at %q, want %q", role, got[role], scopes)
 		}
 	}
 }
@@ -179,9 +180,13 @@ func TestDeployBicepOutputsAreChartValues(t *testing.T) {
 		}
 	}
 	slices.Sort(outputs)
-	want := []string{"azureClientId", "azureTenantId", "eventgridEndpoint", "eventgridSubscription", "eventgridTopic", "keyvaultVaults"}
+	want := []string{"azureClientId", "azureTenantId", "eventgridEndpoint", "eventgridSubscription", "eventgridTopic", "keyvaultPlatformKey", "keyvaultVaults"}
 	if !slices.Equal(outputs, want) {
 		t.Errorf("outputs %v, want the chart's Azure values %v", outputs, want)
+	}
+	// keyvaultPlatformKey joins vaultUri (with its trailing slash) and keys/<name>.
+	if k, err := cmkd.ParseKeyID("https://cmkd-kv-example.vault.azure.net/keys/cmkd-platform"); err != nil || k.Version != "" {
+		t.Errorf("keyvaultPlatformKey's form is refused by cmkd: %v", err)
 	}
 	// Azure returns vaultUri with a trailing slash; cmkd takes it as is.
 	if _, err := cmkd.ParseVault("https://cmkd-kv-example.vault.azure.net/"); err != nil {

@@ -195,11 +195,7 @@ func openTestStoreKEK(t *testing.T, d *devProc, dekMaxEncryptions int64) (*store
 	if err != nil {
 		t.Fatal(err)
 	}
-	platform, err := d.cfg.platformKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.New(store.Config{Backend: b, KEK: k, DEKMaxEncryptions: dekMaxEncryptions, PlatformKey: platform})
+	st, err := store.New(store.Config{Backend: b, KEK: k, DEKMaxEncryptions: dekMaxEncryptions})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/cmkd-io/cmkd"
 	"github.com/cmkd-io/cmkd/emulator/keyvault"
 	"github.com/cmkd-io/cmkd/internal/eventually"
+	"github.com/cmkd-io/cmkd/store"
 )
 
 // writer puts records through the CLI in a loop, as a service would, until
@@ -361,5 +362,80 @@ func TestE2EManagedHSMTenant(t *testing.T) {
 	waitOpen(t, d, "bank")
 	if got := d.must("", "get", "bank", "greeting"); got != "hello" {
 		t.Fatalf("bank read %q", got)
+	}
+}
+
+// kill -9 in the middle of a key change of 10,000 DEKs: on restart the
+// worker resumes the change and completes it, and every record reads.
+func TestE2EKill9MidKeyChange(t *testing.T) {
+	if testing.Short() {
+		t.Skip("10,000 DEKs: skipped with -short")
+	}
+	t.Parallel()
+	const deks, records = 10_000, 500
+	d := startDev(t, t.TempDir(), "--kv-throttle", "-1", "--kv-rate", "1000")
+	d.must("", "tenant", "add", "big") // the platform layer alone
+	d.must("", "vault", "create-key", "cmk")
+	st, k := openTestStoreKEK(t, d, 1) // a new DEK for every record
+	for i := range records - 1 {       // the first record uses the DEK tenant add made
+		must(t, st.Put(t.Context(), "big", fmt.Sprintf("r%03d", i), []byte(fmt.Sprintf("big record %d", i))))
+	}
+	platform := cmkd.MustParseKeyID(d.cfg.KeyVault.PlatformKey)
+	seedDEKs(t, st, k, "big", platform, deks-records)
+	if n := len(groupedDEKs(t, st, "big")); n != deks {
+		t.Fatalf("set up %d DEKs, want %d", n, deks)
+	}
+
+	d.must("", "tenant", "set-key", "big", "--key", d.keyURL("cmk"), "--no-wait") // the worker moves them
+	moved := func() int {
+		n := 0
+		for _, layers := range groupedDEKs(t, st, "big") {
+			if len(layers) == 2 {
+				n++
+			}
+		}
+		return n
+	}
+	eventually.True(t, 120*time.Second, "500 DEKs moved", func() bool { return moved() >= 500 })
+	d.kill9()
+	at := moved()
+	t.Logf("killed with %d of %d DEKs moved", at, deks)
+	if at == deks {
+		t.Fatal("the change finished before the kill; nothing was tested")
+	}
+
+	d.start()
+	eventually.True(t, 300*time.Second, "the key change to complete", func() bool {
+		tn, err := st.Tenant(t.Context(), "big")
+		return err == nil && tn.Change == nil
+	})
+	if n := moved(); n != deks {
+		t.Fatalf("%d of %d DEKs in both layers after the change completed", n, deks)
+	}
+	waitStatus(t, d.jetstream(), "big", string(cmkd.KindKeyChangeCompleted), 1, 30*time.Second)
+	fresh := openTestStore(t, d, 0) // a cold cache: every DEK unwraps in Key Vault, in both layers
+	for i := range records - 1 {
+		got, err := fresh.Get(t.Context(), "big", fmt.Sprintf("r%03d", i))
+		if err != nil || string(got) != fmt.Sprintf("big record %d", i) {
+			t.Fatalf("record %d after kill -9 and restart: %q, %v", i, got, err)
+		}
+	}
+}
+
+// groupedDEKs lists the tenant's DEKs, each as its layers.
+func groupedDEKs(t *testing.T, st *store.Store, tenant string) map[string][]store.DEK {
+	t.Helper()
+	out := map[string][]store.DEK{}
+	after := ""
+	for {
+		ls, err := st.Backend().TenantDEKs(t.Context(), tenant, after, 5000)
+		must(t, err)
+		if len(ls) == 0 {
+			return out
+		}
+		for _, l := range ls {
+			out[l.ID] = append(out[l.ID], l)
+			after = l.ID
+		}
 	}
 }

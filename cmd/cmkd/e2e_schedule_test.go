@@ -34,12 +34,17 @@ func (d *devProc) remote(i int) keyvault.Remote {
 // seconds instead of a Key Vault round trip each.
 func seedDEKs(t *testing.T, st *store.Store, k *kek.Client, tenant string, key cmkd.KeyID, n int) {
 	t.Helper()
+	tn, err := st.Tenant(t.Context(), tenant)
+	if err != nil || len(tn.Layers()) != 1 {
+		t.Fatalf("seed deks: tenant %s must have one layer: %+v, %v", tenant, tn, err)
+	}
 	for range n {
 		dek := make([]byte, store.DEKSize)
 		_, _ = rand.Read(dek)
 		id := make([]byte, 16)
 		_, _ = rand.Read(id)
-		d := store.DEK{ID: hex.EncodeToString(id), Tenant: tenant, Key: key, KCV: store.KeyCheckValue(dek), CreatedAt: time.Now()}
+		d := store.DEK{ID: hex.EncodeToString(id), Tenant: tenant, Layer: tn.LayerOf(key), Key: key,
+			KCV: store.KeyCheckValue(dek), CreatedAt: time.Now()}
 		var err error
 		if d.Current, err = k.Wrap(t.Context(), key, dek); err != nil {
 			t.Fatal(err)

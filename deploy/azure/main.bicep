@@ -21,6 +21,9 @@ param keyVaultName string
 @description('Name of the RSA key that wraps DEKs.')
 param keyName string = 'cmk'
 
+@description('Name of the platform key: the operator\'s layer under every tenant\'s data (keyvault.platform_key).')
+param platformKeyName string = 'cmkd-platform'
+
 @description('Days a deleted vault or key can be recovered (7-90).')
 @minValue(7)
 @maxValue(90)
@@ -148,6 +151,46 @@ resource key 'Microsoft.KeyVault/vaults/keys@2024-11-01' = {
 resource cmkdOnKey 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(key.id, identity.id, roles.keyVaultCryptoServiceEncryptionUser)
   scope: key
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultCryptoServiceEncryptionUser)
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// The platform layer's key: the operator's, in the operator's vault, under
+// every tenant's data whether or not the tenant brings a key of its own.
+resource platformKey 'Microsoft.KeyVault/vaults/keys@2024-11-01' = {
+  parent: vault
+  name: platformKeyName
+  properties: {
+    kty: 'RSA'
+    keySize: 3072
+    keyOps: [
+      'wrapKey'
+      'unwrapKey'
+    ]
+    rotationPolicy: {
+      attributes: {
+        expiryTime: 'P2Y'
+      }
+      lifetimeActions: [
+        {
+          trigger: {
+            timeAfterCreate: 'P1Y'
+          }
+          action: {
+            type: 'rotate'
+          }
+        }
+      ]
+    }
+  }
+}
+
+resource cmkdOnPlatformKey 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(platformKey.id, identity.id, roles.keyVaultCryptoServiceEncryptionUser)
+  scope: platformKey
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultCryptoServiceEncryptionUser)
     principalId: identity.properties.principalId
@@ -318,6 +361,7 @@ output azureTenantId string = identity.properties.tenantId
 output keyvaultVaults array = [
   vault.properties.vaultUri
 ]
+output keyvaultPlatformKey string = '${vault.properties.vaultUri}keys/${platformKey.name}'
 output eventgridEndpoint string = 'https://${eventNamespace.properties.topicsConfiguration.hostname}'
 output eventgridTopic string = topic.name
 output eventgridSubscription string = queue.name

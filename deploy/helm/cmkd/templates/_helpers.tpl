@@ -73,6 +73,8 @@ Secrets never appear here: they arrive as CMKD_* environment variables.
 {{- with $v.azure.tenantId }}{{ $_ := set $kv "tenant_id" . }}{{ end -}}
 {{- with $v.keyvault.vaults }}{{ $_ := set $kv "vaults" . }}{{ end -}}
 {{- with $v.keyvault.dnsSuffixes }}{{ $_ := set $kv "dns_suffixes" . }}{{ end -}}
+{{- with $v.keyvault.platformKey }}{{ $_ := set $kv "platform_key" . }}{{ end -}}
+{{- with $v.keyvault.managedHSMs }}{{ $_ := set $kv "managed_hsms" . }}{{ end -}}
 {{- $nats := dict "url" $v.nats.url -}}
 {{- if $v.nats.createStreams }}{{ $_ := set $nats "create_streams" true }}{{ end -}}
 {{- if $v.nats.checkStreams }}{{ $_ := set $nats "check_streams" true }}{{ end -}}
