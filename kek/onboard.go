@@ -163,7 +163,7 @@ func (c *Client) Onboard(ctx context.Context, key cmkd.KeyID, opt OnboardOptions
 	if err != nil {
 		var na *VaultNotAllowedError
 		if errors.As(err, &na) {
-			return Onboarding{}, o.refuse(CodeVaultNotAllowed, err, na.Reason+".",
+			return Onboarding{}, o.refuse(CodeVaultNotAllowed, err, "the vault is not allowed: "+na.Reason+".",
 				fmt.Sprintf("allow the vault in cmkd's vault policy (VaultPolicy.%s) if it is one you trust", na.Field))
 		}
 		return Onboarding{}, o.refuse(CodeVaultUnreachable, err, "the vault's client could not be made.", "check the vault URL")
@@ -425,7 +425,7 @@ func (o onboarding) useRefused(err error) error {
 func (o onboarding) callRefused(ke *Error, stage string) error {
 	switch ke.Kind {
 	case ErrUnavailable, ErrThrottled:
-		what := "the vault did not answer"
+		what := "the vault is unavailable: it did not answer"
 		if ke.Kind == ErrThrottled {
 			what = "the vault kept throttling cmkd's calls"
 		}

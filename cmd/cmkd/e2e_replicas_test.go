@@ -83,7 +83,7 @@ func startReplicaCluster(t *testing.T, n int) *replicaCluster {
 	// The throttle is lifted: this test is about sharing work and
 	// surviving a replica, not about Key Vault's rate (the benchmarks are).
 	kv, err := keyvault.Start(keyvault.Config{
-		CAFile: c.kvCA, Token: devToken, VaultName: "replicas", ThrottleLimit: -1,
+		CAFile: c.kvCA, Token: devToken, VaultName: "replicas", ThrottleLimit: -1, PurgeProtection: true,
 		Sink: forwardTo(eg, devTopic, log),
 	})
 	if err != nil {

@@ -28,6 +28,8 @@ type emulatorFlags struct {
 	token    string
 	egKey    string
 	throttle int
+	purge    bool
+	hsm      bool
 	vault    string
 	json     bool
 }
@@ -41,6 +43,8 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.StringVar(&f.token, "token", "", "accept only this bearer token at the Key Vault emulator (empty: any)")
 	fs.StringVar(&f.egKey, "eg-key", "dev-key", "SharedAccessKey the Event Grid emulator requires")
 	fs.IntVar(&f.throttle, "throttle", keyvault.DefaultThrottleLimit, "Key Vault operations allowed per 10 s (negative: no limit)")
+	fs.BoolVar(&f.purge, "purge-protection", true, "the vault has purge protection, as cmkd requires of a customer's vault (false: a test vault)")
+	fs.BoolVar(&f.hsm, "managed-hsm", false, "answer as a Managed HSM (oct-HSM keys, per-second limits)")
 	fs.StringVar(&f.vault, "vault-name", "dev", "vault name used in Key Vault events")
 	fs.BoolVar(&f.json, "json", false, "print the endpoints as one JSON object instead of text")
 	if err := parse(fs, args); err != nil {
@@ -84,9 +88,9 @@ func startEmulators(f emulatorFlags, log *slog.Logger) (*eventgrid.Server, *keyv
 		CAFile:        filepath.Join(f.dir, "keyvault-ca.pem"),
 		Token:         f.token,
 		VaultName:     f.vault,
-		ThrottleLimit: f.throttle,
-		Sink:          forwardTo(eg, devTopic, log),
-		Logger:        log.With("emulator", "keyvault"),
+		ThrottleLimit: f.throttle, PurgeProtection: f.purge, ManagedHSM: f.hsm,
+		Sink:   forwardTo(eg, devTopic, log),
+		Logger: log.With("emulator", "keyvault"),
 	})
 	if err != nil {
 		return nil, nil, errors.Join(fmt.Errorf("start key vault emulator on %s: %w", f.kvAddr, err), eg.Close())

@@ -34,7 +34,7 @@ func newCLIEnv(t *testing.T, withNATS bool) *cliEnv {
 	t.Helper()
 	dir := t.TempDir()
 	caFile := filepath.Join(dir, "kv-ca.pem")
-	kv, err := keyvault.Start(keyvault.Config{ThrottleLimit: -1, CAFile: caFile, Token: cliToken})
+	kv, err := keyvault.Start(keyvault.Config{ThrottleLimit: -1, CAFile: caFile, Token: cliToken, PurgeProtection: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +164,9 @@ func TestCLIHelpExitsZero(t *testing.T) {
 func TestCLIUsageErrorsExit2(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "none.yaml")
 	for _, args := range [][]string{
-		{"tenant"}, {"tenant", "frob"}, {"tenant", "add", "acme"}, {"tenant", "add", "--key", "https://v/keys/k"},
+		{"tenant"}, {"tenant", "frob"}, {"tenant", "add", "--key", "https://v/keys/k"},
+		{"tenant", "add", "acme", "--key", "https://v/keys/k/0123"}, {"tenant", "set-key", "acme"},
+		{"tenant", "set-key", "acme", "--platform-only"}, {"tenant", "set-key", "acme", "--key", "https://v/keys/k", "--platform-only", "--yes"},
 		{"tenant", "add", "a", "b", "--key", "https://v/keys/k"}, {"tenant", "list", "extra"}, {"tenant", "show"},
 		{"tenant", "remove", "--force"}, {"put", "acme"}, {"get", "acme"}, {"get", "a", "b", "c"}, {"del"},
 		{"ls"}, {"ls", "acme", "--no-such-flag"}, {"vault"}, {"vault", "frob"}, {"vault", "rotate"},

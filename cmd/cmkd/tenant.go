@@ -89,6 +89,9 @@ func tenantAdd(ctx context.Context, argv []string, stdout, stderr io.Writer) err
 	if err := args(fs, 1, "ID"); err != nil {
 		return err
 	}
+	if err := cmkd.ValidateTenantID(fs.Arg(0)); err != nil {
+		return err
+	}
 	key, err := parseKeyFlag("tenant add", *keyFlag)
 	if err != nil {
 		return err

@@ -185,7 +185,7 @@ func TestCLITenantAddRefusesVaultOutsidePolicy(t *testing.T) {
 			e.writeConfig()
 			rec := newAcceptRecorder(t)
 			host := rec.ln.Addr().String()
-			errs := e.wantExit(exitError, "tenant", "add", "acme", "--key", "https://"+host+"/keys/cmk")
+			errs := e.wantExit(exitVaultPolicy, "tenant", "add", "acme", "--key", "https://"+host+"/keys/cmk")
 			if !strings.Contains(errs, host) || !strings.Contains(errs, "not allowed") || !strings.Contains(errs, tc.field) {
 				t.Errorf("refusal says %q; want it to name %s, say not allowed, and name %s", errs, host, tc.field)
 			}
@@ -203,7 +203,7 @@ func TestCLITenantAddRefusesVaultOutsidePolicy(t *testing.T) {
 		{"https://myvault.vault.azure.net.evil.example.com/keys/cmk", "myvault.vault.azure.net.evil.example.com", "keyvault.dns_suffixes"},
 		{"https://myvault.vault.azure.net:8443/keys/cmk", "myvault.vault.azure.net:8443", "keyvault.vaults"},
 	} {
-		errs := e.wantExit(exitError, "tenant", "add", "acme", "--key", tc.key)
+		errs := e.wantExit(exitVaultPolicy, "tenant", "add", "acme", "--key", tc.key)
 		if !strings.Contains(errs, tc.host) || !strings.Contains(errs, "not allowed") || !strings.Contains(errs, tc.field) {
 			t.Errorf("add with %s says %q; want it to name %s, say not allowed, and name %s", tc.key, errs, tc.host, tc.field)
 		}
@@ -235,7 +235,7 @@ func TestCLITenantAddUnreachableVaultSaysNoMore(t *testing.T) {
 	}
 	said := map[string]string{}
 	for name, host := range hosts {
-		errs := e.wantExit(exitError, "tenant", "add", "acme", "--key", "https://"+host+"/keys/cmk")
+		errs := e.wantExit(exitVaultOffline, "tenant", "add", "acme", "--key", "https://"+host+"/keys/cmk")
 		var msg []string
 		for line := range strings.Lines(errs) {
 			if strings.HasPrefix(line, "cmkd: ") {

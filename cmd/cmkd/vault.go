@@ -286,6 +286,9 @@ func vaultErr(verb, name string, err error) error {
 	case errors.Is(err, kek.ErrNotFound):
 		return fmt.Errorf("vault %s %s: %w: %s (check the name and --vault; a deleted key must be recovered first)",
 			verb, name, kek.ErrNotFound, what)
+	case verb == "purge" && ke.Status == http.StatusForbidden && ke.Code == "Forbidden" && ke.Inner == "":
+		return fmt.Errorf("vault purge %s: %s: the vault has purge protection: the deleted key is purged "+
+			"when its retention ends, and until then it can only be recovered", name, what)
 	case errors.Is(err, kek.ErrAccessDenied):
 		return fmt.Errorf("vault %s %s: %w: %s (check keyvault.credential and the identity's Key Vault role)",
 			verb, name, kek.ErrAccessDenied, what)

@@ -49,6 +49,12 @@ func TestCLIVaultKeyLifecycle(t *testing.T) {
 		t.Fatalf("recover printed %+v", recovered)
 	}
 	e.must("vault", "delete", "cmk")
+	if errs := e.wantExit(exitError, "vault", "purge", "cmk"); !strings.Contains(errs, "purge protection") {
+		t.Fatalf("purge under purge protection says %q; want the refusal", errs)
+	}
+	if err := e.kv.SetSoftDelete(false, 0); err != nil { // a test vault: purge protection off
+		t.Fatal(err)
+	}
 	e.must("vault", "purge", "cmk")
 	if errs := e.wantExit(exitNotFound, "vault", "recover", "cmk"); !strings.Contains(errs, "404") || strings.Count(errs, "\n") != 1 {
 		t.Fatalf("recover of a purged key says %q; want one line with the 404", errs)
@@ -66,7 +72,14 @@ func TestCLIVaultCreateOctHSM(t *testing.T) {
 	if errs := e.wantExit(exitUsage, "vault", "create-key", "ec", "--kty", "EC"); !strings.Contains(errs, "RSA, RSA-HSM or oct-HSM") {
 		t.Fatalf("create-key --kty EC says %q; EC keys cannot wrap", errs)
 	}
-	// A tenant on an AES key wraps remotely: its first DEK proves the key works.
+	// An oct-HSM key is a Managed HSM's: outside one it is refused.
+	if errs := e.wantExit(exitKeyType, "tenant", "add", "acme", "--key", e.keyURL("aes")); !strings.Contains(errs, "Managed HSM") {
+		t.Fatalf("an oct-HSM key in a vault was refused with %q", errs)
+	}
+	// In a Managed HSM (the emulated vault listed as one) a tenant on an
+	// AES key wraps remotely: its first DEK proves the key works.
+	e.cfg.KeyVault.ManagedHSMs = []string{e.kv.URL()}
+	e.writeConfig()
 	e.must("tenant", "add", "acme", "--key", e.keyURL("aes"))
 	e.must("put", "acme", "k", "--value", "v")
 	if got := e.must("get", "acme", "k"); got != "v" {
