@@ -42,6 +42,16 @@ type EnvConfig struct {
 	KeyKind string
 	// Limiter tunes kek's per-vault limiter; zero fields take kek's defaults.
 	Limiter kek.LimiterConfig
+	// ManagedHSM starts the emulator as a Managed HSM (its challenge,
+	// HSM-backed keys, per-second per-kind throttling, purge protection as
+	// a production HSM has) and lists it in kek's ManagedHSMs, so that kek
+	// treats it as one.
+	ManagedHSM bool
+	// PlatformKey, when set, names a second key of KeyKind the Env makes
+	// in the same vault and gives the store as its PlatformKey: a tenant
+	// added with a customer key then has two layers, one added with none
+	// the platform layer alone.
+	PlatformKey string
 	// Store tunes the store's config (Backend, KEK and Logger are set).
 	Store  func(*store.Config)
 	Logger *slog.Logger
@@ -58,6 +68,9 @@ type Env struct {
 	Key   cmkd.KeyID
 	// Version is the key's version when the Env was made.
 	Version string
+	// Platform is the platform key (versionless) when EnvConfig.PlatformKey
+	// named one; zero otherwise.
+	Platform cmkd.KeyID
 }
 
 // NewEnv starts it all; throttling and faults are off until the scenario
@@ -66,7 +79,8 @@ func NewEnv(ctx context.Context, cfg EnvConfig) (*Env, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	kv, err := keyvault.Start(keyvault.Config{ThrottleLimit: -1, Logger: cfg.Logger})
+	kv, err := keyvault.Start(keyvault.Config{ThrottleLimit: -1, Logger: cfg.Logger,
+		ManagedHSM: cfg.ManagedHSM, PurgeProtection: cfg.ManagedHSM})
 	if err != nil {
 		if cfg.Backend != nil {
 			cfg.Backend.Close()
@@ -85,11 +99,15 @@ func NewEnv(ctx context.Context, cfg EnvConfig) (*Env, error) {
 }
 
 func (e *Env) init(ctx context.Context, cfg EnvConfig) error {
+	var hsms []string
+	if cfg.ManagedHSM {
+		hsms = []string{e.KV.URL()}
+	}
 	var err error
 	e.KEK, err = kek.New(kek.Config{
 		Credential: e.Cred, RootCAs: e.KV.CAPool(), DisableChallengeResourceVerification: true,
-		Policy:  kek.VaultPolicy{AllowLoopback: true}, // the emulator's 127.0.0.1
-		Limiter: cfg.Limiter, Logger: cfg.Logger,
+		Policy:      kek.VaultPolicy{AllowLoopback: true}, // the emulator's 127.0.0.1
+		ManagedHSMs: hsms, Limiter: cfg.Limiter, Logger: cfg.Logger,
 	})
 	if err != nil {
 		return err
@@ -101,22 +119,24 @@ func (e *Env) init(ctx context.Context, cfg EnvConfig) error {
 	if cfg.KeyKind == OctHSM {
 		params = azkeys.CreateKeyParameters{Kty: to.Ptr(azkeys.KeyTypeOctHSM), KeySize: to.Ptr[int32](256)}
 	}
-	resp, err := e.AZ.CreateKey(ctx, KeyName, params, nil)
-	if err != nil {
-		return fmt.Errorf("create key: %w", err)
-	}
-	id, err := cmkd.ParseKeyID(string(*resp.Key.KID))
+	id, err := e.createKey(ctx, KeyName, params)
 	if err != nil {
 		return err
 	}
 	e.Key, e.Version = id.Versionless(), id.Version
+	if cfg.PlatformKey != "" {
+		if id, err = e.createKey(ctx, cfg.PlatformKey, params); err != nil {
+			return err
+		}
+		e.Platform = id.Versionless()
+	}
 	b := cfg.Backend
 	if b == nil {
 		if b, err = sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(cfg.Dir, "cmkd.db")}); err != nil {
 			return err
 		}
 	}
-	sc := store.Config{Backend: b, KEK: e.KEK, Logger: cfg.Logger}
+	sc := store.Config{Backend: b, KEK: e.KEK, PlatformKey: e.Platform, Logger: cfg.Logger}
 	if cfg.Store != nil {
 		cfg.Store(&sc)
 	}
@@ -127,6 +147,14 @@ func (e *Env) init(ctx context.Context, cfg EnvConfig) error {
 		return err
 	}
 	return nil
+}
+
+func (e *Env) createKey(ctx context.Context, name string, params azkeys.CreateKeyParameters) (cmkd.KeyID, error) {
+	resp, err := e.AZ.CreateKey(ctx, name, params, nil)
+	if err != nil {
+		return cmkd.KeyID{}, fmt.Errorf("create key %s: %w", name, err)
+	}
+	return cmkd.ParseKeyID(string(*resp.Key.KID))
 }
 
 // NewAzkeys returns an azkeys client for the emulator with the given retry

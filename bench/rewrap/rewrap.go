@@ -75,9 +75,11 @@ func throttled(env *bench.Env, limit int, window time.Duration) {
 	env.KV.SetFaults(keyvault.Faults{Latency: time.Millisecond, Jitter: 2 * time.Millisecond})
 }
 
-// prepared seeds tenants×perTenant DEKs on a new Env and rotates the key.
-func prepared(ctx context.Context, o bench.Options, kind string, tenants, perTenant int) (*bench.Env, bench.Seeded, string, error) {
-	env, err := bench.NewEnv(ctx, bench.EnvConfig{Dir: o.Dir, KeyKind: kind, Logger: o.Logger})
+// prepared seeds tenants×perTenant DEKs on a new Env of cfg (its Dir and
+// Logger are o's) and rotates the key.
+func prepared(ctx context.Context, o bench.Options, cfg bench.EnvConfig, tenants, perTenant int) (*bench.Env, bench.Seeded, string, error) {
+	cfg.Dir, cfg.Logger = o.Dir, o.Logger
+	env, err := bench.NewEnv(ctx, cfg)
 	if err != nil {
 		return nil, bench.Seeded{}, "", err
 	}

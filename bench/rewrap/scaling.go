@@ -55,7 +55,7 @@ func scalePoint(ctx context.Context, o bench.Options, n int) (point, error) {
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return point{}, err
 	}
-	env, seeded, v2, err := prepared(ctx, o, bench.RSA, n/perTenant, perTenant)
+	env, seeded, v2, err := prepared(ctx, o, bench.EnvConfig{KeyKind: bench.RSA}, n/perTenant, perTenant)
 	if err != nil {
 		return point{}, err
 	}

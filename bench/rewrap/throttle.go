@@ -18,7 +18,7 @@ const (
 func runThrottle(ctx context.Context, o bench.Options) (*bench.Result, error) {
 	tenants, per := bench.Pick(o, 100, 4), bench.Pick(o, 100, 25)
 	handN, limit := bench.Pick(o, 1000, 40), bench.Pick(o, kvLimit, 400)
-	env, seeded, v2, err := prepared(ctx, o, bench.RSA, tenants, per)
+	env, seeded, v2, err := prepared(ctx, o, bench.EnvConfig{KeyKind: bench.RSA}, tenants, per)
 	if err != nil {
 		return nil, err
 	}

@@ -102,7 +102,7 @@ func TestEveryScenarioRegistered(t *testing.T) {
 		}
 		seen[s.Name] = true
 	}
-	for _, want := range []string{"rewrap", "rewrap-hsm", "seal", "store", "events", "scaling", "multivault", "probeload", "replicas"} {
+	for _, want := range []string{"rewrap", "rewrap-hsm", "seal", "store", "events", "scaling", "multivault", "probeload", "replicas", "layers"} {
 		if !seen[want] {
 			t.Errorf("scenario %q not registered; have %v", want, names())
 		}
