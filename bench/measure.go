@@ -55,3 +55,26 @@ func WaitFor(ctx context.Context, timeout, poll time.Duration, what string, cond
 		}
 	}
 }
+
+// Timed runs op for i in [from, from+n) and returns how long that took;
+// the first error stops it.
+func Timed(ctx context.Context, from, n int, op func(context.Context, int) error) (time.Duration, error) {
+	start := time.Now()
+	for i := from; i < from+n; i++ {
+		if err := op(ctx, i); err != nil {
+			return 0, err
+		}
+	}
+	return time.Since(start), nil
+}
+
+// Median is the median of v (the mean of the middle two for an even
+// count); v is not changed.
+func Median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}

@@ -250,7 +250,7 @@ func versus(ctx context.Context, n, rounds, k int, base, op func(context.Context
 				sides[0], sides[1] = sides[1], sides[0]
 			}
 			for _, s := range sides {
-				d, err := timed(ctx, i, m, s.f)
+				d, err := bench.Timed(ctx, i, m, s.f)
 				if err != nil {
 					return comparison{}, err
 				}
@@ -261,24 +261,5 @@ func versus(ctx context.Context, n, rounds, k int, base, op func(context.Context
 		os = append(os, to.Seconds()*1e6/float64(n))
 		rs = append(rs, float64(to)/float64(tb))
 	}
-	return comparison{median(bs), median(os), median(rs), rs}, nil
-}
-
-func timed(ctx context.Context, from, n int, op func(context.Context, int) error) (time.Duration, error) {
-	start := time.Now()
-	for i := from; i < from+n; i++ {
-		if err := op(ctx, i); err != nil {
-			return 0, err
-		}
-	}
-	return time.Since(start), nil
-}
-
-func median(v []float64) float64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+	return comparison{bench.Median(bs), bench.Median(os), bench.Median(rs), rs}, nil
 }

@@ -227,12 +227,12 @@ func versus(ctx context.Context, n, rounds int, base, op func(context.Context, i
 		var tb, to time.Duration
 		for i := 0; i < n; i += chunk {
 			k := min(chunk, n-i)
-			d, err := timed(ctx, i, k, base)
+			d, err := bench.Timed(ctx, i, k, base)
 			if err != nil {
 				return comparison{}, err
 			}
 			tb += d
-			if d, err = timed(ctx, i, k, op); err != nil {
+			if d, err = bench.Timed(ctx, i, k, op); err != nil {
 				return comparison{}, err
 			}
 			to += d
@@ -241,24 +241,5 @@ func versus(ctx context.Context, n, rounds int, base, op func(context.Context, i
 		os = append(os, to.Seconds()*1e6/float64(n))
 		rs = append(rs, float64(to)/float64(tb))
 	}
-	return comparison{median(bs), median(os), median(rs), rs}, nil
-}
-
-func timed(ctx context.Context, from, n int, op func(context.Context, int) error) (time.Duration, error) {
-	start := time.Now()
-	for i := from; i < from+n; i++ {
-		if err := op(ctx, i); err != nil {
-			return 0, err
-		}
-	}
-	return time.Since(start), nil
-}
-
-func median(v []float64) float64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+	return comparison{bench.Median(bs), bench.Median(os), bench.Median(rs), rs}, nil
 }

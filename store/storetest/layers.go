@@ -3,6 +3,7 @@ package storetest
 import (
 	"bytes"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/cmkd-io/cmkd"
@@ -17,6 +18,7 @@ var layerCases = []testCase{
 	{"KeyChangeOnChangeOff", testKeyChangeOnChangeOff},
 	{"KeyChangeOneAtATime", testKeyChangeOneAtATime},
 	{"KeyChangeResumes", testKeyChangeResumes},
+	{"KeyChangeStopsOnUnusableKey", testKeyChangeStopsOnUnusableKey},
 }
 
 // platformStore is a store whose tenants are under a platform key, made
@@ -296,6 +298,36 @@ func testKeyChangeResumes(t *testing.T, f *fixture) {
 	st, err := f.store(func(c *store.Config) { c.PlatformKey = s.PlatformKey() }).MoveDEKs(t.Context(), "a", nil)
 	if err != nil || st.Moved == 0 || st.Moved >= st.Seen {
 		t.Fatalf("resumed change: %+v, %v (want some, not all, moved)", st, err)
+	}
+	readsBack(t, f.store(nil), "a", want)
+}
+
+// A new key that cannot be used stops the change with an error naming it;
+// the DEKs not moved stay readable under the old key, and the change stays
+// recorded, to complete once the key works.
+func testKeyChangeStopsOnUnusableKey(t *testing.T, f *fixture) {
+	s, _ := f.platformStore()
+	f.addTenant(s, "a")
+	want := putMany(t, s, "a", 3)
+	other := f.createKey("other")
+	if _, err := s.SetKey(t.Context(), "a", other, cmkd.StatusEvent{}); err != nil {
+		t.Fatal(err)
+	}
+	v := f.rotateKey(other) // the latest version, which new wrappings go under
+	f.setKeyEnabled(other.Name, v, false)
+	f.KEK.Invalidate(other)
+	_, err := s.MoveDEKs(t.Context(), "a", nil)
+	if err == nil || !strings.Contains(err.Error(), other.Name) {
+		t.Fatalf("change to a disabled key: %v, want an error naming %s", err, other)
+	}
+	if tn, _ := s.Tenant(t.Context(), "a"); tn.Change == nil {
+		t.Fatal("a stopped change was recorded complete")
+	}
+	readsBack(t, f.store(nil), "a", want)
+	f.setKeyEnabled(other.Name, v, true)
+	f.KEK.Invalidate(other)
+	if _, err := s.MoveDEKs(t.Context(), "a", nil); err != nil {
+		t.Fatal(err)
 	}
 	readsBack(t, f.store(nil), "a", want)
 }
