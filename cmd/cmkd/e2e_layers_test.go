@@ -377,7 +377,7 @@ func TestE2EKill9MidKeyChange(t *testing.T) {
 	d.must("", "tenant", "add", "big") // the platform layer alone
 	d.must("", "vault", "create-key", "cmk")
 	st, k := openTestStoreKEK(t, d, 1) // a new DEK for every record
-	for i := range records - 1 {       // the first record uses the DEK tenant add made
+	for i := range records {           // the first record uses the DEK tenant add made
 		must(t, st.Put(t.Context(), "big", fmt.Sprintf("r%03d", i), []byte(fmt.Sprintf("big record %d", i))))
 	}
 	platform := cmkd.MustParseKeyID(d.cfg.KeyVault.PlatformKey)
@@ -414,7 +414,7 @@ func TestE2EKill9MidKeyChange(t *testing.T) {
 	}
 	waitStatus(t, d.jetstream(), "big", string(cmkd.KindKeyChangeCompleted), 1, 30*time.Second)
 	fresh := openTestStore(t, d, 0) // a cold cache: every DEK unwraps in Key Vault, in both layers
-	for i := range records - 1 {
+	for i := range records {
 		got, err := fresh.Get(t.Context(), "big", fmt.Sprintf("r%03d", i))
 		if err != nil || string(got) != fmt.Sprintf("big record %d", i) {
 			t.Fatalf("record %d after kill -9 and restart: %q, %v", i, got, err)
