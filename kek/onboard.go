@@ -33,7 +33,7 @@ const (
 	CodeVaultUnreachable = "vault_unreachable"
 	// CodeCredentialRefused: the vault (or Entra ID) refused cmkd's
 	// credential itself (401, or no token could be had).
-	CodeCredentialRefused = "credential_refused"
+	CodeCredentialRefused = "credential_refused" // #nosec G101 -- a refusal code, not a credential
 	// CodeNetworkDenied: the vault's firewall or private-link settings
 	// refused cmkd's connection (403 ForbiddenByFirewall/ForbiddenByConnection).
 	CodeNetworkDenied = "network_denied"

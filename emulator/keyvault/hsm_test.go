@@ -96,9 +96,16 @@ func TestHSMKeysAreHSMBacked(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	pub, err := ec.PublicKey.Bytes() // 0x04 | X | Y
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, err := ec.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
 	imp, err := c.ImportKey(t.Context(), "imported", azkeys.ImportKeyParameters{Key: &azkeys.JSONWebKey{
-		Kty: to.Ptr(azkeys.KeyTypeEC), Crv: to.Ptr(azkeys.CurveNameP256),
-		X: ec.X.FillBytes(make([]byte, 32)), Y: ec.Y.FillBytes(make([]byte, 32)), D: ec.D.FillBytes(make([]byte, 32)),
+		Kty: to.Ptr(azkeys.KeyTypeEC), Crv: to.Ptr(azkeys.CurveNameP256), X: pub[1:33], Y: pub[33:65], D: priv,
 	}}, nil)
 	if err != nil || *imp.Key.Kty != azkeys.KeyTypeECHSM {
 		t.Fatalf("import EC: %v, %v", err, imp.Key)

@@ -73,6 +73,7 @@ func (s *stateRow) err() error {
 
 // dekWithState reads one DEK's layers and its tenant's state in one query.
 func (b *Backend) dekWithState(ctx context.Context, tenant, join string, args ...any) ([]store.DEK, error) {
+	// #nosec G202 -- join is one of ActiveDEK's and GetDEK's constant conditions, never input
 	rows, err := b.db.QueryContext(ctx, `SELECT `+tenantStateCols+`, `+dekCols+`
 		FROM tenants t LEFT JOIN deks d ON d.tenant = t.id AND `+join+`
 		LEFT JOIN dek_wrappings w ON w.dek_id = d.id WHERE t.id = ? ORDER BY w.layer`,
