@@ -560,11 +560,17 @@ func TestMetrics(t *testing.T) {
 	want(t, f.do(nil, "GET", "/v1/tenants/b/records/k", tok, nil, ""), 403)
 	want(t, f.do(nil, "GET", "/v1/tenants/a/records/k", "", nil, ""), 401)
 	want(t, f.do(nil, "GET", "/nowhere", tok, nil, ""), 404)
+	r := f.do(nil, "POST", "/v1/tenants/a/records/k", tok, nil, "")
+	wantProblem(t, r, 405, "method-not-allowed")
+	if r.header.Get("Allow") != "PUT, GET, DELETE" {
+		t.Fatalf("Allow %q", r.header.Get("Allow"))
+	}
 	f.wantCount("cmkd_api_requests_total", map[string]string{"route": "record_put", "code": "204"}, 1)
 	f.wantCount("cmkd_api_requests_total", map[string]string{"route": "record_get", "code": "200"}, 2)
 	f.wantCount("cmkd_api_requests_total", map[string]string{"route": "record_get", "code": "403"}, 1)
 	f.wantCount("cmkd_api_requests_total", map[string]string{"route": "record_get", "code": "401"}, 1)
 	f.wantCount("cmkd_api_requests_total", map[string]string{"route": "other", "code": "404"}, 1)
+	f.wantCount("cmkd_api_requests_total", map[string]string{"route": "other", "code": "405"}, 1)
 	if n := testutil.CollectAndCount(f.reg, "cmkd_api_request_seconds"); n != len(api.Routes)+1 {
 		t.Fatalf("%d histogram series, want one per route and other", n)
 	}

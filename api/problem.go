@@ -19,6 +19,7 @@ const (
 	typeTenantNotFound = typeBase + "tenant-not-found"
 	typeRecordNotFound = typeBase + "record-not-found"
 	typeNotFound       = typeBase + "not-found"
+	typeMethod         = typeBase + "method-not-allowed"
 	typeIntegrity      = typeBase + "integrity"
 	typeBadRequest     = typeBase + "bad-request"
 	typeTooLarge       = typeBase + "too-large"

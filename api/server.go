@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/cmkd-io/cmkd"
@@ -60,11 +62,24 @@ func New(cfg Config) (http.Handler, error) {
 		"tenant_add": s.addTenant, "tenant_get": s.getTenant, "tenant_destroy": s.destroyTenant,
 	}
 	mux := http.NewServeMux()
+	// allow lists the methods of each path, for a 405's Allow header.
+	allow := map[string][]string{}
+	paths := http.NewServeMux()
 	for _, rt := range Routes {
 		mux.Handle(rt.Pattern(), s.wrap(rt, handlers[rt.Name]))
+		if allow[rt.Path] == nil {
+			paths.HandleFunc(rt.Path, func(http.ResponseWriter, *http.Request) {})
+		}
+		allow[rt.Path] = append(allow[rt.Path], rt.Method)
 	}
 	// Anything else is a problem too, counted under one route.
 	mux.Handle("/", s.wrap(Route{Name: "other"}, func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := paths.Handler(r); pattern != "" {
+			w.Header().Set("Allow", strings.Join(allow[pattern], ", "))
+			writeProblem(w, r, problem{Type: typeMethod, Title: "Method not allowed", Status: http.StatusMethodNotAllowed,
+				Detail: r.Method + " is not served here"})
+			return
+		}
 		writeProblem(w, r, problem{Type: typeNotFound, Title: "No such route", Status: http.StatusNotFound})
 	}))
 	return mux, nil
@@ -77,7 +92,20 @@ func (s *server) wrap(rt Route, h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
-		defer func() { s.metrics.observe(rt.Name, rec.code, time.Since(start)) }()
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler { //nolint:errorlint // the sentinel is panicked as is
+					panic(p)
+				}
+				s.cfg.Logger.Error("api: handler panicked", "route", rt.Name, "panic", p, "stack", string(debug.Stack()))
+				if !rec.wrote {
+					writeProblem(rec, r, problem{Type: typeInternal, Title: "Internal error", Status: http.StatusInternalServerError})
+				} else {
+					rec.code = http.StatusInternalServerError
+				}
+			}
+			s.metrics.observe(rt.Name, rec.code, time.Since(start))
+		}()
 		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)
 		defer cancel()
 		r = r.WithContext(ctx)
@@ -125,12 +153,20 @@ func (s *server) authorize(w http.ResponseWriter, r *http.Request, rt Route) boo
 
 type statusRecorder struct {
 	http.ResponseWriter
-	code int
+	code  int
+	wrote bool
 }
 
 func (s *statusRecorder) WriteHeader(code int) {
-	s.code = code
+	if !s.wrote {
+		s.code, s.wrote = code, true
+	}
 	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	s.wrote = true
+	return s.ResponseWriter.Write(b)
 }
 
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
