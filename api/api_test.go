@@ -247,6 +247,23 @@ func TestRecords(t *testing.T) {
 	wantProblem(t, f.do(nil, "GET", "/v1/tenants/a/records/k1", tok, nil, ""), 404, "record-not-found")
 	wantProblem(t, f.do(nil, "DELETE", "/v1/tenants/a/records/k1", tok, nil, ""), 404, "record-not-found")
 
+	// A stored record moved to another key fails its integrity check: the
+	// store's fault, so 500, with the integrity type.
+	want(t, f.do(nil, "PUT", "/v1/tenants/a/records/k2", tok, []byte("moved"), ""), 204)
+	be := f.s.Backend()
+	blob, err := be.GetRecord(t.Context(), "a", "k2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deks, err := be.TenantDEKs(t.Context(), "a", "", 1)
+	if err != nil || len(deks) == 0 {
+		t.Fatal(deks, err)
+	}
+	if err := be.PutRecord(t.Context(), "a", "k3", deks[0].ID, blob); err != nil {
+		t.Fatal(err)
+	}
+	wantProblem(t, f.do(nil, "GET", "/v1/tenants/a/records/k3", tok, nil, ""), 500, "integrity")
+
 	// A tenant that does not exist is told apart from a missing record.
 	all := f.app("app-all")
 	wantProblem(t, f.do(nil, "GET", "/v1/tenants/nobody/records/k1", all, nil, ""), 404, "tenant-not-found")
@@ -619,8 +636,25 @@ func TestConfig(t *testing.T) {
 	if _, err := api.New(api.Config{Store: st, Auth: api.Auth{Entra: &api.Entra{Issuer: issuer}}}); err == nil {
 		t.Fatal("entra without audience and jwks_url accepted")
 	}
+	// Signing keys that cannot be fetched: 503, to be retried, not 401.
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "down", http.StatusBadGateway)
+	}))
+	defer down.Close()
+	hd, err := api.New(api.Config{Store: st, Auth: api.Auth{Entra: &api.Entra{Issuer: issuer, Audience: audience, JWKSURL: down.URL}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{t: t}
+	f.signer, f.forger = rsaKeys(t)
+	req := httptest.NewRequestWithContext(t.Context(), "GET", "/v1/tenants/a/records/k", nil)
+	req.Header.Set("Authorization", "Bearer "+f.app("app-a"))
+	rec := httptest.NewRecorder()
+	hd.ServeHTTP(rec, req)
+	wantProblem(t, response{rec.Code, rec.Header(), rec.Body.Bytes()}, 503, "unavailable")
+
 	// Anonymous (cmkd dev): every route, no credentials.
-	hd, err := api.New(api.Config{Store: st, Anonymous: true})
+	hd, err = api.New(api.Config{Store: st, Anonymous: true})
 	if err != nil {
 		t.Fatal(err)
 	}

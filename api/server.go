@@ -376,8 +376,16 @@ func (s *server) bodyError(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 // failRecord is fail for the record routes, where ErrNotFound is either
-// the record's or the tenant's: the tenant is looked up to tell which.
+// the record's or the tenant's: the tenant is looked up to tell which. A
+// stored record failing its integrity check is cmkd's fault, not the
+// caller's: 500, not decrypt's 400.
 func (s *server) failRecord(w http.ResponseWriter, r *http.Request, tenant string, err error) {
+	if errors.Is(err, store.ErrIntegrity) {
+		s.cfg.Logger.Error("api: stored record failed its integrity check", "tenant", tenant, "key", r.PathValue("key"), "err", err)
+		writeProblem(w, r, problem{Type: typeIntegrity, Title: "Stored record failed its integrity check", Status: http.StatusInternalServerError,
+			Detail: "the stored record was altered or moved; do not retry", Tenant: tenant})
+		return
+	}
 	if errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrSealed) {
 		if _, terr := s.store.Tenant(r.Context(), tenant); terr == nil {
 			writeProblem(w, r, problem{Type: typeRecordNotFound, Title: "Record not found", Status: http.StatusNotFound,
