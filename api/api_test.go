@@ -653,6 +653,15 @@ func TestConfig(t *testing.T) {
 	hd.ServeHTTP(rec, req)
 	wantProblem(t, response{rec.Code, rec.Header(), rec.Body.Bytes()}, 503, "unavailable")
 
+	// A request that outlives Timeout: 504.
+	hd, err = api.New(api.Config{Store: st, Anonymous: true, Timeout: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec = httptest.NewRecorder()
+	hd.ServeHTTP(rec, httptest.NewRequestWithContext(t.Context(), "PUT", "/v1/tenants/a/records/k", strings.NewReader("x")))
+	wantProblem(t, response{rec.Code, rec.Header(), rec.Body.Bytes()}, 504, "timeout")
+
 	// Anonymous (cmkd dev): every route, no credentials.
 	hd, err = api.New(api.Config{Store: st, Anonymous: true})
 	if err != nil {

@@ -124,6 +124,11 @@ func (s *server) authorize(w http.ResponseWriter, r *http.Request, rt Route) boo
 	}
 	c, err := s.auth.authenticate(r)
 	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			writeProblem(w, r, problem{Type: typeTimeout, Title: "Timeout", Status: http.StatusGatewayTimeout,
+				Detail: "the token could not be checked in time"})
+			return false
+		}
 		if errors.Is(err, errKeysUnavailable) {
 			writeProblem(w, r, problem{Type: typeUnavailable, Title: "Signing keys unavailable", Status: http.StatusServiceUnavailable,
 				Detail: "the token could not be checked yet; retry"})
