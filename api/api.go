@@ -8,6 +8,19 @@
 // unless Config.Anonymous is set, which only `cmkd dev` does. Errors are
 // RFC 9457 problem details (application/problem+json). The routes are
 // described in docs/api/openapi.yaml.
+//
+// Client certificates are the listener's business: serve the handler with
+// a tls.Config whose ClientAuth is tls.VerifyClientCertIfGiven (or
+// RequireAndVerifyClientCert when no bearer tokens are accepted) and whose
+// ClientCAs hold the CAs that issue callers' certificates. Only verified
+// chains identify a caller, by the leaf's subject CN and URI SANs. Token
+// and certificate identities share one namespace in Auth.Tenants and
+// Auth.Admins, so that CA must not issue certificates named like
+// applications.
+//
+// The handler sets no server timeouts: the http.Server that serves it
+// should bound header and body reads, idle connections and header size,
+// as worker's health listener does.
 package api
 
 import (
