@@ -64,7 +64,7 @@ type fixture struct {
 	t      *testing.T
 	h      *storetest.Harness
 	s      *store.Store
-	full   bool // the store has Encrypt, Decrypt and DestroyTenant
+	full   bool // the store has DestroyTenant
 	srv    *httptest.Server
 	reg    *prometheus.Registry
 	ca     *x509.Certificate
@@ -458,6 +458,13 @@ func TestSealed(t *testing.T) {
 	f := newFixture(t)
 	tok := f.app("svc-b")
 	want(t, f.do(nil, "PUT", "/v1/tenants/b/records/k", tok, []byte("b's"), ""), 204)
+	r := f.json("POST", "/v1/tenants/b/encrypt", tok, map[string][]byte{"plaintext": []byte("b's")})
+	want(t, r, 200)
+	var enc struct{ Ciphertext []byte }
+	if err := json.Unmarshal(r.body, &enc); err != nil {
+		t.Fatal(err)
+	}
+	ciphertext := enc.Ciphertext
 	if err := f.s.Seal(t.Context(), "b", cmkd.ReasonDisabled, cmkd.StatusEvent{}); err != nil {
 		t.Fatal(err)
 	}
@@ -477,10 +484,16 @@ func TestSealed(t *testing.T) {
 			t.Fatalf("since %v (%v), sealed at %v", p["since"], err, f.h.Clock.Now())
 		}
 	}
-	if f.full {
-		wantProblem(t, f.json("POST", "/v1/tenants/b/encrypt", tok, map[string][]byte{"plaintext": []byte("x")}), 423, "tenant-sealed")
+	for path, body := range map[string]map[string][]byte{
+		"/v1/tenants/b/encrypt": {"plaintext": []byte("x")},
+		"/v1/tenants/b/decrypt": {"ciphertext": ciphertext},
+	} {
+		p := wantProblem(t, f.json("POST", path, tok, body), 423, "tenant-sealed")
+		if p["reason"] != cmkd.ReasonDisabled || p["since"] == nil {
+			t.Fatalf("%s: problem %v", path, p)
+		}
 	}
-	r := f.do(nil, "GET", "/v1/tenants/b", f.admin(), nil, "")
+	r = f.do(nil, "GET", "/v1/tenants/b", f.admin(), nil, "")
 	want(t, r, 200)
 	var ten api.Tenant
 	if err := json.Unmarshal(r.body, &ten); err != nil {
@@ -539,9 +552,6 @@ func TestTenantLifecycle(t *testing.T) {
 
 func TestEncryptDecrypt(t *testing.T) {
 	f := newFixture(t)
-	if !f.full {
-		t.Skip("the store has no Encrypt and Decrypt yet (merge api-core)")
-	}
 	tok := f.app("app-a")
 	r := f.json("POST", "/v1/tenants/a/encrypt", tok, map[string][]byte{"plaintext": []byte("secret"), "aad": []byte("row 7")})
 	want(t, r, 200)
@@ -561,10 +571,16 @@ func TestEncryptDecrypt(t *testing.T) {
 	tampered[len(tampered)-1] ^= 1
 	wantProblem(t, f.json("POST", "/v1/tenants/a/decrypt", tok, map[string][]byte{"ciphertext": tampered, "aad": []byte("row 7")}), 400, "integrity")
 	all := f.app("app-all")
-	r = f.json("POST", "/v1/tenants/b/decrypt", all, map[string][]byte{"ciphertext": enc.Ciphertext, "aad": []byte("row 7")})
-	if r.code != 400 && r.code != 404 {
-		t.Fatalf("a's ciphertext under b: %d %s", r.code, r.body)
+	wantProblem(t, f.json("POST", "/v1/tenants/b/decrypt", all, map[string][]byte{"ciphertext": enc.Ciphertext, "aad": []byte("row 7")}), 400, "integrity")
+	wantProblem(t, f.json("POST", "/v1/tenants/a/decrypt", tok, map[string][]byte{"ciphertext": []byte("garbage")}), 400, "integrity")
+	wantProblem(t, f.json("POST", "/v1/tenants/nobody/decrypt", all, map[string][]byte{"ciphertext": enc.Ciphertext}), 404, "tenant-not-found")
+	// No aad at all is valid, and must be absent again to decrypt.
+	r = f.json("POST", "/v1/tenants/a/encrypt", tok, map[string][]byte{"plaintext": []byte("plain")})
+	want(t, r, 200)
+	if err := json.Unmarshal(r.body, &enc); err != nil {
+		t.Fatal(err)
 	}
+	want(t, f.json("POST", "/v1/tenants/a/decrypt", tok, map[string][]byte{"ciphertext": enc.Ciphertext}), 200)
 	wantProblem(t, f.json("POST", "/v1/tenants/nobody/encrypt", all, map[string][]byte{"plaintext": []byte("x")}), 404, "tenant-not-found")
 }
 

@@ -380,8 +380,8 @@ func (s *server) bodyError(w http.ResponseWriter, r *http.Request, err error) {
 		Detail: "malformed body: " + err.Error()})
 }
 
-// failRecord is fail for the record routes, where ErrNotFound is either
-// the record's or the tenant's: the tenant is looked up to tell which. A
+// failRecord is fail for the record routes, where ErrNotFound is the
+// record's unless it is ErrUnknownTenant. A
 // stored record failing its integrity check is cmkd's fault, not the
 // caller's: 500, not decrypt's 400.
 func (s *server) failRecord(w http.ResponseWriter, r *http.Request, tenant string, err error) {
@@ -391,12 +391,10 @@ func (s *server) failRecord(w http.ResponseWriter, r *http.Request, tenant strin
 			Detail: "the stored record was altered or moved; do not retry", Tenant: tenant})
 		return
 	}
-	if errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrSealed) {
-		if _, terr := s.store.Tenant(r.Context(), tenant); terr == nil {
-			writeProblem(w, r, problem{Type: typeRecordNotFound, Title: "Record not found", Status: http.StatusNotFound,
-				Detail: "tenant " + tenant + " has no record " + r.PathValue("key"), Tenant: tenant})
-			return
-		}
+	if errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrUnknownTenant) {
+		writeProblem(w, r, problem{Type: typeRecordNotFound, Title: "Record not found", Status: http.StatusNotFound,
+			Detail: "tenant " + tenant + " has no record " + r.PathValue("key"), Tenant: tenant})
+		return
 	}
 	s.fail(w, r, tenant, err)
 }

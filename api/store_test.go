@@ -9,9 +9,9 @@ import (
 	"github.com/cmkd-io/cmkd/store"
 )
 
-// storeAPI returns s as the API's Store, and whether it is complete. Until
-// the store's Encrypt, Decrypt and DestroyTenant are merged, s is wrapped in
-// partialStore, whose three methods fail, and the tests that need them are
+// storeAPI returns s as the API's Store, and whether it can destroy
+// tenants. Until the store's DestroyTenant is merged, s is wrapped in
+// partialStore, whose DestroyTenant fails, and the shredding tests are
 // skipped; once merged, *store.Store is used directly and partialStore can
 // go.
 func storeAPI(s *store.Store) (api.Store, bool) {
@@ -21,18 +21,10 @@ func storeAPI(s *store.Store) (api.Store, bool) {
 	return partialStore{s}, false
 }
 
-// partialStore is *store.Store before Encrypt, Decrypt and DestroyTenant.
+// partialStore is *store.Store before DestroyTenant.
 type partialStore struct{ *store.Store }
 
-var errNotMerged = errors.New("store: not merged yet")
-
-func (partialStore) Encrypt(context.Context, string, []byte, []byte) ([]byte, error) {
-	return nil, errNotMerged
-}
-
-func (partialStore) Decrypt(context.Context, string, []byte, []byte) ([]byte, error) {
-	return nil, errNotMerged
-}
+var errNotMerged = errors.New("store: DestroyTenant not merged yet")
 
 func (partialStore) DestroyTenant(context.Context, string, cmkd.StatusEvent) error {
 	return errNotMerged
