@@ -26,6 +26,9 @@ const (
 	KindKeyChangeStarted   Kind = "key.change.started"
 	KindKeyChangeCompleted Kind = "key.change.completed"
 	KindDEKUnreadable      Kind = "dek.unreadable"
+	// KindTenantDestroyed: the tenant, its DEKs and its records were
+	// deleted; nothing ever encrypted for it can be decrypted again.
+	KindTenantDestroyed Kind = "tenant.destroyed"
 )
 
 // Kinds lists every kind cmkd publishes.
@@ -34,6 +37,7 @@ func Kinds() []Kind {
 		KindRewrapStarted, KindRewrapCompleted, KindRewrapFailed, KindVersionRetired,
 		KindSealed, KindUnsealed, KindKeyNearExpiry, KindKeyExpired,
 		KindKeyChangeStarted, KindKeyChangeCompleted, KindDEKUnreadable,
+		KindTenantDestroyed,
 	}
 }
 

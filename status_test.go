@@ -212,3 +212,12 @@ func FuzzValidateTenantID(f *testing.F) {
 		}
 	})
 }
+
+func TestKindsHaveTenantDestroyed(t *testing.T) {
+	for _, k := range cmkd.Kinds() {
+		if k == cmkd.KindTenantDestroyed {
+			return
+		}
+	}
+	t.Fatal("Kinds() leaves out tenant.destroyed")
+}
