@@ -1,0 +1,9 @@
+package api_test
+
+import (
+	"github.com/cmkd-io/cmkd/api"
+	"github.com/cmkd-io/cmkd/store"
+)
+
+// *store.Store is the API's store.
+var _ api.Store = (*store.Store)(nil)
