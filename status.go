@@ -130,6 +130,9 @@ type StatusEvent struct {
 	Reason string
 	// PreviousReason is the seal reason an unsealed tenant had.
 	PreviousReason string
+	// Note says what a reason means for the data where a subscriber must
+	// know it (ReasonNote): a purged key's data can no longer be recovered.
+	Note string
 	// Cause is the id of the lifecycle event that led to this one, or
 	// "reconcile" for the periodic probe.
 	Cause string
@@ -195,6 +198,7 @@ type statusData struct {
 	PreviousKey     string     `json:"previous_key,omitempty"`
 	PreviousVersion string     `json:"previous_version,omitempty"`
 	Reason          string     `json:"reason,omitempty"`
+	Note            string     `json:"note,omitempty"`
 	PreviousReason  string     `json:"previous_reason,omitempty"`
 	DEKsTotal       *int       `json:"deks_total,omitempty"`
 	DEKsRewrapped   *int       `json:"deks_rewrapped,omitempty"`
@@ -209,7 +213,7 @@ func (e StatusEvent) MarshalData() ([]byte, error) {
 	d := statusData{
 		Tenant: e.Tenant, Vault: e.Key.Vault, Key: e.Key.URL(), Version: e.Version,
 		PreviousVersion: e.PreviousVersion, Reason: e.Reason, PreviousReason: e.PreviousReason, Cause: e.Cause,
-		Layer: e.Layer,
+		Layer: e.Layer, Note: e.Note,
 	}
 	if !e.PreviousKey.IsZero() {
 		d.PreviousKey = e.PreviousKey.URL()
@@ -245,7 +249,7 @@ func (e *StatusEvent) UnmarshalData(b []byte) error {
 	}
 	e.Key, _ = ParseKeyID(d.Key)
 	e.PreviousKey, _ = ParseKeyID(d.PreviousKey)
-	e.Layer = d.Layer
+	e.Layer, e.Note = d.Layer, d.Note
 	e.Version, e.PreviousVersion, e.Reason, e.PreviousReason, e.Cause =
 		d.Version, d.PreviousVersion, d.Reason, d.PreviousReason, d.Cause
 	if d.Expires != nil {

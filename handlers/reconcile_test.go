@@ -213,6 +213,11 @@ func TestPurgedKeySeals(t *testing.T) {
 	if res := e.reconcile(); res.Outcome != handlers.Sealed || res.Reason != cmkd.ReasonPurged {
 		t.Fatalf("outcome %s reason %q, want sealed/purged", res.Outcome, res.Reason)
 	}
+	// The sealed event tells subscribers the data is gone for good.
+	sealed := e.outbox()[cmkd.KindSealed]
+	if len(sealed) != 1 || !strings.Contains(sealed[0].Note, "can no longer be recovered") {
+		t.Fatalf("sealed events %+v, want one whose note says the data cannot be recovered", sealed)
+	}
 }
 
 func TestUnreachableKeepsServingForTheGrace(t *testing.T) {

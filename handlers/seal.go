@@ -25,7 +25,7 @@ func (r *Reconciler) sealAll(ctx context.Context, req Request, tenants []store.T
 		if !t.Sealed() {
 			why := layerReason(t, req.Key, reason)
 			ev := r.statusEvent(cmkd.KindSealed, t, req, t.VersionOf(req.Key), "")
-			ev.Reason = why
+			ev.Reason, ev.Note = why, cmkd.ReasonNote(why)
 			if _, ok := byReason[why]; !ok {
 				reasons = append(reasons, why)
 			}
