@@ -1,13 +1,11 @@
 package main
 
 import (
-	"context"
 	"crypto/x509"
 	"os"
 
 	"github.com/cmkd-io/cmkd/config"
 	"github.com/cmkd-io/cmkd/kek"
-	"github.com/cmkd-io/cmkd/store"
 )
 
 // The configuration lives in package config, which applications share;
@@ -48,12 +46,6 @@ func configPath(flagValue string) string {
 
 // vaultPolicy is the config's answer to which vaults cmkd may call.
 func vaultPolicy(kv KVConfig) kek.VaultPolicy { return kv.VaultPolicy() }
-
-// openBackend opens the configured database, migrating its schema unless
-// store.migrate is false.
-func openBackend(ctx context.Context, s StoreConfig) (store.Backend, error) {
-	return config.OpenBackend(ctx, s)
-}
 
 // storeError says which store failed, without its password.
 func storeError(s StoreConfig, err error) error { return config.StoreError(s, err) }
