@@ -229,6 +229,9 @@ type DevConfig struct {
 	Vaults   []string `yaml:"vaults,omitempty"`
 	// HSM is the emulated Managed HSM (`cmkd dev --hsm`), if any.
 	HSM string `yaml:"hsm,omitempty"`
+	// PlatformVault is the operator's emulated vault holding the platform
+	// key, apart from the customers' vaults as in production.
+	PlatformVault string `yaml:"platform_vault,omitempty"`
 }
 
 // Load reads the YAML file at path, applies CMKD_* environment overrides,

@@ -104,8 +104,11 @@ type devEnv struct {
 	eg      *eventgrid.Server
 	kvs     []*keyvault.Server
 	hsm     *keyvault.Server // nil without --hsm
-	http    string
-	// platform is the platform layer's key, in the first vault.
+	// ops is the operator's vault, holding the platform key: apart from
+	// the customers' vaults, so revoking a customer's vault leaves it be.
+	ops  *keyvault.Server
+	http string
+	// platform is the platform layer's key, in ops.
 	platform string
 }
 
@@ -160,7 +163,17 @@ func startDevEnv(f devFlags, prev *Config, log *slog.Logger) (*devEnv, error) {
 			return nil, fmt.Errorf("start managed hsm emulator: %w", err)
 		}
 	}
-	if env.platform, err = ensurePlatformKey(env.kvs[0]); err != nil {
+	if env.ops, err = keyvault.Start(keyvault.Config{
+		Addr:      addrOf(prev, func(c *Config) string { return c.Dev.PlatformVault }),
+		CAFile:    filepath.Join(f.dir, "keyvault-ca.pem"),
+		StateFile: filepath.Join(f.dir, "keyvault-platform.json"),
+		Token:     devToken, VaultName: "devops", ThrottleLimit: f.throttle, PurgeProtection: true,
+		Sink:   forwardTo(eg, devTopic, log),
+		Logger: log.With("emulator", "keyvault", "vault", "platform"),
+	}); err != nil {
+		return nil, fmt.Errorf("start the platform key's vault emulator: %w", err)
+	}
+	if env.platform, err = ensurePlatformKey(env.ops); err != nil {
 		return nil, err
 	}
 	env.http = addrOf(prev, func(c *Config) string { return c.HTTP.Listen })
@@ -198,6 +211,9 @@ func (e *devEnv) close() error {
 	if e.hsm != nil {
 		errs = append(errs, e.hsm.Close())
 	}
+	if e.ops != nil {
+		errs = append(errs, e.ops.Close())
+	}
 	if e.eg != nil {
 		errs = append(errs, e.eg.Close())
 	}
@@ -213,7 +229,8 @@ func (e *devEnv) config(f devFlags) *Config {
 	for _, kv := range e.kvs {
 		vaults = append(vaults, kv.URL())
 	}
-	dev := DevConfig{KeyVault: vaults[0], Vaults: vaults}
+	dev := DevConfig{KeyVault: vaults[0], Vaults: vaults, PlatformVault: e.ops.URL()}
+	vaults = append(vaults, dev.PlatformVault)
 	if e.hsm != nil {
 		dev.HSM = e.hsm.URL()
 		vaults, hsms = append(vaults, dev.HSM), []string{dev.HSM}
@@ -336,7 +353,7 @@ func printDev(w io.Writer, path string, cfg *Config) {
 
   config       %[2]s   (every command reads it; or set CMKD_CONFIG)
   Key Vault    %[3]s
-  platform key %[11]s   (every tenant's data is under it)
+  platform key %[11]s   (the operator's vault; every tenant's data is under it)
   Event Grid   %[4]s  topic %[5]q → subscription %[6]q
   NATS         %[7]s  (status stream CMKD_STATUS)
   store        %[9]s %[10]s
@@ -351,8 +368,10 @@ Next, in another terminal:
   cmkd vault rotate cmk           # → rewrap.started, rewrap.completed, version.retired
   cmkd vault disable cmk          # → sealed within a probe interval; cmkd get exits 3
   cmkd vault enable cmk           # → unsealed
+  cmkd vault disable --vault %[12]s cmkd-platform   # every tenant sealed: platform_key_disabled
 `, filepath.Dir(path), path, cfg.Dev.KeyVault, cfg.Sources.EventGrid.Endpoint, devTopic, devSubscription,
-		redact.URL(cfg.NATS.URL), cfg.HTTP.Listen, cfg.Store.Driver, redact.URL(cfg.Store.DSN), cfg.KeyVault.PlatformKey)
+		redact.URL(cfg.NATS.URL), cfg.HTTP.Listen, cfg.Store.Driver, redact.URL(cfg.Store.DSN), cfg.KeyVault.PlatformKey,
+		cfg.Dev.PlatformVault)
 	if h := cfg.Dev.HSM; h != "" {
 		fmt.Fprintf(w, `
 Managed HSM    %[1]s

@@ -186,7 +186,9 @@ func TestE2ELayersSealAndRotateByLayer(t *testing.T) {
 		must(t, st.Put(t.Context(), "acme", fmt.Sprintf("r%02d", i), []byte("x")))
 	}
 	platform := cmkd.MustParseKeyID(d.cfg.KeyVault.PlatformKey)
-	a, b := d.remote(0), d.remote(1) // the platform key's vault, the customer key's
+	ops := d.cfg.Dev.PlatformVault
+	a := keyvault.Remote{URL: ops, Token: d.cfg.KeyVault.Token, HTTP: trusting(t, d.cfg.KeyVault.CAFile)} // the platform key's vault
+	b := d.remote(1)                                                                                      // the customer key's
 
 	// Rotate each key: its layer's shares move (one unwrap each); the
 	// other key is asked only for its probes' sentinel unwraps.
@@ -199,7 +201,7 @@ func TestE2ELayersSealAndRotateByLayer(t *testing.T) {
 		moved    func(version string) bool
 	}{
 		{vaultB, "cmk", b, a, platform.Name, func(v string) bool { return dekCount(t, d, "acme")[v] == deks }},
-		{d.cfg.Dev.KeyVault, platform.Name, a, b, "cmk", func(v string) bool {
+		{ops, platform.Name, a, b, "cmk", func(v string) bool {
 			return dekCount(t, d, "acme")["platform "+v] == deks && dekCount(t, d, "beta")["platform "+v] == 1
 		}},
 	}
@@ -231,11 +233,11 @@ func TestE2ELayersSealAndRotateByLayer(t *testing.T) {
 	waitOpen(t, d, "acme")
 
 	// Revoke the platform key: every tenant seals, naming the platform layer.
-	setKeyEnabled(t, d.azkeys(), platform.Name, false)
+	setKeyEnabled(t, d.azkeysAt(ops), platform.Name, false)
 	for _, tn := range []string{"acme", "beta"} {
 		waitSealed(t, d, tn, "greeting", cmkd.PlatformReason(cmkd.ReasonDisabled), 30*time.Second)
 	}
-	setKeyEnabled(t, d.azkeys(), platform.Name, true)
+	setKeyEnabled(t, d.azkeysAt(ops), platform.Name, true)
 	waitOpen(t, d, "acme")
 	waitOpen(t, d, "beta")
 }

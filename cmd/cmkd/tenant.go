@@ -17,8 +17,9 @@ import (
 func runTenant(ctx context.Context, argv []string, stdout, stderr io.Writer) error {
 	sub := map[string]func(context.Context, []string, io.Writer, io.Writer) error{
 		"add": tenantAdd, "list": tenantList, "show": tenantShow, "remove": tenantRemove, "set-key": tenantSetKey,
+		"destroy": tenantDestroy,
 	}
-	return dispatch("tenant", "add|list|show|set-key|remove", sub, ctx, argv, stdout, stderr)
+	return dispatch("tenant", "add|list|show|set-key|remove|destroy", sub, ctx, argv, stdout, stderr)
 }
 
 // dispatch runs the subcommand named by argv[0].
