@@ -18,6 +18,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/cmkd-io/cmkd"
+	"github.com/cmkd-io/cmkd/api"
 )
 
 // Config is cmkd's configuration file (YAML). Every field can be overridden
@@ -32,6 +33,9 @@ type Config struct {
 	Sources  Sources     `yaml:"sources,omitempty"`
 	Worker   WorkerConf  `yaml:"worker,omitempty"`
 	HTTP     HTTPConfig  `yaml:"http,omitempty"`
+	// API is the HTTP data API for services in other languages (package
+	// api): off unless api.listen is set.
+	API APIConfig `yaml:"api,omitempty"`
 	// Dev holds what `cmkd dev` started, for the commands that only make
 	// sense against the emulators (vault revoke/grant).
 	Dev DevConfig `yaml:"dev,omitempty"`
@@ -216,6 +220,33 @@ type WorkerConf struct {
 }
 
 // HTTPConfig is the health and metrics endpoint.
+// APIConfig configures the HTTP data API `cmkd run` serves on a listener
+// of its own (docs/api/openapi.yaml).
+type APIConfig struct {
+	// Listen is host:port; empty: no data API.
+	Listen string `yaml:"listen,omitempty"`
+	// CertFile and KeyFile serve the API over TLS; without them it is
+	// plain HTTP, for a TLS-terminating proxy in front or loopback.
+	CertFile string `yaml:"cert_file,omitempty"`
+	KeyFile  string `yaml:"key_file,omitempty"`
+	// ClientCAFile verifies client certificates (mTLS, the alternative to
+	// Entra ID tokens): a caller's identity is its certificate's subject
+	// CN or URI SAN, authorized by auth.tenants. Needs cert_file.
+	ClientCAFile string `yaml:"client_ca_file,omitempty"`
+	// Auth: Entra ID bearer tokens (issuer, audience, jwks_url), the app
+	// role that may use every tenant and the lifecycle routes (admin_role,
+	// default Tenants.Admin), and the per-tenant allow-list of callers
+	// (tenants: identity → tenants, "*" for all).
+	Auth api.Auth `yaml:"auth,omitempty"`
+	// Anonymous serves without authentication: `cmkd dev` only; refused
+	// unless keyvault.emulator is set.
+	Anonymous bool `yaml:"anonymous,omitempty"`
+	// MaxBody bounds a request's payload (default 1 MiB); Timeout a
+	// request (default 10s).
+	MaxBody int64         `yaml:"max_body,omitempty"`
+	Timeout time.Duration `yaml:"timeout,omitempty"`
+}
+
 type HTTPConfig struct {
 	Listen string `yaml:"listen,omitempty"`
 	// MaxConns caps the connections held open at once (default 32).
@@ -322,6 +353,13 @@ func (c *Config) Validate() error {
 			bad("keyvault.platform_key", "%q is not a key URL without a version (e.g. https://ops-vault.vault.azure.net/keys/platform)", p)
 		}
 	}
+	if c.API.Anonymous && !c.KeyVault.Emulator {
+		bad("api.anonymous", "serves the data API to anyone: cmkd dev only (it needs keyvault.emulator); configure api.auth")
+	}
+	if c.API.Listen != "" && !c.API.Anonymous && c.API.Auth.Entra == nil && c.API.ClientCAFile == "" {
+		bad("api.auth", "the data API needs api.auth.entra (Entra ID tokens) or api.client_ca_file (client certificates)")
+	}
+
 	if c.Worker.SampleRate < 0 || c.Worker.SampleRate > 1 {
 		bad("worker.sample_rate", "%v is not between 0 and 1", c.Worker.SampleRate)
 	}
@@ -399,12 +437,12 @@ func setFromString(v reflect.Value, s string) error {
 			return err
 		}
 		v.SetBool(b)
-	case v.Kind() == reflect.Int:
-		n, err := strconv.Atoi(s)
+	case v.Kind() == reflect.Int, v.Kind() == reflect.Int64:
+		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {
 			return err
 		}
-		v.SetInt(int64(n))
+		v.SetInt(n)
 	case v.Kind() == reflect.Float64:
 		f, err := strconv.ParseFloat(s, 64)
 		if err != nil {

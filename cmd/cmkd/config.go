@@ -22,6 +22,7 @@ type (
 	WorkerConf      = config.WorkerConf
 	HTTPConfig      = config.HTTPConfig
 	DevConfig       = config.DevConfig
+	APIConfig       = config.APIConfig
 )
 
 // loadConfig reads path, applies CMKD_* environment overrides and validates.

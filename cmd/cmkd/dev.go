@@ -108,6 +108,7 @@ type devEnv struct {
 	// the customers' vaults, so revoking a customer's vault leaves it be.
 	ops  *keyvault.Server
 	http string
+	api  string // the data API's address: anonymous, as nowhere else
 	// platform is the platform layer's key, in ops.
 	platform string
 }
@@ -182,6 +183,12 @@ func startDevEnv(f devFlags, prev *Config, log *slog.Logger) (*devEnv, error) {
 			return nil, err
 		}
 	}
+	env.api = addrOf(prev, func(c *Config) string { return c.API.Listen })
+	if env.api == "127.0.0.1:0" {
+		if env.api, err = freeAddr(); err != nil {
+			return nil, err
+		}
+	}
 	ok = true
 	return env, nil
 }
@@ -250,6 +257,7 @@ func (e *devEnv) config(f devFlags) *Config {
 		}},
 		Worker: WorkerConf{ProbeInterval: f.interval},
 		HTTP:   HTTPConfig{Listen: e.http},
+		API:    APIConfig{Listen: e.api, Anonymous: true},
 		Dev:    dev,
 	}
 }
@@ -369,9 +377,13 @@ Next, in another terminal:
   cmkd vault disable cmk          # → sealed within a probe interval; cmkd get exits 3
   cmkd vault enable cmk           # → unsealed
   cmkd vault disable --vault %[12]s cmkd-platform   # every tenant sealed: platform_key_disabled
+
+Your service, over HTTP (anonymous here only; docs/api/openapi.yaml):
+  curl -s -X POST http://%[13]s/v1/tenants/acme/encrypt -d '{"plaintext":"aGVsbG8="}'
+  cmkd tenant destroy acme --yes  # crypto-shredding: nothing of acme's can be read again
 `, filepath.Dir(path), path, cfg.Dev.KeyVault, cfg.Sources.EventGrid.Endpoint, devTopic, devSubscription,
 		redact.URL(cfg.NATS.URL), cfg.HTTP.Listen, cfg.Store.Driver, redact.URL(cfg.Store.DSN), cfg.KeyVault.PlatformKey,
-		cfg.Dev.PlatformVault)
+		cfg.Dev.PlatformVault, cfg.API.Listen)
 	if h := cfg.Dev.HSM; h != "" {
 		fmt.Fprintf(w, `
 Managed HSM    %[1]s

@@ -69,6 +69,13 @@ func serveWorker(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if relay != nil {
 		kick, runners = relay.Kick, []worker.Runner{relay}
 	}
+	if cfg.API.Listen != "" {
+		srv, err := newAPIServer(cfg.API, d.store, d.reg, log)
+		if err != nil {
+			return err
+		}
+		runners = append(runners, srv)
+	}
 	rec, err := handlers.New(handlers.Config{
 		Store: d.store, KEK: d.kek, Broadcast: worker.Broadcaster(d.nc, log), StatusWritten: kick,
 		UnreachableGrace: cfg.Worker.UnreachableGrace, SealOnExpiry: cfg.Worker.SealOnExpiry,
