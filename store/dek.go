@@ -84,7 +84,7 @@ func (s *Store) readDEK(ctx context.Context, tenant, id string) (cipher.AEAD, er
 		return a, nil
 	}
 	d, err := s.b.GetDEK(ctx, tenant, id)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, ErrNotFound) && !errors.Is(err, ErrUnknownTenant) {
 		return nil, fmt.Errorf("dek %s: %w: record names a key this tenant does not have", id, ErrIntegrity)
 	}
 	if err != nil {

@@ -50,7 +50,21 @@ var (
 	ErrChangeInProgress = errors.New("a key change is in progress")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("store closed")
+	// ErrUnknownTenant: no tenant has that id (never added, removed or
+	// destroyed). It also matches ErrNotFound under errors.Is, so callers
+	// that only know ErrNotFound keep working; callers that must tell a
+	// missing tenant from a missing record test ErrUnknownTenant first.
+	ErrUnknownTenant error = unknownTenantError{}
 )
+
+// unknownTenantError is ErrUnknownTenant's type: a comparable sentinel
+// whose Is also answers for ErrNotFound.
+type unknownTenantError struct{}
+
+func (unknownTenantError) Error() string { return "unknown tenant" }
+
+// Is makes errors.Is(ErrUnknownTenant, ErrNotFound) true.
+func (unknownTenantError) Is(target error) bool { return target == ErrNotFound }
 
 // UnwrapError is a DEK's current wrapping failing to unwrap (in a rewrap,
 // or as a probe's sentinel), as opposed to a new wrapping or a swap

@@ -12,7 +12,7 @@ import (
 	"github.com/cmkd-io/cmkd/store/storetest"
 )
 
-func newStore(t *testing.T, h *storetest.Harness) *store.Store {
+func newStore(t testing.TB, h *storetest.Harness) *store.Store {
 	t.Helper()
 	b, err := sqlite.Open(t.Context(), sqlite.Config{Path: filepath.Join(t.TempDir(), "cmkd.db")})
 	if err != nil {

@@ -15,7 +15,7 @@ import (
 // named in its delivery attributes, so a wrong name in the docs means every
 // delivery is refused.
 func TestWebhookSecretHeaderDocumented(t *testing.T) {
-	f, err := parser.ParseFile(token.NewFileSet(), "config.go", nil, parser.ParseComments)
+	f, err := parser.ParseFile(token.NewFileSet(), "../../config/config.go", nil, parser.ParseComments)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -57,7 +57,7 @@ func TestWebhookSettingsReachTheWebhook(t *testing.T) {
 func TestConfigVaultPolicy(t *testing.T) {
 	base := func() *Config {
 		c := &Config{Store: StoreConfig{DSN: "x.db"}}
-		c.setDefaults()
+		c.SetDefaults()
 		return c
 	}
 	c := base()

@@ -154,7 +154,7 @@ func streamNames(t *testing.T, ctx context.Context, js jetstream.JetStream) []st
 // someone else's are exclusive.
 func TestDeployConfigRefusesCreateAndCheck(t *testing.T) {
 	c := Config{Store: StoreConfig{DSN: "x"}, NATS: NATSConfig{CreateStreams: true, CheckStreams: true}}
-	c.setDefaults()
+	c.SetDefaults()
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "nats.check_streams") {
 		t.Fatalf("Validate: %v; want an error naming nats.check_streams", err)
 	}

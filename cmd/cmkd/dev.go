@@ -67,7 +67,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if f.schema != "" && f.store == "" {
 		return usagef("dev: --store-schema needs --store")
 	}
-	if err := errors.Join(devStore(f).validate()...); err != nil {
+	if err := devStore(f).Validate(); err != nil {
 		return usagef("dev --store: %v", err)
 	}
 	log, err := newLogger(stderr, f.logFmt)

@@ -29,10 +29,10 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	s := cfg.Store
 	switch s.Driver {
 	case "postgres":
-		if err := postgres.Migrate(ctx, s.postgres()); err != nil {
+		if err := postgres.Migrate(ctx, s.Postgres()); err != nil {
 			return storeError(s, err)
 		}
-		_, err = fmt.Fprintf(stdout, "PostgreSQL schema %s is at version %d\n", s.schema(), postgres.SchemaVersion)
+		_, err = fmt.Fprintf(stdout, "PostgreSQL schema %s is at version %d\n", s.SchemaName(), postgres.SchemaVersion)
 		return err
 	case "sqlite":
 		b, err := sqlite.Open(ctx, sqlite.Config{Path: s.DSN}) // migrates

@@ -42,7 +42,7 @@ func TestStoreConfigErrorsNameTheField(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := &Config{Store: tc.store}
-			c.setDefaults()
+			c.SetDefaults()
 			err := c.Validate()
 			if err == nil || !strings.Contains(err.Error(), tc.field+":") {
 				t.Fatalf("Validate() = %v, want an error naming %s", err, tc.field)
@@ -57,7 +57,7 @@ func TestStoreConfigErrorsNameTheField(t *testing.T) {
 		s.Schema, s.MaxConns, s.StatementTimeout, s.Migrate = "cmkd_a", 8, 5*time.Second, &no
 	})
 	c := &Config{Store: ok}
-	c.setDefaults()
+	c.SetDefaults()
 	if err := c.Validate(); err != nil {
 		t.Fatalf("a valid PostgreSQL store refused: %v", err)
 	}
@@ -79,7 +79,7 @@ func TestStoreSettingsFromFileAndEnvironment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := cfg.Store.postgres()
+	got := cfg.Store.Postgres()
 	want := postgres.Config{DSN: "postgres://cmkd@db2:5432/cmkd", Schema: "tenant_keys", MaxConns: 12,
 		StatementTimeout: 4 * time.Second, NoMigrate: true}
 	if got != want {
@@ -88,7 +88,7 @@ func TestStoreSettingsFromFileAndEnvironment(t *testing.T) {
 	if cfg.Worker.LeaseTTL != 10*time.Second {
 		t.Fatalf("worker.lease_ttl = %s, want 10s", cfg.Worker.LeaseTTL)
 	}
-	if (StoreConfig{}).postgres().NoMigrate {
+	if (StoreConfig{}).Postgres().NoMigrate {
 		t.Fatal("store.migrate unset: want migrations on start")
 	}
 }

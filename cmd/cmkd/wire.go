@@ -7,13 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/cmkd-io/cmkd/config"
 	"github.com/cmkd-io/cmkd/internal/redact"
 	"github.com/cmkd-io/cmkd/kek"
 	"github.com/cmkd-io/cmkd/store"
@@ -51,31 +51,17 @@ func openDeps(ctx context.Context, cfg *Config, log *slog.Logger, withNATS bool)
 }
 
 func (d *deps) openKEK() error {
-	kv := d.cfg.KeyVault
-	cred, err := kek.NewCredential(kek.CredentialConfig{Kind: kv.Credential, ClientID: kv.ClientID, TenantID: kv.TenantID, Token: kv.Token})
-	if err != nil {
-		return fmt.Errorf("keyvault.credential: %w", err)
-	}
-	pool, err := loadCA(kv.CAFile)
-	if err != nil {
-		return fmt.Errorf("keyvault.ca_file: %w", err)
-	}
-	d.cred = cred
-	kc := kek.Config{
-		Credential: cred, RootCAs: pool, DisableChallengeResourceVerification: kv.Emulator, Logger: d.log,
-		Policy: vaultPolicy(kv), ManagedHSMs: kv.ManagedHSMs,
-		Limiter: kek.LimiterConfig{InitialRate: kv.InitialRate, VaultLimit: kv.VaultLimit},
-	}
+	var reg prometheus.Registerer
 	if d.reg != nil {
-		kc.Registerer = d.reg
+		reg = d.reg
 	}
+	kc, err := config.KEKConfig(d.cfg, d.log, reg)
+	if err != nil {
+		return err
+	}
+	d.cred = kc.Credential
 	d.kek, err = kek.New(kc)
 	return err
-}
-
-// vaultPolicy is the config's answer to which vaults cmkd may call.
-func vaultPolicy(kv KVConfig) kek.VaultPolicy {
-	return kek.VaultPolicy{Vaults: kv.Vaults, DNSSuffixes: kv.DNSSuffixes, AllowLoopback: kv.Emulator}
 }
 
 // policyFields are the config fields behind kek.VaultPolicy's.
@@ -94,18 +80,11 @@ func withPolicyHint(err error) error {
 }
 
 func (d *deps) openStore(ctx context.Context) error {
-	b, err := openBackend(ctx, d.cfg.Store)
+	st, err := config.OpenStore(ctx, d.cfg, d.kek, d.log)
 	if err != nil {
 		return err
 	}
-	platform, err := d.cfg.platformKey()
-	if err != nil {
-		return errors.Join(err, b.Close())
-	}
-	d.store, err = store.New(store.Config{Backend: b, KEK: d.kek, Logger: d.log, CacheTTL: d.cfg.Store.CacheTTL, PlatformKey: platform})
-	if err != nil {
-		return errors.Join(err, b.Close())
-	}
+	d.store = st
 	return nil
 }
 
@@ -159,26 +138,6 @@ func (d *deps) Close() {
 			d.log.Error("close store", slog.Any("err", err))
 		}
 	}
-}
-
-// loadCA returns a pool with the system roots plus the PEM file's CAs; nil
-// (the system roots) without a file.
-func loadCA(path string) (*x509.CertPool, error) {
-	if path == "" {
-		return nil, nil
-	}
-	pem, err := os.ReadFile(path) // #nosec G304 -- the operator's ca_file setting
-	if err != nil {
-		return nil, err
-	}
-	pool, err := x509.SystemCertPool()
-	if err != nil {
-		pool = x509.NewCertPool()
-	}
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, errors.New("no PEM certificate in " + path)
-	}
-	return pool, nil
 }
 
 // tlsTrusting is an HTTP TLS config trusting pool (nil: the system roots).

@@ -59,7 +59,7 @@ func (s *stateRow) err(tenant string) error {
 	return nil
 }
 
-func tenantNotFound(id string) error { return fmt.Errorf("tenant %s: %w", id, store.ErrNotFound) }
+func tenantNotFound(id string) error { return fmt.Errorf("tenant %s: %w", id, store.ErrUnknownTenant) }
 
 // AddTenant implements store.Backend.
 func (b *Backend) AddTenant(ctx context.Context, t store.Tenant) error {
@@ -81,7 +81,7 @@ func (b *Backend) AddTenant(ctx context.Context, t store.Tenant) error {
 func (b *Backend) GetTenant(ctx context.Context, id string) (store.Tenant, error) {
 	t, err := scanTenant(b.pool.QueryRow(ctx, `SELECT `+tenantCols+` FROM tenants WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return store.Tenant{}, store.ErrNotFound
+		return store.Tenant{}, tenantNotFound(id)
 	}
 	if err != nil {
 		return store.Tenant{}, fmt.Errorf("read tenant: %w", err)
@@ -118,7 +118,7 @@ func (b *Backend) RemoveTenant(ctx context.Context, id string, force bool) error
 		var one int
 		err := tx.QueryRow(ctx, `SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE`, id).Scan(&one)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return store.ErrNotFound
+			return tenantNotFound(id)
 		}
 		if err != nil {
 			return fmt.Errorf("lock tenant: %w", err)

@@ -18,7 +18,7 @@ func (b *Backend) ChangeKey(ctx context.Context, tenant string, from cmkd.KeyID,
 		t, err := scanTenant(tx.QueryRowContext(ctx, `SELECT `+tenantCols+` FROM tenants WHERE id = ?`, tenant))
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
-			return fmt.Errorf("tenant %s: %w", tenant, store.ErrNotFound)
+			return fmt.Errorf("tenant %s: %w", tenant, store.ErrUnknownTenant)
 		case err != nil:
 			return fmt.Errorf("read tenant: %w", err)
 		case t.Change != nil:
@@ -81,7 +81,7 @@ func (b *Backend) CompleteKeyChange(ctx context.Context, tenant string, key cmkd
 		t, err := scanTenant(tx.QueryRowContext(ctx, `SELECT `+tenantCols+` FROM tenants WHERE id = ?`, tenant))
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
-			return fmt.Errorf("tenant %s: %w", tenant, store.ErrNotFound)
+			return fmt.Errorf("tenant %s: %w", tenant, store.ErrUnknownTenant)
 		case err != nil:
 			return fmt.Errorf("read tenant: %w", err)
 		case t.Change == nil:

@@ -108,7 +108,7 @@ func (b *Backend) dekWithState(ctx context.Context, tenant, join string, args ..
 	}
 	switch {
 	case !found:
-		return nil, fmt.Errorf("tenant %s: %w", tenant, store.ErrNotFound)
+		return nil, fmt.Errorf("tenant %s: %w", tenant, store.ErrUnknownTenant)
 	case len(out) == 0:
 		return nil, fmt.Errorf("dek: %w", store.ErrNotFound)
 	}

@@ -48,7 +48,7 @@ func (b *Backend) getRecordDetail(ctx context.Context, tenant, key string) ([]by
 	err := b.db.QueryRowContext(ctx, getRecordDetailSQL, key, tenant).Scan(append(st.dest(), &value, &found)...)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return nil, fmt.Errorf("tenant %s: %w", tenant, store.ErrNotFound)
+		return nil, fmt.Errorf("tenant %s: %w", tenant, store.ErrUnknownTenant)
 	case err != nil:
 		return nil, fmt.Errorf("read record: %w", err)
 	case st.err() != nil:
@@ -145,7 +145,7 @@ func (b *Backend) ListRecords(ctx context.Context, tenant, after string, limit i
 		return nil, fmt.Errorf("list records: %w", err)
 	}
 	if !seen {
-		return nil, fmt.Errorf("tenant %s: %w", tenant, store.ErrNotFound)
+		return nil, fmt.Errorf("tenant %s: %w", tenant, store.ErrUnknownTenant)
 	}
 	return keys, nil
 }

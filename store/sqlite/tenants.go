@@ -65,7 +65,7 @@ func (b *Backend) AddTenant(ctx context.Context, t store.Tenant) error {
 func (b *Backend) GetTenant(ctx context.Context, id string) (store.Tenant, error) {
 	t, err := scanTenant(b.db.QueryRowContext(ctx, `SELECT `+tenantCols+` FROM tenants WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return store.Tenant{}, store.ErrNotFound
+		return store.Tenant{}, fmt.Errorf("tenant %s: %w", id, store.ErrUnknownTenant)
 	}
 	return t, err
 }
@@ -125,7 +125,7 @@ func (b *Backend) RemoveTenant(ctx context.Context, id string, force bool) error
 			return fmt.Errorf("remove tenant: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return store.ErrNotFound
+			return fmt.Errorf("tenant %s: %w", id, store.ErrUnknownTenant)
 		}
 		return nil
 	})
@@ -221,7 +221,7 @@ func tenantState(ctx context.Context, q querier, id string) (store.Tenant, error
 	t, err := scanTenant(q.QueryRowContext(ctx, `SELECT `+tenantCols+` FROM tenants WHERE id = ?`, id))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return t, fmt.Errorf("tenant %s: %w", id, store.ErrNotFound)
+		return t, fmt.Errorf("tenant %s: %w", id, store.ErrUnknownTenant)
 	case err != nil:
 		return t, fmt.Errorf("tenant state: %w", err)
 	case t.Sealed():

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"context"
@@ -13,6 +13,11 @@ import (
 	"github.com/cmkd-io/cmkd/store/postgres"
 	"github.com/cmkd-io/cmkd/store/sqlite"
 )
+
+// Validate checks the store fields beyond the driver and the DSN's
+// presence (Config.Validate checks those too), naming each wrong field.
+// Errors quote the DSN only redacted.
+func (s StoreConfig) Validate() error { return errors.Join(s.validate()...) }
 
 // validate checks the store fields beyond the driver and the DSN's
 // presence, naming the field. Errors quote the DSN only redacted.
@@ -59,52 +64,52 @@ func (s StoreConfig) validate() []error {
 	// cmkd sets search_path to its schema on every connection: a different
 	// one in the DSN would be ignored without a word.
 	if c, err := pgconn.ParseConfig(s.DSN); err == nil {
-		if sp, ok := c.RuntimeParams["search_path"]; ok && sp != s.schema() {
-			bad("store.dsn", "sets search_path %q, but cmkd keeps its tables in store.schema (%q): set store.schema instead", sp, s.schema())
+		if sp, ok := c.RuntimeParams["search_path"]; ok && sp != s.SchemaName() {
+			bad("store.dsn", "sets search_path %q, but cmkd keeps its tables in store.schema (%q): set store.schema instead", sp, s.SchemaName())
 		}
 	}
 	return errs
 }
 
-// schema is store.schema or its default.
-func (s StoreConfig) schema() string {
+// SchemaName is store.schema or its default (PostgreSQL).
+func (s StoreConfig) SchemaName() string {
 	if s.Schema == "" {
 		return postgres.DefaultSchema
 	}
 	return s.Schema
 }
 
-// postgres is the PostgreSQL backend's config for these fields.
-func (s StoreConfig) postgres() postgres.Config {
+// Postgres is the PostgreSQL backend's config for these fields.
+func (s StoreConfig) Postgres() postgres.Config {
 	return postgres.Config{
 		DSN: s.DSN, Schema: s.Schema, MaxConns: int32(s.MaxConns), // #nosec G115 -- validate bounds it to int32
-		StatementTimeout: s.StatementTimeout, NoMigrate: !s.migrate(),
+		StatementTimeout: s.StatementTimeout, NoMigrate: !s.MigratesOnOpen(),
 	}
 }
 
-// openBackend opens the configured database, migrating its schema unless
-// store.migrate is false.
-func openBackend(ctx context.Context, s StoreConfig) (store.Backend, error) {
+// OpenBackend opens the configured database, migrating its schema unless
+// store.migrate is false. Errors never show the DSN's password.
+func OpenBackend(ctx context.Context, s StoreConfig) (store.Backend, error) {
 	switch s.Driver {
 	case "sqlite":
 		b, err := sqlite.Open(ctx, sqlite.Config{Path: s.DSN})
 		if err != nil {
-			return nil, storeError(s, err)
+			return nil, StoreError(s, err)
 		}
 		return b, nil
 	case "postgres":
-		b, err := postgres.Open(ctx, s.postgres())
+		b, err := postgres.Open(ctx, s.Postgres())
 		if err != nil {
-			return nil, storeError(s, err)
+			return nil, StoreError(s, err)
 		}
 		return b, nil
 	}
 	return nil, fmt.Errorf("store.driver %q is not sqlite or postgres", s.Driver)
 }
 
-// storeError says which store failed, without its password, and what the
+// StoreError says which store failed, without its password, and what the
 // operator can do about the schema errors.
-func storeError(s StoreConfig, err error) error {
+func StoreError(s StoreConfig, err error) error {
 	err = fmt.Errorf("open store %s: %w", redact.URL(s.DSN), redact.Error(err))
 	switch {
 	case errors.Is(err, store.ErrSchemaBehind):
