@@ -26,6 +26,9 @@ const (
 	KindKeyChangeStarted   Kind = "key.change.started"
 	KindKeyChangeCompleted Kind = "key.change.completed"
 	KindDEKUnreadable      Kind = "dek.unreadable"
+	// KindTenantDestroyed: the tenant, its DEKs and its records were
+	// deleted; nothing ever encrypted for it can be decrypted again.
+	KindTenantDestroyed Kind = "tenant.destroyed"
 )
 
 // Kinds lists every kind cmkd publishes.
@@ -34,6 +37,7 @@ func Kinds() []Kind {
 		KindRewrapStarted, KindRewrapCompleted, KindRewrapFailed, KindVersionRetired,
 		KindSealed, KindUnsealed, KindKeyNearExpiry, KindKeyExpired,
 		KindKeyChangeStarted, KindKeyChangeCompleted, KindDEKUnreadable,
+		KindTenantDestroyed,
 	}
 }
 
@@ -76,6 +80,22 @@ func PlatformReason(reason string) string { return PlatformReasonPrefix + reason
 
 // IsPlatformReason reports whether a seal reason names the platform layer.
 func IsPlatformReason(reason string) bool { return strings.HasPrefix(reason, PlatformReasonPrefix) }
+
+// purgedNote is what a seal for a purged key means for the tenant's data.
+const purgedNote = "the key is purged: data under it can no longer be recovered"
+
+// ReasonNote is a sentence for people about what a seal reason means for
+// the tenant's data, for a sealed event's message or an API's error
+// detail; empty when the reason needs none. A purged key — the tenant's own
+// or the platform key — cannot come back, and neither can the DEKs it
+// wrapped: unlike every other reason, no unseal will follow.
+func ReasonNote(reason string) string {
+	switch reason {
+	case ReasonPurged, PlatformReason(ReasonPurged):
+		return purgedNote
+	}
+	return ""
+}
 
 // StatusEvent is one status event: a fact about a tenant's keys that cmkd
 // writes to its outbox with the state change it reports, and publishes as a

@@ -212,3 +212,28 @@ func FuzzValidateTenantID(f *testing.F) {
 		}
 	})
 }
+
+func TestKindsHaveTenantDestroyed(t *testing.T) {
+	for _, k := range cmkd.Kinds() {
+		if k == cmkd.KindTenantDestroyed {
+			return
+		}
+	}
+	t.Fatal("Kinds() leaves out tenant.destroyed")
+}
+
+// A purged key, the customer's or the platform's, is the one seal reason
+// that says the data is gone; the others leave room for an unseal.
+func TestReasonNote(t *testing.T) {
+	for _, r := range []string{cmkd.ReasonPurged, cmkd.PlatformReason(cmkd.ReasonPurged)} {
+		if n := cmkd.ReasonNote(r); !strings.Contains(n, "can no longer be recovered") {
+			t.Errorf("ReasonNote(%q) = %q, want it to say the data cannot be recovered", r, n)
+		}
+	}
+	for _, r := range []string{cmkd.ReasonDisabled, cmkd.ReasonDeleted, cmkd.ReasonAccessDenied, cmkd.ReasonUnreachable,
+		cmkd.ReasonExpired, cmkd.ReasonIntegrity, cmkd.PlatformReason(cmkd.ReasonDisabled), ""} {
+		if n := cmkd.ReasonNote(r); n != "" {
+			t.Errorf("ReasonNote(%q) = %q, want none", r, n)
+		}
+	}
+}

@@ -64,7 +64,6 @@ type fixture struct {
 	t      *testing.T
 	h      *storetest.Harness
 	s      *store.Store
-	full   bool // the store has DestroyTenant
 	srv    *httptest.Server
 	reg    *prometheus.Registry
 	ca     *x509.Certificate
@@ -90,8 +89,6 @@ func newFixture(t *testing.T) *fixture {
 			t.Fatal(err)
 		}
 	}
-	var st api.Store
-	st, f.full = storeAPI(f.s)
 
 	pub := f.signer.PublicKey
 	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -104,7 +101,7 @@ func newFixture(t *testing.T) *fixture {
 	t.Cleanup(jwks.Close)
 
 	h, err := api.New(api.Config{
-		Store: st,
+		Store: f.s,
 		Auth: api.Auth{
 			Entra: &api.Entra{Issuer: issuer, Audience: audience, JWKSURL: jwks.URL},
 			Tenants: map[string][]string{
@@ -540,14 +537,30 @@ func TestTenantLifecycle(t *testing.T) {
 	}
 	wantProblem(t, f.do(nil, "GET", "/v1/tenants/nobody", adm, nil, ""), 404, "tenant-not-found")
 
-	if !f.full {
-		t.Log("the store has no DestroyTenant yet: shredding untested")
-		return
-	}
+	// Crypto-shredding: records and tenant gone, and a ciphertext kept
+	// outside does not decrypt even under a new tenant of the same id.
 	want(t, f.do(nil, "PUT", "/v1/tenants/c/records/k", adm, []byte("c's"), ""), 204)
+	r = f.json("POST", "/v1/tenants/c/encrypt", adm, map[string][]byte{"plaintext": []byte("c's")})
+	want(t, r, 200)
+	var enc struct{ Ciphertext []byte }
+	if err := json.Unmarshal(r.body, &enc); err != nil {
+		t.Fatal(err)
+	}
 	want(t, f.do(nil, "DELETE", "/v1/tenants/c", adm, nil, ""), 204)
 	wantProblem(t, f.do(nil, "GET", "/v1/tenants/c/records/k", adm, nil, ""), 404, "tenant-not-found")
+	wantProblem(t, f.do(nil, "GET", "/v1/tenants/c", adm, nil, ""), 404, "tenant-not-found")
+	wantProblem(t, f.json("POST", "/v1/tenants/c/decrypt", adm, map[string][]byte{"ciphertext": enc.Ciphertext}), 404, "tenant-not-found")
 	wantProblem(t, f.do(nil, "DELETE", "/v1/tenants/c", adm, nil, ""), 404, "tenant-not-found")
+	want(t, f.json("POST", "/v1/tenants", adm, map[string]string{"id": "c", "key": f.h.Key.URL()}), 201)
+	wantProblem(t, f.json("POST", "/v1/tenants/c/decrypt", adm, map[string][]byte{"ciphertext": enc.Ciphertext}), 400, "integrity")
+	wantProblem(t, f.do(nil, "GET", "/v1/tenants/c/records/k", adm, nil, ""), 404, "record-not-found")
+
+	// A sealed tenant can be shredded too.
+	if err := f.s.Seal(t.Context(), "c", cmkd.ReasonDeleted, cmkd.StatusEvent{}); err != nil {
+		t.Fatal(err)
+	}
+	want(t, f.do(nil, "DELETE", "/v1/tenants/c", adm, nil, ""), 204)
+	wantProblem(t, f.do(nil, "GET", "/v1/tenants/c", adm, nil, ""), 404, "tenant-not-found")
 }
 
 func TestEncryptDecrypt(t *testing.T) {
@@ -645,11 +658,10 @@ func TestConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := h.NewStore(t, b, nil)
-	st, _ := storeAPI(s)
-	if _, err := api.New(api.Config{Store: st}); err == nil {
+	if _, err := api.New(api.Config{Store: s}); err == nil {
 		t.Fatal("no authentication accepted without Anonymous")
 	}
-	if _, err := api.New(api.Config{Store: st, Auth: api.Auth{Entra: &api.Entra{Issuer: issuer}}}); err == nil {
+	if _, err := api.New(api.Config{Store: s, Auth: api.Auth{Entra: &api.Entra{Issuer: issuer}}}); err == nil {
 		t.Fatal("entra without audience and jwks_url accepted")
 	}
 	// Signing keys that cannot be fetched: 503, to be retried, not 401.
@@ -657,7 +669,7 @@ func TestConfig(t *testing.T) {
 		http.Error(w, "down", http.StatusBadGateway)
 	}))
 	defer down.Close()
-	hd, err := api.New(api.Config{Store: st, Auth: api.Auth{Entra: &api.Entra{Issuer: issuer, Audience: audience, JWKSURL: down.URL}}})
+	hd, err := api.New(api.Config{Store: s, Auth: api.Auth{Entra: &api.Entra{Issuer: issuer, Audience: audience, JWKSURL: down.URL}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -670,7 +682,7 @@ func TestConfig(t *testing.T) {
 	wantProblem(t, response{rec.Code, rec.Header(), rec.Body.Bytes()}, 503, "unavailable")
 
 	// A request that outlives Timeout: 504.
-	hd, err = api.New(api.Config{Store: st, Anonymous: true, Timeout: time.Nanosecond})
+	hd, err = api.New(api.Config{Store: s, Anonymous: true, Timeout: time.Nanosecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -679,7 +691,7 @@ func TestConfig(t *testing.T) {
 	wantProblem(t, response{rec.Code, rec.Header(), rec.Body.Bytes()}, 504, "timeout")
 
 	// Anonymous (cmkd dev): every route, no credentials.
-	hd, err = api.New(api.Config{Store: st, Anonymous: true})
+	hd, err = api.New(api.Config{Store: s, Anonymous: true})
 	if err != nil {
 		t.Fatal(err)
 	}

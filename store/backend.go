@@ -28,6 +28,11 @@ type Backend interface {
 	// RemoveTenant deletes a tenant with its DEKs; without force it fails
 	// with ErrNotEmpty while records exist.
 	RemoveTenant(ctx context.Context, id string, force bool) error
+	// DestroyTenant deletes the tenant's DEKs (every layer), records and
+	// the tenant itself, whatever its state, and appends ev to the outbox,
+	// in one transaction: crypto-shredding. ErrUnknownTenant (an
+	// ErrNotFound) if there is no such tenant.
+	DestroyTenant(ctx context.Context, id string, ev cmkd.StatusEvent) error
 	// SetTenantState moves a tenant to state (StateSealed with reason and
 	// since, or StateActive) and appends ev to the outbox, in one
 	// transaction. It changes nothing and reports false when the tenant is

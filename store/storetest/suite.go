@@ -32,7 +32,7 @@ func cases() []testCase {
 	for _, group := range [][]testCase{
 		tenantCases, dekCases, rewrapCases, recordCases, cacheCases,
 		sealCases, outboxCases, leaseCases, leakCases, keyCases, layerCases,
-		envelopeCases,
+		envelopeCases, destroyCases,
 	} {
 		all = append(all, group...)
 	}

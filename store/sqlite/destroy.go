@@ -1,0 +1,32 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/cmkd-io/cmkd"
+	"github.com/cmkd-io/cmkd/store"
+)
+
+// DestroyTenant implements store.Backend: the tenant's records, wrapped
+// DEKs and row go, with ev, in one transaction.
+func (b *Backend) DestroyTenant(ctx context.Context, id string, ev cmkd.StatusEvent) error {
+	return b.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tenantState(ctx, tx, id); err != nil && !errors.Is(err, store.ErrSealed) {
+			return err
+		}
+		for _, q := range []string{
+			`DELETE FROM records WHERE tenant = ?`,
+			`DELETE FROM dek_wrappings WHERE tenant = ?`,
+			`DELETE FROM deks WHERE tenant = ?`,
+			`DELETE FROM tenants WHERE id = ?`,
+		} {
+			if _, err := tx.ExecContext(ctx, q, id); err != nil {
+				return fmt.Errorf("destroy tenant: %w", err)
+			}
+		}
+		return appendOutbox(ctx, tx, []cmkd.StatusEvent{ev})
+	})
+}
