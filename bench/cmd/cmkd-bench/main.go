@@ -22,6 +22,7 @@ import (
 	"syscall"
 
 	"github.com/cmkd-io/cmkd/bench"
+	"github.com/cmkd-io/cmkd/bench/apicost"
 	"github.com/cmkd-io/cmkd/bench/layers"
 	"github.com/cmkd-io/cmkd/bench/replicas"
 	"github.com/cmkd-io/cmkd/bench/rewrap"
@@ -34,11 +35,12 @@ import (
 // scenarios are every scenario, in the order the issues asked for them:
 // the benchmark issue's six, the per-key scheduler's two, and the
 // scale-out issue's replicas (its store goals are in the store scenario),
-// and what the second encryption layer costs.
+// what the second encryption layer costs, and what an application pays
+// per call through the Go API and the HTTP API.
 func scenarios() []bench.Scenario {
 	return []bench.Scenario{rewrap.Throttle, rewrap.HSM, seal.Scenario, storecost.Scenario,
 		throughput.Scenario, rewrap.Scaling, schedule.MultiVault, schedule.ProbeLoad, replicas.Scenario,
-		layers.Scenario}
+		layers.Scenario, apicost.Scenario}
 }
 
 type benchFlags struct {

@@ -102,7 +102,7 @@ func TestEveryScenarioRegistered(t *testing.T) {
 		}
 		seen[s.Name] = true
 	}
-	for _, want := range []string{"rewrap", "rewrap-hsm", "seal", "store", "events", "scaling", "multivault", "probeload", "replicas", "layers"} {
+	for _, want := range []string{"rewrap", "rewrap-hsm", "seal", "store", "events", "scaling", "multivault", "probeload", "replicas", "layers", "api"} {
 		if !seen[want] {
 			t.Errorf("scenario %q not registered; have %v", want, names())
 		}
