@@ -110,7 +110,7 @@ func (b *bearerValidator) validate(ctx context.Context, raw string) (caller, err
 	claims := jwt.MapClaims{}
 	_, err := b.parser.ParseWithClaims(raw, claims, func(t *jwt.Token) (any, error) {
 		kid, _ := t.Header["kid"].(string)
-		return b.key(ctx, kid)
+		return b.keys.Key(ctx, kid)
 	})
 	if err != nil {
 		return caller{}, fmt.Errorf("bearer token: %w", err)

@@ -2,66 +2,34 @@ package webhook
 
 import (
 	"context"
-	"crypto/rsa"
-	"encoding/base64"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"math/big"
-	"net/http"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-)
 
-// Bounds on fetching the signing keys (the JWKS). A fetch runs on its own,
-// not on the request that needed it, so a caller hanging up cannot make it
-// fail; every request needing keys meanwhile waits for that one fetch.
-const (
-	// minRefresh bounds fetches caused by unknown key ids, so forged tokens
-	// cannot make cmkd hammer the key endpoint.
-	minRefresh = time.Minute
-	// failedBackoff is the pause after a fetch that failed: short, since
-	// deliveries wait for it, but not none, so a failing endpoint is not
-	// asked again for every request.
-	failedBackoff = 5 * time.Second
-	fetchTimeout  = 10 * time.Second
+	"github.com/cmkd-io/cmkd/internal/jwks"
 )
 
 // errKeysUnavailable means a token could not be checked because the
 // signing keys could not be fetched: a retry may succeed.
-var errKeysUnavailable = errors.New("signing keys unavailable")
+var errKeysUnavailable = jwks.ErrKeysUnavailable
 
-// bearerValidator validates RS256 tokens against a JWKS it caches and
-// fetches again every RefreshInterval.
+// failedBackoff is how long a delivery refused for want of keys is told
+// to wait (Retry-After).
+const failedBackoff = jwks.FailedBackoff
+
+// bearerValidator validates RS256 tokens against the issuer's signing
+// keys, cached and fetched again every RefreshInterval.
 type bearerValidator struct {
-	cfg    EntraAuth
 	parser *jwt.Parser
 	apps   map[string]bool
-	log    *slog.Logger
-
-	mu      sync.Mutex
-	keys    map[string]*rsa.PublicKey
-	fetched time.Time // last successful fetch
-	failed  time.Time // end of the last fetch, if it failed
-	lastErr error
-	flight  *jwksFetch // the fetch under way, if any
-}
-
-// jwksFetch is one fetch that every request needing it waits for.
-type jwksFetch struct {
-	done chan struct{}
-	err  error
+	keys   *jwks.Cache
 }
 
 func newBearerValidator(cfg EntraAuth, log *slog.Logger) *bearerValidator {
 	b := &bearerValidator{
-		cfg: cfg,
-		log: log,
+		keys: jwks.New(cfg.JWKSURL, cfg.HTTPClient, cfg.RefreshInterval, log, "webhook"),
 		parser: jwt.NewParser(
 			jwt.WithValidMethods([]string{"RS256"}),
 			jwt.WithAudience(cfg.Audience),
@@ -85,7 +53,7 @@ func (b *bearerValidator) validate(ctx context.Context, raw string) error {
 	claims := jwt.MapClaims{}
 	_, err := b.parser.ParseWithClaims(raw, claims, func(t *jwt.Token) (any, error) {
 		kid, _ := t.Header["kid"].(string)
-		return b.key(ctx, kid)
+		return b.keys.Key(ctx, kid)
 	})
 	if err != nil {
 		return fmt.Errorf("bearer token: %w", err)
@@ -101,140 +69,4 @@ func (b *bearerValidator) validate(ctx context.Context, raw string) error {
 		}
 	}
 	return nil
-}
-
-// key returns the signing key kid. It waits for a fetch when the keys are
-// due for their refresh, or kid is unknown and the last fetch is at least
-// minRefresh old; a fetch already under way is shared. ctx bounds only the
-// wait, never the fetch.
-func (b *bearerValidator) key(ctx context.Context, kid string) (*rsa.PublicKey, error) {
-	if kid == "" {
-		return nil, errors.New("token has no kid")
-	}
-	b.mu.Lock()
-	k, known := b.keys[kid]
-	due := b.fetched.IsZero() || time.Since(b.fetched) >= b.cfg.RefreshInterval
-	f := b.flight
-	if f == nil && b.mayFetch(known, due) {
-		f = b.startFetch()
-	}
-	if f == nil || (known && !due) {
-		err := b.lastErr
-		b.mu.Unlock()
-		return b.found(k, known, kid, err)
-	}
-	b.mu.Unlock()
-	select {
-	case <-f.done:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	b.mu.Lock()
-	// A failed refresh leaves the keys fetched before in place.
-	k, known = b.keys[kid]
-	b.mu.Unlock()
-	return b.found(k, known, kid, f.err)
-}
-
-func (b *bearerValidator) found(k *rsa.PublicKey, known bool, kid string, fetchErr error) (*rsa.PublicKey, error) {
-	switch {
-	case known:
-		return k, nil
-	case fetchErr != nil:
-		return nil, fmt.Errorf("%w: %w", errKeysUnavailable, fetchErr)
-	default:
-		return nil, fmt.Errorf("unknown signing key %q", kid)
-	}
-}
-
-// mayFetch says whether a new fetch may start; b.mu is held.
-func (b *bearerValidator) mayFetch(known, due bool) bool {
-	switch {
-	case !b.failed.IsZero() && time.Since(b.failed) < failedBackoff:
-		return false
-	case due:
-		return true
-	default:
-		return !known && time.Since(b.fetched) >= minRefresh
-	}
-}
-
-// startFetch fetches the keys in the background; b.mu is held.
-func (b *bearerValidator) startFetch() *jwksFetch {
-	f := &jwksFetch{done: make(chan struct{})}
-	b.flight = f
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), fetchTimeout)
-		defer cancel()
-		keys, err := fetchJWKS(ctx, b.cfg.HTTPClient, b.cfg.JWKSURL)
-		if err == nil && len(keys) == 0 {
-			err = errors.New("fetch jwks: no usable RS256 signing key")
-		}
-		if err != nil {
-			b.log.Warn("webhook: fetch signing keys", slog.String("url", b.cfg.JWKSURL), slog.Any("err", err))
-		}
-		b.mu.Lock()
-		if err != nil {
-			b.failed = time.Now()
-		} else {
-			b.keys, b.fetched, b.failed = keys, time.Now(), time.Time{}
-		}
-		b.lastErr, b.flight, f.err = err, nil, err
-		b.mu.Unlock()
-		close(f.done)
-	}()
-	return f
-}
-
-type jwkSet struct {
-	Keys []struct {
-		Kty, Kid, N, E, Use string
-	} `json:"keys"`
-}
-
-func fetchJWKS(ctx context.Context, hc *http.Client, url string) (map[string]*rsa.PublicKey, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, fmt.Errorf("fetch jwks: %w", err)
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("fetch jwks: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("fetch jwks: status %d", resp.StatusCode)
-	}
-	var set jwkSet
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&set); err != nil {
-		return nil, fmt.Errorf("fetch jwks: %w", err)
-	}
-	keys := map[string]*rsa.PublicKey{}
-	for _, k := range set.Keys {
-		if k.Kty != "RSA" || k.Kid == "" || (k.Use != "" && k.Use != "sig") {
-			continue
-		}
-		if pk, err := rsaKey(k.N, k.E); err == nil {
-			keys[k.Kid] = pk
-		}
-	}
-	return keys, nil
-}
-
-func rsaKey(n64, e64 string) (*rsa.PublicKey, error) {
-	n, err := base64.RawURLEncoding.DecodeString(n64)
-	if err != nil {
-		return nil, err
-	}
-	e, err := base64.RawURLEncoding.DecodeString(e64)
-	if err != nil || len(e) == 0 || len(e) > 4 {
-		return nil, errors.New("bad exponent")
-	}
-	exp := int(new(big.Int).SetBytes(e).Int64())
-	if exp < 3 || len(n) < 256 {
-		return nil, errors.New("weak key")
-	}
-	return &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: exp}, nil
 }
