@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -73,5 +74,33 @@ func TestWriteLoadRoundTrip(t *testing.T) {
 	}
 	if out.Store.MigratesOnOpen() || !out.Store.Postgres().NoMigrate || out.Store.SchemaName() != "cmkd" {
 		t.Fatalf("store read back: %+v", out.Store)
+	}
+}
+
+// TestAPIRefusesAnonymousOutsideTheEmulators: the data API serves nobody
+// unauthenticated outside `cmkd dev`, and refuses to start with no way to
+// authenticate callers.
+func TestAPIRefusesAnonymousOutsideTheEmulators(t *testing.T) {
+	dir := t.TempDir()
+	base := "store: {dsn: " + filepath.Join(dir, "cmkd.db") + "}\nkeyvault: {credential: static, token: t%s}\napi: {listen: '127.0.0.1:0'%s}\n"
+	for _, c := range []struct {
+		name, kv, api, wantErr string
+	}{
+		{"anonymous against Azure", "", ", anonymous: true", "api.anonymous"},
+		{"no authentication", "", "", "api.auth"},
+		{"anonymous with the emulators", ", emulator: true", ", anonymous: true", ""},
+		{"Entra tokens", "", ", auth: {entra: {issuer: 'https://login.example/t/v2.0', audience: 'api://cmkd', jwks_url: 'https://login.example/keys'}}", ""},
+	} {
+		path := filepath.Join(dir, "cmkd.yaml")
+		if err := os.WriteFile(path, []byte(fmt.Sprintf(base, c.kv, c.api)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := config.Load(path)
+		switch {
+		case c.wantErr == "" && err != nil:
+			t.Errorf("%s: %v", c.name, err)
+		case c.wantErr != "" && (err == nil || !strings.Contains(err.Error(), c.wantErr)):
+			t.Errorf("%s: %v, want an error naming %s", c.name, err, c.wantErr)
+		}
 	}
 }
