@@ -19,14 +19,8 @@ type bearerValidator struct {
 
 func newBearerValidator(cfg Entra, log *slog.Logger) *bearerValidator {
 	b := &bearerValidator{
-		keys: jwks.New(cfg.JWKSURL, cfg.HTTPClient, cfg.RefreshInterval, log, "api"),
-		parser: jwt.NewParser(
-			jwt.WithValidMethods([]string{"RS256"}),
-			jwt.WithAudience(cfg.Audience),
-			jwt.WithIssuer(cfg.Issuer),
-			jwt.WithLeeway(cfg.Skew),
-			jwt.WithExpirationRequired(),
-		),
+		keys:   jwks.New(cfg.JWKSURL, cfg.HTTPClient, cfg.RefreshInterval, log, "api"),
+		parser: jwks.Parser(cfg.Issuer, cfg.Audience, cfg.Skew),
 	}
 	return b
 }

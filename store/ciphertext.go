@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"crypto/cipher"
-	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -129,19 +128,7 @@ func (s *Store) Decrypt(ctx context.Context, tenant string, ciphertext, aad []by
 // sealEnvelope encrypts plaintext under aead (the DEK dekID) with a fresh
 // random nonce.
 func sealEnvelope(aead cipher.AEAD, tenant, dekID string, plaintext, aad []byte) ([]byte, error) {
-	if len(dekID) == 0 || len(dekID) > maxDEKIDLen {
-		return nil, fmt.Errorf("dek id of %d bytes: want 1..%d", len(dekID), maxDEKIDLen)
-	}
-	hdr := 2 + len(dekID)
-	out := make([]byte, hdr+nonceSize, hdr+nonceSize+len(plaintext)+tagSize)
-	out[0] = envelopeVersion
-	out[1] = byte(len(dekID)) // #nosec G115 -- checked above to be at most maxDEKIDLen
-	copy(out[2:], dekID)
-	nonce := out[hdr : hdr+nonceSize]
-	if _, err := rand.Read(nonce); err != nil {
-		return nil, fmt.Errorf("nonce: %w", err)
-	}
-	return aead.Seal(out, nonce, plaintext, envelopeAD(tenant, dekID, aad)), nil // #nosec G407 -- nonce read from crypto/rand just above, fresh for every ciphertext
+	return sealFramed(aead, envelopeVersion, dekID, plaintext, envelopeAD(tenant, dekID, aad))
 }
 
 // parseEnvelope splits a ciphertext, which is outside input, into its

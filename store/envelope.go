@@ -55,22 +55,29 @@ func additionalData(tenant, key, dekID string) []byte {
 	return ad
 }
 
-// sealRecord encrypts value under aead (a DEK) with a fresh random nonce:
-// version | len(dekID) | dekID | nonce | ciphertext+tag.
+// sealRecord encrypts value under aead (a DEK) with a fresh random nonce.
 func sealRecord(aead cipher.AEAD, tenant, key, dekID string, value []byte) ([]byte, error) {
+	return sealFramed(aead, recordVersion, dekID, value, additionalData(tenant, key, dekID))
+}
+
+// sealFramed encrypts plaintext under aead (the DEK dekID) with a fresh
+// random nonce, framed as version | len(dekID) | dekID | nonce |
+// ciphertext+tag: the form of records and of envelope ciphertexts, told
+// apart by version and by their additional data ad.
+func sealFramed(aead cipher.AEAD, version byte, dekID string, plaintext, ad []byte) ([]byte, error) {
 	if len(dekID) == 0 || len(dekID) > maxDEKIDLen {
 		return nil, fmt.Errorf("dek id of %d bytes: want 1..%d", len(dekID), maxDEKIDLen)
 	}
 	hdr := 2 + len(dekID)
-	out := make([]byte, hdr+nonceSize, hdr+nonceSize+len(value)+tagSize)
-	out[0] = recordVersion
+	out := make([]byte, hdr+nonceSize, hdr+nonceSize+len(plaintext)+tagSize)
+	out[0] = version
 	out[1] = byte(len(dekID)) // #nosec G115 -- checked above to be at most maxDEKIDLen
 	copy(out[2:], dekID)
 	nonce := out[hdr : hdr+nonceSize]
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, fmt.Errorf("nonce: %w", err)
 	}
-	return aead.Seal(out, nonce, value, additionalData(tenant, key, dekID)), nil // #nosec G407 -- nonce read from crypto/rand just above, fresh for every record
+	return aead.Seal(out, nonce, plaintext, ad), nil // #nosec G407 -- nonce read from crypto/rand just above, fresh for every ciphertext
 }
 
 // parsedRecord is a record blob split into its parts; it aliases the blob.

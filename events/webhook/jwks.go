@@ -29,14 +29,8 @@ type bearerValidator struct {
 
 func newBearerValidator(cfg EntraAuth, log *slog.Logger) *bearerValidator {
 	b := &bearerValidator{
-		keys: jwks.New(cfg.JWKSURL, cfg.HTTPClient, cfg.RefreshInterval, log, "webhook"),
-		parser: jwt.NewParser(
-			jwt.WithValidMethods([]string{"RS256"}),
-			jwt.WithAudience(cfg.Audience),
-			jwt.WithIssuer(cfg.Issuer),
-			jwt.WithLeeway(cfg.Skew),
-			jwt.WithExpirationRequired(),
-		),
+		keys:   jwks.New(cfg.JWKSURL, cfg.HTTPClient, cfg.RefreshInterval, log, "webhook"),
+		parser: jwks.Parser(cfg.Issuer, cfg.Audience, cfg.Skew),
 	}
 	if len(cfg.AllowedApplications) > 0 {
 		b.apps = map[string]bool{}

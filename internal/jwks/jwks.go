@@ -18,6 +18,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // Bounds on fetching the signing keys. A fetch runs on its own, not on the
@@ -38,6 +40,18 @@ const (
 // ErrKeysUnavailable means a token could not be checked because the
 // signing keys could not be fetched: a retry may succeed.
 var ErrKeysUnavailable = errors.New("signing keys unavailable")
+
+// Parser parses the tokens of an Entra ID issuer for audience: RS256 only,
+// an expiry required, skew allowed on the times.
+func Parser(issuer, audience string, skew time.Duration) *jwt.Parser {
+	return jwt.NewParser(
+		jwt.WithValidMethods([]string{"RS256"}),
+		jwt.WithAudience(audience),
+		jwt.WithIssuer(issuer),
+		jwt.WithLeeway(skew),
+		jwt.WithExpirationRequired(),
+	)
+}
 
 // Cache holds one issuer's signing keys. It is safe for concurrent use.
 type Cache struct {

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
@@ -20,23 +19,11 @@ func (b *Backend) DestroyTenant(ctx context.Context, id string, ev cmkd.StatusEv
 		return err
 	}
 	return pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
-		var one int
-		err := tx.QueryRow(ctx, `SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE`, id).Scan(&one)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return tenantNotFound(id)
+		if err := lockTenantForRemoval(ctx, tx, id); err != nil {
+			return err
 		}
-		if err != nil {
-			return fmt.Errorf("lock tenant: %w", err)
-		}
-		for _, q := range []string{
-			`DELETE FROM records WHERE tenant = $1`,
-			`DELETE FROM dek_wrappings WHERE tenant = $1`,
-			`DELETE FROM deks WHERE tenant = $1`,
-			`DELETE FROM tenants WHERE id = $1`,
-		} {
-			if _, err := tx.Exec(ctx, q, id); err != nil {
-				return fmt.Errorf("destroy tenant: %w", err)
-			}
+		if err := deleteTenant(ctx, tx, id); err != nil {
+			return err
 		}
 		if _, err := tx.Exec(ctx, appendOutboxSQL, o...); err != nil {
 			return fmt.Errorf("destroy tenant: write event: %w", err)

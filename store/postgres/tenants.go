@@ -115,13 +115,8 @@ func (b *Backend) ListTenants(ctx context.Context, key cmkd.KeyID) ([]store.Tena
 // removal without force never deletes a record it did not count.
 func (b *Backend) RemoveTenant(ctx context.Context, id string, force bool) error {
 	return pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
-		var one int
-		err := tx.QueryRow(ctx, `SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE`, id).Scan(&one)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return tenantNotFound(id)
-		}
-		if err != nil {
-			return fmt.Errorf("lock tenant: %w", err)
+		if err := lockTenantForRemoval(ctx, tx, id); err != nil {
+			return err
 		}
 		var n int64
 		if err := tx.QueryRow(ctx, `SELECT count(*) FROM records WHERE tenant = $1`, id).Scan(&n); err != nil {
@@ -130,18 +125,39 @@ func (b *Backend) RemoveTenant(ctx context.Context, id string, force bool) error
 		if n > 0 && !force {
 			return fmt.Errorf("%w: %d records", store.ErrNotEmpty, n)
 		}
-		for _, q := range []string{
-			`DELETE FROM records WHERE tenant = $1`,
-			`DELETE FROM dek_wrappings WHERE tenant = $1`,
-			`DELETE FROM deks WHERE tenant = $1`,
-			`DELETE FROM tenants WHERE id = $1`,
-		} {
-			if _, err := tx.Exec(ctx, q, id); err != nil {
-				return fmt.Errorf("remove tenant: %w", err)
-			}
-		}
-		return nil
+		return deleteTenant(ctx, tx, id)
 	})
+}
+
+// lockTenantForRemoval takes the tenant's row exclusively: writes in
+// flight (which share-lock it) finish first, and those that start after
+// wait and then find no tenant.
+func lockTenantForRemoval(ctx context.Context, tx pgx.Tx, id string) error {
+	var one int
+	err := tx.QueryRow(ctx, `SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE`, id).Scan(&one)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return tenantNotFound(id)
+	}
+	if err != nil {
+		return fmt.Errorf("lock tenant: %w", err)
+	}
+	return nil
+}
+
+// deleteTenant deletes a tenant with its records and DEKs, in tx: what
+// RemoveTenant and DestroyTenant share.
+func deleteTenant(ctx context.Context, tx pgx.Tx, id string) error {
+	for _, q := range []string{
+		`DELETE FROM records WHERE tenant = $1`,
+		`DELETE FROM dek_wrappings WHERE tenant = $1`,
+		`DELETE FROM deks WHERE tenant = $1`,
+		`DELETE FROM tenants WHERE id = $1`,
+	} {
+		if _, err := tx.Exec(ctx, q, id); err != nil {
+			return fmt.Errorf("delete tenant: %w", err)
+		}
+	}
+	return nil
 }
 
 // setStateSQL changes a tenant's state and writes the event only if it

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 
 	"github.com/cmkd-io/cmkd"
 	"github.com/cmkd-io/cmkd/store"
@@ -17,15 +16,8 @@ func (b *Backend) DestroyTenant(ctx context.Context, id string, ev cmkd.StatusEv
 		if _, err := tenantState(ctx, tx, id); err != nil && !errors.Is(err, store.ErrSealed) {
 			return err
 		}
-		for _, q := range []string{
-			`DELETE FROM records WHERE tenant = ?`,
-			`DELETE FROM dek_wrappings WHERE tenant = ?`,
-			`DELETE FROM deks WHERE tenant = ?`,
-			`DELETE FROM tenants WHERE id = ?`,
-		} {
-			if _, err := tx.ExecContext(ctx, q, id); err != nil {
-				return fmt.Errorf("destroy tenant: %w", err)
-			}
+		if err := deleteTenant(ctx, tx, id); err != nil {
+			return err
 		}
 		return appendOutbox(ctx, tx, []cmkd.StatusEvent{ev})
 	})

@@ -111,24 +111,30 @@ func (b *Backend) RemoveTenant(ctx context.Context, id string, force bool) error
 		if n > 0 && !force {
 			return fmt.Errorf("%w: %d records", store.ErrNotEmpty, n)
 		}
-		for _, q := range []string{
-			`DELETE FROM records WHERE tenant = ?`,
-			`DELETE FROM dek_wrappings WHERE tenant = ?`,
-			`DELETE FROM deks WHERE tenant = ?`,
-		} {
-			if _, err := tx.ExecContext(ctx, q, id); err != nil {
-				return fmt.Errorf("remove tenant: %w", err)
-			}
-		}
-		res, err := tx.ExecContext(ctx, `DELETE FROM tenants WHERE id = ?`, id)
-		if err != nil {
-			return fmt.Errorf("remove tenant: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return fmt.Errorf("tenant %s: %w", id, store.ErrUnknownTenant)
-		}
-		return nil
+		return deleteTenant(ctx, tx, id)
 	})
+}
+
+// deleteTenant deletes a tenant with its records and DEKs, in tx: what
+// RemoveTenant and DestroyTenant share.
+func deleteTenant(ctx context.Context, tx *sql.Tx, id string) error {
+	for _, q := range []string{
+		`DELETE FROM records WHERE tenant = ?`,
+		`DELETE FROM dek_wrappings WHERE tenant = ?`,
+		`DELETE FROM deks WHERE tenant = ?`,
+	} {
+		if _, err := tx.ExecContext(ctx, q, id); err != nil {
+			return fmt.Errorf("delete tenant: %w", err)
+		}
+	}
+	res, err := tx.ExecContext(ctx, `DELETE FROM tenants WHERE id = ?`, id)
+	if err != nil {
+		return fmt.Errorf("delete tenant: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("tenant %s: %w", id, store.ErrUnknownTenant)
+	}
+	return nil
 }
 
 // SetTenantState implements store.Backend.
