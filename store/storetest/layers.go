@@ -2,9 +2,11 @@ package storetest
 
 import (
 	"bytes"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cmkd-io/cmkd"
 	"github.com/cmkd-io/cmkd/store"
@@ -19,6 +21,7 @@ var layerCases = []testCase{
 	{"KeyChangeOneAtATime", testKeyChangeOneAtATime},
 	{"KeyChangeResumes", testKeyChangeResumes},
 	{"KeyChangeStopsOnUnusableKey", testKeyChangeStopsOnUnusableKey},
+	{"KeyChangeTwoProcesses", testKeyChangeTwoProcesses},
 }
 
 // platformStore is a store whose tenants are under a platform key, made
@@ -328,6 +331,42 @@ func testKeyChangeStopsOnUnusableKey(t *testing.T, f *fixture) {
 	f.KEK.Invalidate(other)
 	if _, err := s.MoveDEKs(t.Context(), "a", nil); err != nil {
 		t.Fatal(err)
+	}
+	readsBack(t, f.store(nil), "a", want)
+}
+
+// Two processes carrying out one change at once (a set-key and the
+// worker, or two replicas): the lease lets one move the DEKs, the other is
+// told it is held, and the change is reported complete once.
+func testKeyChangeTwoProcesses(t *testing.T, f *fixture) {
+	s, _ := f.platformStore()
+	f.addTenant(s, "a")
+	s2 := f.store(func(c *store.Config) { c.DEKMaxEncryptions = 1 })
+	want := putMany(t, s2, "a", 40)
+	claimAll(t, s)
+	if _, err := s.SetKey(t.Context(), "a", f.createKey("other"), cmkd.StatusEvent{}); err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 2)
+	for i, st := range []*store.Store{s, f.store(nil)} {
+		go func() {
+			_, err := st.CarryOutKeyChange(t.Context(), "a", fmt.Sprintf("process-%d", i), time.Minute, nil)
+			errs <- err
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil && !errorsIs(err, store.ErrLeaseHeld) {
+			t.Fatal(err)
+		}
+	}
+	if tn, _ := s.Tenant(t.Context(), "a"); tn.Change != nil {
+		// The one told the lease was held may have run first and found
+		// nothing; the holder finished: nothing may be left.
+		t.Fatalf("change still under way: %+v", tn.Change)
+	}
+	got := kinds(claimAll(t, s))
+	if n := slices.Index(got, cmkd.KindKeyChangeCompleted); n < 0 || slices.Index(got[n+1:], cmkd.KindKeyChangeCompleted) >= 0 {
+		t.Fatalf("events %v, want key.change.completed once", got)
 	}
 	readsBack(t, f.store(nil), "a", want)
 }
