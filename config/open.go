@@ -62,7 +62,7 @@ func OpenStore(ctx context.Context, c *Config, k store.KEK, log *slog.Logger) (*
 	if err != nil {
 		return nil, errors.Join(err, b.Close())
 	}
-	s, err := store.New(store.Config{Backend: b, KEK: k, Logger: log, CacheTTL: c.Store.CacheTTL, PlatformKey: platform})
+	s, err := store.New(store.Config{Backend: b, KEK: k, Logger: log, CacheTTL: c.Store.CacheTTL, StateRecheck: c.Store.StateRecheck, PlatformKey: platform})
 	if err != nil {
 		return nil, errors.Join(err, b.Close())
 	}

@@ -33,6 +33,9 @@ type cacheEntry struct {
 	aead       cipher.AEAD
 	loaded     time.Time
 	uses       int64
+	// checked is when the database last confirmed the entry (see
+	// Config.StateRecheck); zero until confirm.
+	checked time.Time
 }
 
 // CacheEntrySize is what one cached DEK costs against Config.CacheMaxBytes:
@@ -56,6 +59,50 @@ func (c *dekCache) get(id, tenant string, now time.Time) (cipher.AEAD, bool) {
 	}
 	defer c.spent(e)
 	return e.aead, true
+}
+
+// fresh returns the AEAD of the tenant's DEK id, counting one use, only if
+// the database confirmed the entry less than within before now.
+func (c *dekCache) fresh(id, tenant string, now time.Time, within time.Duration) (cipher.AEAD, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.confirmedLocked(id, tenant, now, within) {
+		return nil, false
+	}
+	e, _ := c.use(id, tenant, now)
+	defer c.spent(e)
+	return e.aead, true
+}
+
+// confirmed reports whether the database confirmed the tenant's entry id
+// less than within before now.
+func (c *dekCache) confirmed(id, tenant string, now time.Time, within time.Duration) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.confirmedLocked(id, tenant, now, within)
+}
+
+func (c *dekCache) confirmedLocked(id, tenant string, now time.Time, within time.Duration) bool {
+	c.expire(now)
+	el, ok := c.byID[id]
+	if !ok || within <= 0 {
+		return false
+	}
+	e := el.Value.(*cacheEntry)
+	return e.tenant == tenant && !e.checked.IsZero() && now.Sub(e.checked) < within
+}
+
+// confirm records that the database confirmed the tenant's entry id by a
+// read that began at readAt. The start, not the end: a seal committed
+// during the read must not count as confirmed after it.
+func (c *dekCache) confirm(id, tenant string, readAt time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.byID[id]; ok {
+		if e := el.Value.(*cacheEntry); e.tenant == tenant && readAt.After(e.checked) {
+			e.checked = readAt
+		}
+	}
 }
 
 // use finds the tenant's entry id and counts one use; the caller calls
@@ -133,6 +180,15 @@ func (c *dekCache) remove(el *list.Element) {
 	c.bytes -= CacheEntrySize
 	delete(c.byID, e.id)
 	c.order.Remove(el)
+}
+
+// drop zeroes and drops the tenant's DEK id.
+func (c *dekCache) drop(id, tenant string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.byID[id]; ok && el.Value.(*cacheEntry).tenant == tenant {
+		c.remove(el)
+	}
 }
 
 // wipeTenant zeroes and drops every DEK of tenant.

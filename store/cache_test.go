@@ -153,3 +153,48 @@ func TestCacheEvictsOldestFirst(t *testing.T) {
 		}
 	}
 }
+
+// An entry counts as confirmed only within the window after the start of
+// the database read that confirmed it; a late, older confirmation never
+// moves it forward, and a dropped entry is gone.
+func TestCacheConfirmWindow(t *testing.T) {
+	t0 := time.Unix(1_000_000, 0)
+	c := newDEKCache(time.Hour, 0, 0)
+	if _, err := c.put("d", "a", key(1), t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c.fresh("d", "a", t0, time.Second); ok {
+		t.Fatal("an entry nobody confirmed counts as fresh")
+	}
+	c.confirm("d", "a", t0)
+	c.confirm("d", "a", t0.Add(-time.Minute)) // an older read finishing late
+	for _, tc := range []struct {
+		id, tenant string
+		at         time.Time
+		within     time.Duration
+		want       bool
+	}{
+		{"d", "a", t0.Add(999 * time.Millisecond), time.Second, true},
+		{"d", "a", t0.Add(time.Second), time.Second, false},
+		{"d", "b", t0, time.Second, false}, // another tenant's
+		{"d", "a", t0, -1, false},          // asking on every call
+		{"e", "a", t0, time.Second, false},
+	} {
+		if _, got := c.fresh(tc.id, tc.tenant, tc.at, tc.within); got != tc.want {
+			t.Errorf("fresh(%s, %s, +%s, %s) = %v, want %v", tc.id, tc.tenant, tc.at.Sub(t0), tc.within, got, tc.want)
+		}
+		if got := c.confirmed(tc.id, tc.tenant, tc.at, tc.within); got != tc.want {
+			t.Errorf("confirmed(%s, %s, +%s, %s) = %v, want %v", tc.id, tc.tenant, tc.at.Sub(t0), tc.within, got, tc.want)
+		}
+	}
+	k := c.held(t, "d")
+	c.drop("d", "b")
+	if c.len() != 1 {
+		t.Fatal("drop for another tenant removed the entry")
+	}
+	c.drop("d", "a")
+	wantZeroed(t, "dropped DEK", k)
+	if c.len() != 0 {
+		t.Fatal("dropped entry still cached")
+	}
+}

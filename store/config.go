@@ -20,6 +20,7 @@ const (
 	DefaultCacheTTL          = 5 * time.Minute
 	DefaultCacheMaxUses      = 1 << 20
 	DefaultCacheMaxBytes     = 16 << 20 // about 15,000 DEKs (CacheEntrySize)
+	DefaultStateRecheck      = 100 * time.Millisecond
 )
 
 // Config configures a Store. Zero numeric fields take their defaults.
@@ -49,6 +50,15 @@ type Config struct {
 	// counted as CacheEntrySize.
 	CacheMaxUses  int64
 	CacheMaxBytes int
+	// StateRecheck is how long Encrypt and Decrypt use a cached DEK that
+	// the database confirmed (its tenant exists and is open, the DEK is
+	// still the tenant's) before asking the database again. A seal, key
+	// removal or tenant destroy written by another process stops this
+	// process's envelope calls within StateRecheck; a seal broadcast
+	// (Forget) or a seal by this process stops them at once. Asking on
+	// every call costs a database read per call — 90 % of a warm decrypt
+	// (docs/benchmarks.md). Negative asks on every call.
+	StateRecheck time.Duration
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -71,6 +81,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.CacheMaxUses == 0 {
 		c.CacheMaxUses = DefaultCacheMaxUses
+	}
+	if c.StateRecheck == 0 {
+		c.StateRecheck = DefaultStateRecheck
 	}
 	if c.CacheMaxBytes == 0 {
 		c.CacheMaxBytes = DefaultCacheMaxBytes

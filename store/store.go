@@ -91,10 +91,10 @@ func (s *Store) check() error {
 }
 
 // forget drops what this process holds for tenant once the database says it
-// is sealed, so that a seal written by another process also empties this
-// process's cache.
+// is sealed or gone, so that a seal or destroy written by another process
+// also empties this process's cache.
 func (s *Store) forget(tenant string, err error) {
-	if errors.Is(err, ErrSealed) {
+	if errors.Is(err, ErrSealed) || errors.Is(err, ErrUnknownTenant) {
 		s.wipe(tenant)
 	}
 }

@@ -42,6 +42,8 @@ func testDestroyTenant(t *testing.T, f *fixture) {
 	if err := s.DestroyTenant(t.Context(), "a", cmkd.StatusEvent{Cause: "erasure request 42"}); err != nil {
 		t.Fatal(err)
 	}
+	// other learns of it from the database, at the latest StateRecheck on.
+	f.Clock.Add(store.DefaultStateRecheck)
 
 	for _, r := range []*store.Store{s, other} {
 		for _, c := range cts {

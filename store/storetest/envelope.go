@@ -2,7 +2,9 @@ package storetest
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/cmkd-io/cmkd"
 	"github.com/cmkd-io/cmkd/store"
@@ -211,29 +213,48 @@ func testUnknownTenant(t *testing.T, f *fixture) {
 	}
 }
 
-// A seal written by another process stops Encrypt and Decrypt at once,
-// though this process still caches the DEK; unsealing restores both.
+// A seal written by another process stops Encrypt and Decrypt within
+// StateRecheck, though this process still caches the DEK, and without a
+// Key Vault call; with StateRecheck negative, at once. Unsealing restores
+// both.
 func testEnvelopeSealed(t *testing.T, f *fixture) {
-	s := f.store(nil)
-	f.addTenant(s, "a")
-	ct := encrypt(t, s, "a", []byte("v"), nil)
-	decrypt(t, s, "a", ct, nil) // warm
-	other := f.store(nil)
-	if err := other.Seal(t.Context(), "a", cmkd.ReasonDisabled, cmkd.StatusEvent{}); err != nil {
+	for i, recheck := range []time.Duration{store.DefaultStateRecheck, -1} {
+		t.Run(fmt.Sprint("recheck=", recheck), func(t *testing.T) {
+			envelopeSealedWithin(t, f, fmt.Sprint("t", i), recheck)
+		})
+	}
+}
+
+func envelopeSealedWithin(t *testing.T, f *fixture, tenant string, recheck time.Duration) {
+	tune := func(c *store.Config) { c.StateRecheck = recheck }
+	s := f.store(tune)
+	f.addTenant(s, tenant)
+	ct := encrypt(t, s, tenant, []byte("v"), nil)
+	decrypt(t, s, tenant, ct, nil) // warm
+	other := f.store(tune)
+	if err := other.Seal(t.Context(), tenant, cmkd.ReasonDisabled, cmkd.StatusEvent{}); err != nil {
 		t.Fatal(err)
 	}
 	f.ResetCalls()
-	_, err := s.Decrypt(t.Context(), "a", ct, nil)
-	wantSealed(t, err, "a", cmkd.ReasonDisabled)
-	_, err = s.Encrypt(t.Context(), "a", []byte("v"), nil)
-	wantSealed(t, err, "a", cmkd.ReasonDisabled)
+	if recheck > 0 {
+		// Inside the window this process has not asked again: that is
+		// the bound Config.StateRecheck promises, and no more.
+		if got := decrypt(t, s, tenant, ct, nil); string(got) != "v" {
+			t.Fatalf("inside the recheck window: %q", got)
+		}
+		f.Clock.Add(recheck)
+	}
+	_, err := s.Decrypt(t.Context(), tenant, ct, nil)
+	wantSealed(t, err, tenant, cmkd.ReasonDisabled)
+	_, err = s.Encrypt(t.Context(), tenant, []byte("v"), nil)
+	wantSealed(t, err, tenant, cmkd.ReasonDisabled)
 	if n := f.Calls(); n != 0 {
 		t.Fatalf("%d Key Vault calls for a sealed tenant, want 0", n)
 	}
-	if err := other.Unseal(t.Context(), "a", cmkd.StatusEvent{}); err != nil {
+	if err := other.Unseal(t.Context(), tenant, cmkd.StatusEvent{}); err != nil {
 		t.Fatal(err)
 	}
-	if got := decrypt(t, s, "a", ct, nil); string(got) != "v" {
+	if got := decrypt(t, s, tenant, ct, nil); string(got) != "v" {
 		t.Fatalf("after unseal: %q", got)
 	}
 }
