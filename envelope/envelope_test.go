@@ -2,6 +2,7 @@ package envelope_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -99,13 +100,22 @@ func TestCiphertextOutlivesRotation(t *testing.T) {
 }
 
 // TestSealedByAnotherProcess: a seal another process writes (cmkd run, when
-// the key is revoked) stops the Client's next call for that tenant with
+// the key is revoked) stops the Client's calls for that tenant with
 // ErrSealed and a SealedError saying why, although the Client holds the
-// tenant's data key in memory.
+// tenant's data key in memory: record calls at once, envelope calls at the
+// latest store.state_recheck later (at once when it is negative).
 func TestSealedByAnotherProcess(t *testing.T) {
+	for _, recheck := range []time.Duration{0, -1} {
+		t.Run(fmt.Sprint("state_recheck=", recheck), func(t *testing.T) { sealedByAnotherProcess(t, recheck) })
+	}
+}
+
+func sealedByAnotherProcess(t *testing.T, recheck time.Duration) {
 	d := newDeployment(t)
 	ctx := t.Context()
-	env, err := envelope.Open(ctx, d.cfg)
+	cfg := *d.cfg
+	cfg.Store.StateRecheck = recheck
+	env, err := envelope.Open(ctx, &cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,6 +130,10 @@ func TestSealedByAnotherProcess(t *testing.T) {
 	st, _ := d.otherProcess(t)
 	if err := st.Seal(ctx, "acme", "key disabled", cmkd.StatusEvent{}); err != nil {
 		t.Fatal(err)
+	}
+	if recheck == 0 {
+		// The default window: no envelope call after it may succeed.
+		time.Sleep(store.DefaultStateRecheck)
 	}
 	calls := map[string]func() error{
 		"Encrypt": func() error { _, err := env.Encrypt(ctx, "acme", []byte("x"), nil); return err },

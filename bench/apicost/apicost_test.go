@@ -26,6 +26,9 @@ func TestSmoke(t *testing.T) {
 		benchtest.Metric(t, r, "Go API "+k+" ÷ AES-GCM", 0.5, 1e4)
 		benchtest.Metric(t, r, "HTTP API "+k+" ÷ Go API", 0.5, 1e3)
 	}
+	// The data API does an HTTP round trip's work and more.
+	benchtest.Metric(t, r, "HTTP API decrypt ÷ HTTP echo", 0.5, 1e3)
+	benchtest.Metric(t, r, "HTTP echo ÷ Go API decrypt", 0.01, 1e5)
 	// Warm means warm: no unwrap while measuring.
 	benchtest.Metric(t, r, "Key Vault calls while measuring", 0, 0)
 	if len(r.Goals) != 2 {
