@@ -1,6 +1,7 @@
 // Package eventgridtopic emulates an Azure Event Grid topic (a custom or
 // system topic, not a namespace): the publish endpoint of api-version
-// 2018-01-01 that the unchanged azeventgrid Client talks to.
+// 2018-01-01 that the unchanged azeventgrid Client talks to, and push
+// delivery to webhook event subscriptions.
 //
 // # Publish
 //
@@ -26,10 +27,39 @@
 // waited for with WaitPublished. Publish hands events in from the same
 // process, for other emulators.
 //
+// # Push delivery
+//
+// Subscribe creates a webhook event subscription. Its endpoint must pass the
+// validation handshake first, as with Azure: a SubscriptionValidationEvent
+// whose validationCode is echoed back as {"validationResponse": code} for
+// the Event Grid schema, an OPTIONS request with WebHook-Request-Origin
+// answered 200 with WebHook-Allowed-Origin for CloudEvents. Events published
+// afterwards are delivered by a goroutine per subscription, with Event
+// Grid's aeg-event-type, aeg-subscription-name and aeg-delivery-count
+// headers and, when configured, "Authorization: Bearer" as Entra-protected
+// delivery sends it. The outcome rules are the documented ones for
+// webhooks: 200-204 is success; 400, 401, 403 and 413 dead-letter at once
+// ("UndeliverableDueToHttpBadRequest" and the like); any other answer,
+// timeouts and connection errors are retried on the subscription's
+// schedule (Event Grid's by default, shrinkable for tests) until
+// MaxDeliveryAttempts ("MaxDeliveryAttemptsExceeded") or the event's time to
+// live ("TimeToLiveExceeded") run out. MaxEventsPerBatch and
+// PreferredBatchSizeKB batch events as Event Grid does. Dead letters are kept
+// in memory (DeadLetters, WaitDeadLetters) and, with Config.DeadLetterDir,
+// also written as JSON files laid out like the blobs Event Grid writes.
+// Delivered, Attempts, Pending and WaitDelivered help assertions.
+//
 // # Not emulated
 //
 // Everything is in memory and lost on Close. There is no management plane
-// and no delivery to event subscriptions yet.
+// (subscriptions are created with Subscribe, not ARM), no filtering, no
+// Event Hubs, Service Bus, Storage Queue or Azure Function destinations, no
+// asynchronous (validationUrl) handshake: the URL is sent but not served,
+// no delivery with managed identity (a static or callback bearer token is
+// sent instead), no retry jitter, no minimum wait per status code, and
+// deliveries to one subscription are made one request at a time. Schema
+// conversion is done both ways although Azure refuses to deliver a
+// CloudEvents topic's events in the Event Grid schema.
 //
 // The package imports nothing else of cmkd so that anyone may use it.
 package eventgridtopic

@@ -39,8 +39,12 @@ type Server struct {
 	mu        sync.Mutex
 	published []Event
 	changed   chan struct{} // closed and replaced whenever published grows
+	subs      map[string]*subscription
+	closed    bool
 
-	done      chan struct{}
+	ctx       context.Context // cancelled by Close: stops deliveries
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup // one per subscription's delivery loop
 	closeOnce sync.Once
 }
 
@@ -71,8 +75,9 @@ func Start(cfg Config) (*Server, error) {
 		topicID: "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/emulator/providers/Microsoft.EventGrid/topics/" + cfg.Name,
 		ln:      ln,
 		changed: make(chan struct{}),
-		done:    make(chan struct{}),
+		subs:    map[string]*subscription{},
 	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.srv = &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -105,15 +110,27 @@ func (s *Server) SetFailing(status int) { s.failing.Store(int64(status)) }
 // ones included, so that a sender's retries can be counted.
 func (s *Server) PublishRequests() int { return int(s.posts.Load()) }
 
-// Close stops the server.
+// Close stops the server and the deliveries, cutting short requests in
+// flight, and returns when every delivery goroutine has ended.
 func (s *Server) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
-		close(s.done)
+		s.mu.Lock()
+		s.closed = true
+		subs := make([]*subscription, 0, len(s.subs))
+		for _, sub := range s.subs {
+			subs = append(subs, sub)
+		}
+		s.mu.Unlock()
+		s.cancel()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err = s.srv.Shutdown(ctx); err != nil {
 			err = s.srv.Close()
+		}
+		s.wg.Wait()
+		for _, sub := range subs {
+			sub.cfg.HTTPClient.CloseIdleConnections()
 		}
 	})
 	return err
@@ -173,6 +190,7 @@ func (s *Server) accept(evs []Event) {
 		evs[i].PublishTime = now
 	}
 	s.published = append(s.published, evs...)
+	s.enqueue(evs)
 	close(s.changed)
 	s.changed = make(chan struct{})
 }
