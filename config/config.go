@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"reflect"
 	"strconv"
@@ -36,6 +37,8 @@ type Config struct {
 	// API is the HTTP data API for services in other languages (package
 	// api): off unless api.listen is set.
 	API APIConfig `yaml:"api,omitempty"`
+	// Status is where status events go besides NATS.
+	Status StatusConfig `yaml:"status,omitempty"`
 	// Dev holds what `cmkd dev` started, for the commands that only make
 	// sense against the emulators (vault revoke/grant).
 	Dev DevConfig `yaml:"dev,omitempty"`
@@ -182,6 +185,29 @@ type WebhookSource struct {
 	MaxConns int `yaml:"max_conns,omitempty"`
 	// Enqueue publishes deliveries to CMKD_EVENTS instead of handling them.
 	Enqueue bool `yaml:"enqueue,omitempty"`
+}
+
+// StatusConfig names the status sinks besides NATS (nats.url).
+type StatusConfig struct {
+	// EventGrid publishes every status event to an Event Grid topic as
+	// well, for auditors who subscribe on Azure (Functions, Logic Apps,
+	// Event Hubs, Sentinel). Its delivery is at least once: subscribers
+	// deduplicate by the event id.
+	EventGrid EventGridSink `yaml:"eventgrid,omitempty"`
+}
+
+// EventGridSink is an Event Grid topic status events are published to with
+// azeventgrid. Authenticate with Key (a topic access key), SAS (a shared
+// access signature token) or, with neither, the Key Vault credential's
+// identity, which needs the EventGrid Data Sender role on the topic.
+type EventGridSink struct {
+	// Endpoint is the topic endpoint,
+	// https://<topic>.<region>-1.eventgrid.azure.net/api/events; empty: off.
+	Endpoint string `yaml:"endpoint,omitempty"`
+	Key      string `yaml:"key,omitempty"`
+	SAS      string `yaml:"sas,omitempty"`
+	// CAFile trusts an emulated topic's certificate.
+	CAFile string `yaml:"ca_file,omitempty"`
 }
 
 // QueueSource consumes the CMKD_EVENTS JetStream work queue.
@@ -345,6 +371,14 @@ func (c *Config) Validate() error {
 	}
 	if eg := c.Sources.EventGrid; eg.Endpoint != "" && (eg.Topic == "" || eg.Subscription == "") {
 		bad("sources.eventgrid", "endpoint needs topic and subscription")
+	}
+	if eg := c.Status.EventGrid; eg.Endpoint != "" {
+		if u, err := url.Parse(eg.Endpoint); err != nil || u.Scheme != "https" || u.Host == "" {
+			bad("status.eventgrid.endpoint", "%q is not an https URL (the topic endpoint, …/api/events)", eg.Endpoint)
+		}
+		if eg.Key != "" && eg.SAS != "" {
+			bad("status.eventgrid", "set key or sas, not both")
+		}
 	}
 	if (c.Sources.Queue.Enabled || c.Sources.Webhook.Enqueue) && c.NATS.URL == "" {
 		bad("nats.url", "is required by the queue source and webhook enqueue")

@@ -188,6 +188,17 @@ func TestFaults(t *testing.T) {
 	if rawJSON(t, srv, http.MethodPost, srv.URL()+"/_emulator/faults", `{"error_rate":2}`, &e); e["error"]["code"] != "BadParameter" {
 		t.Fatalf("bad faults: %v", e)
 	}
+	// Faults limited to GET (reading a key, as a probe does), set over the
+	// control API: a POST goes through (for "k", which does not exist, to
+	// the operation's own 404), a read of the key fails.
+	rawJSON(t, srv, http.MethodPost, srv.URL()+"/_emulator/faults", `{"error_rate":1,"methods":["GET"]}`, nil)
+	if _, err := c.RotateKey(t.Context(), "k", nil); !errors.As(err, &re) || re.StatusCode != http.StatusNotFound {
+		t.Fatalf("POST under GET-only faults: %v, want the operation's own 404", err)
+	}
+	if _, err := c.GetKey(t.Context(), "k", "", nil); !errors.As(err, &re) || re.StatusCode < 500 {
+		t.Fatalf("GET under GET-only faults: %v, want 500 or 503", err)
+	}
+	rawJSON(t, srv, http.MethodPost, srv.URL()+"/_emulator/faults", `{}`, nil)
 	rawJSON(t, srv, http.MethodPost, srv.URL()+"/_emulator/calls/reset", "", nil)
 	if len(srv.Calls()) != 0 {
 		t.Fatalf("reset: %v", srv.Calls())

@@ -88,6 +88,10 @@ type Faults struct {
 	Jitter    time.Duration // uniform extra latency in [0, Jitter)
 	ErrorRate float64       // fraction answering 500 or 503
 	DropRate  float64       // fraction of connections closed without an answer
+	// Methods limits the faults to requests of these HTTP methods (GET:
+	// reading a key, as a probe does; POST: wrap, unwrap, rotate); empty:
+	// every request.
+	Methods []string
 }
 
 // Validate reports the first field that cannot be used.

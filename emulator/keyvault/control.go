@@ -19,10 +19,11 @@ type throttleReq struct {
 }
 
 type faultsReq struct {
-	LatencyMS int64   `json:"latency_ms"`
-	JitterMS  int64   `json:"jitter_ms"`
-	ErrorRate float64 `json:"error_rate"`
-	DropRate  float64 `json:"drop_rate"`
+	LatencyMS int64    `json:"latency_ms"`
+	JitterMS  int64    `json:"jitter_ms"`
+	ErrorRate float64  `json:"error_rate"`
+	DropRate  float64  `json:"drop_rate"`
+	Methods   []string `json:"methods,omitempty"`
 }
 
 // control serves /_emulator/: test knobs reachable from other processes.
@@ -85,7 +86,7 @@ func (s *Server) controlFaults(w http.ResponseWriter, r *http.Request) {
 	}
 	f := Faults{
 		Latency: time.Duration(req.LatencyMS) * time.Millisecond, Jitter: time.Duration(req.JitterMS) * time.Millisecond,
-		ErrorRate: req.ErrorRate, DropRate: req.DropRate,
+		ErrorRate: req.ErrorRate, DropRate: req.DropRate, Methods: req.Methods,
 	}
 	if !f.valid() {
 		writeError(w, http.StatusBadRequest, "BadParameter", "Latencies must be >= 0 and rates within [0, 1].", "")

@@ -3,6 +3,7 @@ package keyvault
 import (
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"time"
 )
 
@@ -10,6 +11,9 @@ import (
 // reports whether it already answered (or dropped) it.
 func (s *Server) injectFault(w http.ResponseWriter, r *http.Request) bool {
 	f := s.faults.Load()
+	if len(f.Methods) > 0 && !slices.Contains(f.Methods, r.Method) {
+		return false
+	}
 	if f.DropRate > 0 && rand.Float64() < f.DropRate { // #nosec G404 -- fault injection for tests; nothing depends on it being unpredictable
 		drop(w)
 		return true

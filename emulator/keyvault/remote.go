@@ -55,7 +55,7 @@ func (r Remote) post(ctx context.Context, path string, body any) error {
 // dropped as f says (zero Faults: none).
 func (r Remote) SetFaults(ctx context.Context, f Faults) error {
 	return r.post(ctx, "/_emulator/faults", faultsReq{
-		LatencyMS: f.Latency.Milliseconds(), JitterMS: f.Jitter.Milliseconds(), ErrorRate: f.ErrorRate, DropRate: f.DropRate,
+		LatencyMS: f.Latency.Milliseconds(), JitterMS: f.Jitter.Milliseconds(), ErrorRate: f.ErrorRate, DropRate: f.DropRate, Methods: f.Methods,
 	})
 }
 
