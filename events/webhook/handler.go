@@ -1,21 +1,17 @@
 package webhook
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/cmkd-io/cmkd/events"
+	"github.com/cmkd-io/cmkd/internal/egwebhook"
 )
-
-const validationEventType = "Microsoft.EventGrid.SubscriptionValidationEvent"
 
 // endpoint answers Event Grid's deliveries, handing their events to handle
 // (or enqueueing them, in queue mode).
@@ -44,16 +40,11 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // authentication: it reveals nothing and grants nothing, since every
 // delivery is authenticated on its own.
 func (e *endpoint) abuseProtection(w http.ResponseWriter, r *http.Request) {
-	origin := r.Header.Get("WebHook-Request-Origin")
-	if origin == "" {
+	if !egwebhook.AllowOrigin(w, r) {
 		e.fail(w, http.StatusBadRequest, outcomeBadRequest, "missing WebHook-Request-Origin")
 		return
 	}
-	w.Header().Set("WebHook-Allowed-Origin", origin)
-	w.Header().Set("WebHook-Allowed-Rate", "*")
-	w.Header().Set("Allow", "POST, OPTIONS")
 	e.requests.WithLabelValues(outcomeHandshake).Inc()
-	w.WriteHeader(http.StatusOK)
 }
 
 func (e *endpoint) post(w http.ResponseWriter, r *http.Request) {
@@ -77,10 +68,9 @@ func (e *endpoint) post(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if code, ok := validationCode(body); ok {
+	if code, ok := egwebhook.ValidationCode(body); ok {
 		e.requests.WithLabelValues(outcomeHandshake).Inc()
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]string{"validationResponse": code})
+		egwebhook.AnswerValidation(w, code)
 		return
 	}
 	res, err := e.cfg.Decoder.Decode(body)
@@ -158,25 +148,4 @@ func (e *endpoint) deliver(w http.ResponseWriter, r *http.Request, res events.Re
 func (e *endpoint) fail(w http.ResponseWriter, status int, outcome, msg string) {
 	e.requests.WithLabelValues(outcome).Inc()
 	http.Error(w, msg, status)
-}
-
-// validationCode finds the Event Grid schema subscription validation
-// event, delivered alone, and returns its code.
-func validationCode(body []byte) (string, bool) {
-	t := bytes.TrimSpace(body)
-	if len(t) == 0 {
-		return "", false
-	}
-	if t[0] == '{' {
-		t = append(append([]byte{'['}, t...), ']')
-	}
-	// encoding/json matches member names case-insensitively.
-	var evs []struct {
-		EventType string
-		Data      struct{ ValidationCode string }
-	}
-	if json.Unmarshal(t, &evs) != nil || len(evs) != 1 || !strings.EqualFold(evs[0].EventType, validationEventType) {
-		return "", false
-	}
-	return evs[0].Data.ValidationCode, evs[0].Data.ValidationCode != ""
 }
