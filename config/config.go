@@ -296,6 +296,11 @@ type DevConfig struct {
 	// PlatformVault is the operator's emulated vault holding the platform
 	// key, apart from the customers' vaults as in production.
 	PlatformVault string `yaml:"platform_vault,omitempty"`
+	// SystemTopic is the emulated Event Grid system topic that pushes
+	// Key Vault's events to the webhook (`cmkd dev --events webhook`).
+	SystemTopic string `yaml:"system_topic,omitempty"`
+	// DeadLetters is the directory the emulated topics dead-letter into.
+	DeadLetters string `yaml:"dead_letters,omitempty"`
 }
 
 // Load reads the YAML file at path, applies CMKD_* environment overrides,

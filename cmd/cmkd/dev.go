@@ -19,7 +19,9 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 
+	"github.com/cmkd-io/cmkd/config"
 	"github.com/cmkd-io/cmkd/emulator/eventgrid"
+	"github.com/cmkd-io/cmkd/emulator/eventgridtopic"
 	"github.com/cmkd-io/cmkd/emulator/keyvault"
 	"github.com/cmkd-io/cmkd/internal/redact"
 	"github.com/cmkd-io/cmkd/kek"
@@ -38,6 +40,13 @@ type devFlags struct {
 	store    string
 	schema   string
 	hsm      bool
+	// events is how Key Vault's events reach cmkd: eventsPull or
+	// eventsWebhook; pushRetry and pushAttempts shape the push
+	// subscription's retries (Event Grid's own by default).
+	events       string
+	pushRetry    []time.Duration
+	pushAttempts int
+	statusEG     bool
 }
 
 // runDev runs the whole system on loopback: embedded NATS, Key Vault and
@@ -58,8 +67,22 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.IntVar(&f.throttle, "kv-throttle", keyvault.DefaultThrottleLimit, "Key Vault operations the emulated vault allows per 10 s, as Azure does (negative: no limit)")
 	fs.Float64Var(&f.rate, "kv-rate", 0, "Key Vault calls per second cmkd starts at per vault (0: kek's default)")
 	fs.BoolVar(&f.hsm, "hsm", false, "also emulate a Managed HSM (oct-HSM keys, AES key wrap)")
+	fs.StringVar(&f.events, "events", eventsPull, "how Key Vault events reach cmkd: pull (Event Grid namespace topic) or webhook (system topic push to cmkd's webhook)")
+	retry := fs.String("push-retry", "", "with --events webhook: waits between delivery attempts, e.g. 1s,5s (default Event Grid's: 10s, 30s, 1m, 5m, …)")
+	fs.IntVar(&f.pushAttempts, "push-max-attempts", eventgridtopic.DefaultMaxDeliveryAttempts, "with --events webhook: delivery attempts before an event is dead-lettered (1–30)")
+	fs.BoolVar(&f.statusEG, "status-eventgrid", false, "also publish status events to an emulated Event Grid topic (status.eventgrid)")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if f.events != eventsPull && f.events != eventsWebhook {
+		return usagef("dev --events %q: want %s or %s", f.events, eventsPull, eventsWebhook)
+	}
+	if f.pushAttempts < 1 || f.pushAttempts > 30 {
+		return usagef("dev --push-max-attempts %d: want 1 to 30, as Event Grid allows", f.pushAttempts)
+	}
+	var err error
+	if f.pushRetry, err = parseRetrySchedule(*retry); err != nil {
+		return usagef("dev: %v", err)
 	}
 	if fs.NArg() > 0 || f.vaults < 1 {
 		return usagef("dev takes no arguments and --vaults ≥ 1")
@@ -93,6 +116,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	printDev(stdout, path, cfg)
+	if env.systemTopic != nil {
+		go env.subscribeWebhook(ctx, f, log)
+	}
 	return serveWorker(ctx, cfg, log)
 }
 
@@ -102,7 +128,12 @@ type devEnv struct {
 	nats    *server.Server // nil with --nats
 	natsURL string
 	eg      *eventgrid.Server
-	kvs     []*keyvault.Server
+	// systemTopic pushes Key Vault's events to the webhook, at webhook
+	// with secret, with --events webhook; statusTopic receives status
+	// events with --status-eventgrid. Nil otherwise.
+	systemTopic, statusTopic *eventgridtopic.Server
+	webhook, secret          string
+	kvs                      []*keyvault.Server
 	hsm     *keyvault.Server // nil without --hsm
 	// ops is the operator's vault, holding the platform key: apart from
 	// the customers' vaults, so revoking a customer's vault leaves it be.
@@ -136,6 +167,16 @@ func startDevEnv(f devFlags, prev *Config, log *slog.Logger) (*devEnv, error) {
 		return nil, fmt.Errorf("start event grid emulator: %w (another cmkd dev on %s? stop it or use --data)", err, f.dir)
 	}
 	env.eg = eg
+	if f.events == eventsWebhook {
+		if err := env.startSystemTopic(f, prev, log); err != nil {
+			return nil, err
+		}
+	}
+	if f.statusEG {
+		if err := env.startStatusTopic(f, prev, log); err != nil {
+			return nil, err
+		}
+	}
 	for i := range f.vaults {
 		kv, err := keyvault.Start(keyvault.Config{
 			Addr:      addrOf(prev, func(c *Config) string { return nth(c.Dev.Vaults, i) }),
@@ -144,7 +185,7 @@ func startDevEnv(f devFlags, prev *Config, log *slog.Logger) (*devEnv, error) {
 			Token:     devToken, VaultName: fmt.Sprintf("dev%d", i), ThrottleLimit: f.throttle,
 			// As a production vault holding customer-managed keys must.
 			PurgeProtection: true,
-			Sink:            forwardTo(eg, devTopic, log),
+			Sink:            env.sink(log),
 			Logger:          log.With("emulator", "keyvault", "vault", i),
 		})
 		if err != nil {
@@ -158,7 +199,7 @@ func startDevEnv(f devFlags, prev *Config, log *slog.Logger) (*devEnv, error) {
 			CAFile:    filepath.Join(f.dir, "keyvault-ca.pem"),
 			StateFile: filepath.Join(f.dir, "managedhsm.json"),
 			Token:     devToken, VaultName: "devhsm", ManagedHSM: true, PurgeProtection: true,
-			Sink:   forwardTo(eg, devTopic, log),
+			Sink:   env.sink(log),
 			Logger: log.With("emulator", "managedhsm"),
 		}); err != nil {
 			return nil, fmt.Errorf("start managed hsm emulator: %w", err)
@@ -169,7 +210,7 @@ func startDevEnv(f devFlags, prev *Config, log *slog.Logger) (*devEnv, error) {
 		CAFile:    filepath.Join(f.dir, "keyvault-ca.pem"),
 		StateFile: filepath.Join(f.dir, "keyvault-platform.json"),
 		Token:     devToken, VaultName: "devops", ThrottleLimit: f.throttle, PurgeProtection: true,
-		Sink:   forwardTo(eg, devTopic, log),
+		Sink:   env.sink(log),
 		Logger: log.With("emulator", "keyvault", "vault", "platform"),
 	}); err != nil {
 		return nil, fmt.Errorf("start the platform key's vault emulator: %w", err)
@@ -221,6 +262,11 @@ func (e *devEnv) close() error {
 	if e.ops != nil {
 		errs = append(errs, e.ops.Close())
 	}
+	for _, t := range []*eventgridtopic.Server{e.systemTopic, e.statusTopic} {
+		if t != nil {
+			errs = append(errs, t.Close())
+		}
+	}
 	if e.eg != nil {
 		errs = append(errs, e.eg.Close())
 	}
@@ -242,7 +288,7 @@ func (e *devEnv) config(f devFlags) *Config {
 		dev.HSM = e.hsm.URL()
 		vaults, hsms = append(vaults, dev.HSM), []string{dev.HSM}
 	}
-	return &Config{
+	c := &Config{
 		Instance: "dev",
 		Store:    devStore(f),
 		NATS:     NATSConfig{URL: e.natsURL, CreateStreams: true, StatusMaxAge: 90 * 24 * time.Hour},
@@ -260,6 +306,17 @@ func (e *devEnv) config(f devFlags) *Config {
 		API:    APIConfig{Listen: e.api, Anonymous: true},
 		Dev:    dev,
 	}
+	if e.systemTopic != nil {
+		c.Sources = Sources{Webhook: WebhookSource{Listen: e.webhook, Path: devWebhookPath, SharedSecret: e.secret}}
+		c.Dev.SystemTopic = e.systemTopic.URL()
+	}
+	if e.statusTopic != nil {
+		c.Status.EventGrid = config.EventGridSink{Endpoint: e.statusTopic.URL(), Key: devEGKey, CAFile: filepath.Join(f.dir, devStatusCAFile)}
+	}
+	if e.systemTopic != nil || e.statusTopic != nil {
+		c.Dev.DeadLetters = filepath.Join(f.dir, devDeadLetters)
+	}
+	return c
 }
 
 // devPlatformKey names the platform layer's key `cmkd dev` makes.
@@ -356,13 +413,27 @@ func freeAddr() (string, error) {
 	return ln.Addr().String(), nil
 }
 
+// devEventsLine says how Key Vault's events reach cmkd, and where status
+// events go besides NATS.
+func devEventsLine(cfg *Config) string {
+	line := fmt.Sprintf("%s  topic %q → subscription %q (pull)", cfg.Sources.EventGrid.Endpoint, devTopic, devSubscription)
+	if cfg.Dev.SystemTopic != "" {
+		line = fmt.Sprintf("system topic %s → push to http://%s%s (dead letters in %s)",
+			cfg.Dev.SystemTopic, cfg.Sources.Webhook.Listen, cfg.Sources.Webhook.Path, cfg.Dev.DeadLetters)
+	}
+	if ep := cfg.Status.EventGrid.Endpoint; ep != "" {
+		line += fmt.Sprintf("\n  status topic %s   (status events, besides NATS; cmkd audit tail --eventgrid)", ep)
+	}
+	return line
+}
+
 func printDev(w io.Writer, path string, cfg *Config) {
 	fmt.Fprintf(w, `cmkd dev is running on loopback (Ctrl-C stops it; its state stays in %[1]s and the store below).
 
   config       %[2]s   (every command reads it; or set CMKD_CONFIG)
   Key Vault    %[3]s
   platform key %[11]s   (the operator's vault; every tenant's data is under it)
-  Event Grid   %[4]s  topic %[5]q → subscription %[6]q
+  Event Grid   %[4]s
   NATS         %[7]s  (status stream CMKD_STATUS)
   store        %[9]s %[10]s
   metrics      http://%[8]s/metrics
@@ -381,7 +452,7 @@ Next, in another terminal:
 Your service, over HTTP (anonymous here only; docs/api/openapi.yaml):
   curl -s -X POST http://%[13]s/v1/tenants/acme/encrypt -d '{"plaintext":"aGVsbG8="}'
   cmkd tenant destroy acme --yes  # crypto-shredding: nothing of acme's can be read again
-`, filepath.Dir(path), path, cfg.Dev.KeyVault, cfg.Sources.EventGrid.Endpoint, devTopic, devSubscription,
+`, filepath.Dir(path), path, cfg.Dev.KeyVault, devEventsLine(cfg), devTopic, devSubscription,
 		redact.URL(cfg.NATS.URL), cfg.HTTP.Listen, cfg.Store.Driver, redact.URL(cfg.Store.DSN), cfg.KeyVault.PlatformKey,
 		cfg.Dev.PlatformVault, cfg.API.Listen)
 	if h := cfg.Dev.HSM; h != "" {
