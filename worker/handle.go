@@ -30,8 +30,14 @@ func (w *Worker) handle(ctx context.Context, ev events.Event) error {
 	}
 	var errs []error
 	for _, k := range keys {
-		_, err := w.Reconcile(ctx, handlers.Request{Key: k, Cause: ev.ID})
+		res, err := w.Reconcile(ctx, handlers.Request{Key: k, Cause: ev.ID})
 		switch {
+		case err == nil && res.Outcome == handlers.Waiting:
+			// Key Vault could not be asked: the check the event asks for
+			// has not happened. Acknowledging it would leave a rotation to
+			// the next probe; asking for it again lets the source's retry
+			// (Event Grid's schedule, a release, a nak) bring it back.
+			errs = append(errs, events.Transient(fmt.Errorf("key %s: Key Vault did not answer; the event's check is still to do", k), 0))
 		case errors.Is(err, ErrBusy):
 			// Another replica is reconciling the key now; a probe that
 			// started before this event may miss what it announced, so

@@ -380,3 +380,26 @@ func TestDeferredEventIsAnsweredByALaterCheck(t *testing.T) {
 		return metricSum(t, reg, "cmkd_checks_pending") == 0 && e.kv.Calls()["getKey"] >= 1
 	})
 }
+
+// An event whose check cannot ask Key Vault (it answers 503) is not
+// acknowledged: Handle asks for a retry, so that the source brings the
+// event back (Event Grid retries a 503, a namespace release redelivers)
+// instead of leaving the rotation it announced to the next probe. Once Key
+// Vault answers, the same event is handled.
+func TestEventRetriedWhileKeyVaultDoesNotAnswer(t *testing.T) {
+	e := newEnv(t)
+	st := e.openStore()
+	e.addTenant(st, "acme")
+	w := e.worker(st, "w1", nil)
+	start(t, w)
+	e.kv.SetFaults(keyvault.Faults{ErrorRate: 1, Methods: []string{http.MethodGet}})
+	ev := events.Event{ID: "rotated", Type: events.TypeKeyNewVersionCreated, Key: e.key}
+	err := w.Handle(t.Context(), ev)
+	if v, _ := events.Settle(err); v != events.Retry {
+		t.Fatalf("handle while Key Vault answers 503: %v (verdict %v), want a retry", err, v)
+	}
+	e.kv.SetFaults(keyvault.Faults{})
+	if err := w.Handle(t.Context(), ev); err != nil {
+		t.Fatalf("handle once Key Vault answers: %v", err)
+	}
+}
