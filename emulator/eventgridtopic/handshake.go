@@ -20,9 +20,10 @@ const (
 )
 
 // handshake proves, as Event Grid does before creating a webhook
-// subscription, that the endpoint wants the events.
+// subscription, that the endpoint wants the events. It waits Event Grid's
+// 30 seconds for the answer whatever the DeliveryTimeout.
 func (s *Server) handshake(ctx context.Context, c *SubscriptionConfig) error {
-	ctx, cancel := context.WithTimeout(ctx, c.DeliveryTimeout)
+	ctx, cancel := context.WithTimeout(ctx, DefaultDeliveryTimeout)
 	defer cancel()
 	if c.Schema == SchemaCloudEvents {
 		return s.handshakeCloudEvents(ctx, c)
