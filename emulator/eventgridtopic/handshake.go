@@ -57,7 +57,7 @@ func (s *Server) handshakeCloudEvents(ctx context.Context, c *SubscriptionConfig
 // code back as {"validationResponse": code}.
 func (s *Server) handshakeEventGrid(ctx context.Context, c *SubscriptionConfig) error {
 	code := strings.ToUpper(newGUID())
-	validationURL := strings.TrimSuffix(s.URL(), apiPath) + "/webhooks/api/updatestatus?id=" + code +
+	validationURL := s.origin + "/webhooks/api/updatestatus?id=" + code +
 		"&t=" + url.QueryEscape(time.Now().UTC().Format(time.RFC3339Nano)) + "&apiVersion=2018-05-01-preview"
 	data, err := json.Marshal(map[string]string{"validationCode": code, "validationUrl": validationURL})
 	if err != nil {
