@@ -92,7 +92,7 @@ func (s *Server) checkSAS(tok string, now time.Time) *wireError {
 func (s *Server) sasResourceOK(resource string) bool {
 	resource, _, _ = strings.Cut(resource, "?")
 	resource = strings.TrimSuffix(strings.ToLower(resource), "/")
-	base := strings.ToLower("https://" + s.ln.Addr().String())
+	base := strings.ToLower(s.origin)
 	return resource == base || resource == base+apiPath
 }
 

@@ -319,27 +319,33 @@ func TestEventTimeToLiveExceededDeadLetters(t *testing.T) {
 func TestConnectionErrorsAndTimeoutsAreRetried(t *testing.T) {
 	s := start(t, eventgridtopic.Config{})
 
-	// A webhook that stops listening after validation: every attempt
-	// fails to connect until the attempts run out.
+	// A webhook that drops the connection of every notification: each
+	// attempt fails without an answer until the attempts run out. (Closing
+	// the server instead would free its port for the next test server.)
 	gone := newWebhook(t)
+	gone.Answer(func(int, *http.Request) int { return dropConnection })
 	cfg := gone.sub("gone", eventgridtopic.SchemaEventGrid)
 	cfg.MaxDeliveryAttempts = 3
 	if err := s.Subscribe(cfg); err != nil {
 		t.Fatal(err)
 	}
-	gone.srv.Close()
 
 	// A webhook that hangs on its first notification past the delivery
 	// timeout, then answers.
 	hang := newWebhook(t)
+	cut := make(chan error, 1)
 	hang.Answer(func(n int, r *http.Request) int {
 		if n == 1 {
 			<-r.Context().Done()
+			cut <- r.Context().Err()
+			// The client's close can reach the server before its socket
+			// closes: answer nothing that it could still read as success.
+			return dropConnection
 		}
 		return http.StatusOK
 	})
 	cfg = hang.sub("hang", eventgridtopic.SchemaEventGrid)
-	cfg.DeliveryTimeout = 100 * time.Millisecond
+	cfg.DeliveryTimeout = 200 * time.Millisecond
 	if err := s.Subscribe(cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -351,14 +357,25 @@ func TestConnectionErrorsAndTimeoutsAreRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	if dl := dead[0]; dl.Reason != eventgridtopic.ReasonMaxDeliveryAttemptsExceeded || dl.DeliveryAttempts != 3 ||
-		dl.LastHTTPStatus != 0 || dl.LastError == "" {
+		dl.LastHTTPStatus != 0 || dl.LastDeliveryOutcome != "GenericError" || dl.LastError == "" {
 		t.Fatalf("dead letter %+v", dl)
+	}
+	if n := len(gone.Notifications()); n != 3 {
+		t.Fatalf("dropping webhook got %d notifications, want 3", n)
 	}
 	if err := s.WaitDelivered(ctx, "hang", 1); err != nil {
 		t.Fatal(err)
 	}
-	if a := s.Attempts("hang"); a != 2 {
-		t.Fatalf("%d attempts, want 2 (one timed out)", a)
+	select {
+	case err := <-cut:
+		if err == nil {
+			t.Fatal("the hung request was not cut")
+		}
+	case <-ctx.Done():
+		t.Fatal("the first notification was never cut")
+	}
+	if a := s.Attempts("hang"); a < 2 || s.Delivered("hang") != 1 {
+		t.Fatalf("%d attempts and %d delivered, want at least 2 (one timed out) and 1", a, s.Delivered("hang"))
 	}
 }
 
@@ -477,9 +494,17 @@ func TestCloseStopsDeliveriesInFlight(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	buf := make([]byte, 1<<20)
-	if stacks := string(buf[:runtime.Stack(buf, true)]); strings.Contains(stacks, "eventgridtopic.(*Server)") {
-		t.Fatalf("delivery goroutines outlive Close:\n%s", stacks)
+	// Close waited for the delivery loops; give them the moment they need
+	// to return after saying so.
+	deadline := time.Now().Add(5 * time.Second)
+	for buf := make([]byte, 1<<20); ; runtime.Gosched() {
+		stacks := string(buf[:runtime.Stack(buf, true)])
+		if !strings.Contains(stacks, "eventgridtopic.(*Server)") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("delivery goroutines outlive Close:\n%s", stacks)
+		}
 	}
 	if err := s.Subscribe(idle.sub("late", eventgridtopic.SchemaEventGrid)); err == nil {
 		t.Fatal("Subscribe after Close succeeded")

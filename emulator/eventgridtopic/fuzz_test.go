@@ -1,9 +1,15 @@
 package eventgridtopic
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"net/url"
+	"strings"
 	"testing"
+	"time"
 )
 
 var fuzzContentTypes = []string{
@@ -46,6 +52,33 @@ func FuzzDecodePublish(f *testing.F) {
 				again.Subject != ev.Subject || !again.Time.Equal(ev.Time) || string(again.Data) != string(ev.Data) {
 				t.Fatalf("stored event %s does not decode to itself: %+v %v", ev.Raw, again, werr)
 			}
+		}
+	})
+}
+
+// FuzzCheckSAS checks that any aeg-sas-token is either refused with a 401
+// or carries the signature of the topic's key. The checked-in corpus holds
+// valid, expired and foreign tokens signed with that key.
+func FuzzCheckSAS(f *testing.F) {
+	const origin = "https://127.0.0.1:8443"
+	s := &Server{cfg: Config{Name: "topic1"}, origin: origin, sasKey: decodeKey("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")}
+	now := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
+	f.Add("r=x&e=11%2F30%2F2026+10%3A00%3A00+AM&s=")
+	f.Add("&s=&s=")
+	f.Add("r=%zz&e=1&s=%")
+	f.Fuzz(func(t *testing.T, tok string) {
+		werr := s.checkSAS(tok, now)
+		if werr != nil {
+			if werr.status != http.StatusUnauthorized || werr.code != codeUnauthorized {
+				t.Fatalf("refusal %d %s, want 401 Unauthorized", werr.status, werr.code)
+			}
+			return
+		}
+		i := strings.LastIndex(tok, "&s=")
+		mac := hmac.New(sha256.New, s.sasKey)
+		mac.Write([]byte(tok[:i]))
+		if sig, _ := url.QueryUnescape(tok[i+3:]); sig != base64.StdEncoding.EncodeToString(mac.Sum(nil)) {
+			t.Fatalf("token %q accepted without a valid signature", tok)
 		}
 	})
 }

@@ -20,9 +20,10 @@ const (
 )
 
 // handshake proves, as Event Grid does before creating a webhook
-// subscription, that the endpoint wants the events.
+// subscription, that the endpoint wants the events. It waits Event Grid's
+// 30 seconds for the answer whatever the DeliveryTimeout.
 func (s *Server) handshake(ctx context.Context, c *SubscriptionConfig) error {
-	ctx, cancel := context.WithTimeout(ctx, c.DeliveryTimeout)
+	ctx, cancel := context.WithTimeout(ctx, DefaultDeliveryTimeout)
 	defer cancel()
 	if c.Schema == SchemaCloudEvents {
 		return s.handshakeCloudEvents(ctx, c)
@@ -56,7 +57,7 @@ func (s *Server) handshakeCloudEvents(ctx context.Context, c *SubscriptionConfig
 // code back as {"validationResponse": code}.
 func (s *Server) handshakeEventGrid(ctx context.Context, c *SubscriptionConfig) error {
 	code := strings.ToUpper(newGUID())
-	validationURL := strings.TrimSuffix(s.URL(), apiPath) + "/webhooks/api/updatestatus?id=" + code +
+	validationURL := s.origin + "/webhooks/api/updatestatus?id=" + code +
 		"&t=" + url.QueryEscape(time.Now().UTC().Format(time.RFC3339Nano)) + "&apiVersion=2018-05-01-preview"
 	data, err := json.Marshal(map[string]string{"validationCode": code, "validationUrl": validationURL})
 	if err != nil {

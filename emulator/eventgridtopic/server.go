@@ -31,6 +31,7 @@ type Server struct {
 	caPEM   []byte
 	sasKey  []byte
 	topicID string
+	origin  string // https://host:port
 	ln      net.Listener
 	srv     *http.Server
 	failing atomic.Int64
@@ -73,6 +74,7 @@ func Start(cfg Config) (*Server, error) {
 		caPEM:   pemBytes,
 		sasKey:  decodeKey(cfg.Key),
 		topicID: "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/emulator/providers/Microsoft.EventGrid/topics/" + cfg.Name,
+		origin:  "https://" + ln.Addr().String(),
 		ln:      ln,
 		changed: make(chan struct{}),
 		subs:    map[string]*subscription{},
@@ -90,7 +92,7 @@ func Start(cfg Config) (*Server, error) {
 
 // URL is the topic endpoint to give to azeventgrid clients:
 // https://127.0.0.1:port/api/events.
-func (s *Server) URL() string { return "https://" + s.ln.Addr().String() + apiPath }
+func (s *Server) URL() string { return s.origin + apiPath }
 
 // TopicID is the resource ID stamped into Event Grid schema events.
 func (s *Server) TopicID() string { return s.topicID }

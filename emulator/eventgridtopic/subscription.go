@@ -61,7 +61,8 @@ type SubscriptionConfig struct {
 	RootCAs    *x509.CertPool
 	// RetrySchedule replaces DefaultRetrySchedule; tests shrink it.
 	RetrySchedule []time.Duration
-	// DeliveryTimeout bounds one request; 0 is Event Grid's 30 seconds.
+	// DeliveryTimeout bounds one delivery request; 0 is Event Grid's 30
+	// seconds. The validation handshake always gets 30 seconds.
 	DeliveryTimeout time.Duration
 }
 

@@ -15,6 +15,10 @@ import (
 	"github.com/cmkd-io/cmkd/emulator/eventgridtopic"
 )
 
+// dropConnection, answered by a webhook's answer function, closes the
+// connection without an answer.
+const dropConnection = -1
+
 // received is one request the webhook got.
 type received struct {
 	method string
@@ -82,6 +86,12 @@ func (wh *webhook) serve(w http.ResponseWriter, r *http.Request) {
 		status := http.StatusOK
 		if answer != nil {
 			status = answer(n, r)
+		}
+		if status == dropConnection {
+			if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+				_ = conn.Close()
+			}
+			return
 		}
 		w.WriteHeader(status)
 	}
