@@ -26,6 +26,8 @@ func auditTail(ctx context.Context, argv []string, stdout, stderr io.Writer) err
 	since := fs.Duration("since", 0, "only events at most this old, e.g. 1h (default: all)")
 	tenant := fs.String("tenant", "", "only this tenant's events")
 	follow := fs.Bool("follow", false, "keep printing new events until interrupted")
+	eg := fs.Bool("eventgrid", false, "read from the Event Grid status topic (status.eventgrid) instead of NATS: events published from now on")
+	listen := fs.String("listen", "127.0.0.1:0", "with --eventgrid: where the webhook the topic delivers to listens")
 	if err := parse(fs, argv); err != nil {
 		return err
 	}
@@ -39,6 +41,12 @@ func auditTail(ctx context.Context, argv []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	if *eg {
+		if *since != 0 {
+			return usagef("audit tail --eventgrid: --since cannot be met: Event Grid keeps no history (read NATS for that)")
+		}
+		return auditTailEventGrid(ctx, cfg, *listen, *tenant, c.json, stdout, stderr)
+	}
 	if cfg.NATS.URL == "" {
 		return errors.New("audit tail: nats.url is not set in the config; point it at the NATS that holds CMKD_STATUS")
 	}
@@ -48,17 +56,23 @@ func auditTail(ctx context.Context, argv []string, stdout, stderr io.Writer) err
 	}
 	defer d.Close()
 	return status.Tail(ctx, d.js, status.TailOptions{Since: *since, Tenant: *tenant, Follow: *follow}, func(e status.Received) error {
-		if c.json {
-			body, err := e.MarshalCloudEvent()
-			if err != nil {
-				return err
-			}
-			_, err = fmt.Fprintf(stdout, "%s\n", body)
+		return printStatus(stdout, e.StatusEvent, c.json)
+	})
+}
+
+// printStatus writes one status event: its CloudEvent with --json, a
+// readable line otherwise.
+func printStatus(w io.Writer, e cmkd.StatusEvent, asJSON bool) error {
+	if asJSON {
+		body, err := e.MarshalCloudEvent()
+		if err != nil {
 			return err
 		}
-		_, err := fmt.Fprintln(stdout, auditLine(e.StatusEvent))
+		_, err = fmt.Fprintf(w, "%s\n", body)
 		return err
-	})
+	}
+	_, err := fmt.Fprintln(w, auditLine(e))
+	return err
 }
 
 // auditLine is one readable line: time, tenant, kind, version, key and

@@ -70,6 +70,7 @@ type subscription struct {
 	srv  *Server
 	cfg  SubscriptionConfig
 	wake chan struct{} // a new event arrived
+	stop chan struct{} // closed by Unsubscribe
 
 	mu        sync.Mutex
 	queue     []*item // publish order
@@ -105,7 +106,7 @@ func (s *Server) Subscribe(cfg SubscriptionConfig) error {
 	if err := s.handshake(s.ctx, &cfg); err != nil {
 		return fmt.Errorf("subscription %s: %w", cfg.Name, err)
 	}
-	sub := &subscription{srv: s, cfg: cfg, wake: make(chan struct{}, 1), changed: make(chan struct{})}
+	sub := &subscription{srv: s, cfg: cfg, wake: make(chan struct{}, 1), stop: make(chan struct{}), changed: make(chan struct{})}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -117,6 +118,21 @@ func (s *Server) Subscribe(cfg SubscriptionConfig) error {
 	s.subs[cfg.Name] = sub
 	s.wg.Add(1)
 	go s.run(sub)
+	return nil
+}
+
+// Unsubscribe deletes a subscription: what it has not delivered is
+// dropped, as when an event subscription is deleted in Azure. A delivery
+// in flight finishes.
+func (s *Server) Unsubscribe(name string) error {
+	s.mu.Lock()
+	sub, ok := s.subs[name]
+	delete(s.subs, name)
+	s.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("subscription %s: %w", name, ErrUnknownSubscription)
+	}
+	close(sub.stop)
 	return nil
 }
 
@@ -162,6 +178,9 @@ func (s *Server) run(sub *subscription) {
 		}
 		select {
 		case <-s.ctx.Done():
+			timer.Stop()
+			return
+		case <-sub.stop:
 			timer.Stop()
 			return
 		case <-sub.wake:

@@ -198,6 +198,10 @@ func (s *Server) accept(evs []Event) {
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, controlPrefix) {
+		s.control(w, r)
+		return
+	}
 	status := http.StatusOK
 	if werr := s.serve(r); werr != nil {
 		status = werr.status
