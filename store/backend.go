@@ -141,7 +141,7 @@ type Backend interface {
 	// ClaimOutboxFor is ClaimOutbox for a sink other than NATSSink, whose
 	// delivery state is kept apart from the outbox's columns; the first
 	// claim of a sink registers it, and only entries written after that
-	// are its to claim.
+	// are its to claim. With limit 0 it only registers the sink.
 	ClaimOutboxFor(ctx context.Context, sink, holder string, limit int, now time.Time, claim time.Duration) ([]OutboxEntry, error)
 	// MarkSentFor marks entries, by event ID, done for a sink other than
 	// NATSSink at now: sent, or given up for reason when it is not empty.

@@ -94,6 +94,21 @@ func (s *Store) ClaimOutboxFor(ctx context.Context, sink, holder string, limit i
 	return s.b.ClaimOutboxFor(ctx, sink, holder, limit, s.now().UTC(), claim)
 }
 
+// RegisterOutboxSink registers the named sink, as its first claim would,
+// if it is not registered yet: every entry written from then on is the
+// sink's. A deployment that adds a sink can register it before the relay
+// first runs, so that nothing written meanwhile passes it by.
+func (s *Store) RegisterOutboxSink(ctx context.Context, sink string) error {
+	if sink == NATSSink {
+		return nil
+	}
+	if !ValidSinkName(sink) {
+		return fmt.Errorf("register outbox sink: invalid sink name %q", sink)
+	}
+	_, err := s.b.ClaimOutboxFor(ctx, sink, "register", 0, s.now().UTC(), time.Nanosecond)
+	return err
+}
+
 // MarkSentFor marks entries, by event ID, sent to the named sink.
 func (s *Store) MarkSentFor(ctx context.Context, sink string, ids ...string) error {
 	if sink == NATSSink {

@@ -113,6 +113,15 @@ func testSinkStart(t *testing.T, f *fixture) {
 	if es := claimFor(t, s, "other", "r1", 10); ids(es) != "new2" {
 		t.Fatalf("other claimed %q, want new2", ids(es))
 	}
+	// Registered ahead of its relay, a sink gets what is written before
+	// its first claim.
+	if err := s.RegisterOutboxSink(t.Context(), "third"); err != nil {
+		t.Fatal(err)
+	}
+	appendEvents(t, s, [2]string{"new3", "b"})
+	if es := claimFor(t, s, "third", "r1", 10); ids(es) != "new3" {
+		t.Fatalf("third claimed %q, want new3", ids(es))
+	}
 	if _, err := s.ClaimOutboxFor(t.Context(), "Bad Name", "r1", 1, time.Minute); err == nil {
 		t.Fatal("claimed for an invalid sink name")
 	}
