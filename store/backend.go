@@ -138,6 +138,17 @@ type Backend interface {
 	ClaimOutbox(ctx context.Context, holder string, limit int, now time.Time, claim time.Duration) ([]OutboxEntry, error)
 	// MarkSent marks entries sent so they are never claimed again.
 	MarkSent(ctx context.Context, ids []string) error
+	// ClaimOutboxFor is ClaimOutbox for a sink other than NATSSink, whose
+	// delivery state is kept apart from the outbox's columns; the first
+	// claim of a sink registers it, and only entries written after that
+	// are its to claim. With limit 0 it only registers the sink.
+	ClaimOutboxFor(ctx context.Context, sink, holder string, limit int, now time.Time, claim time.Duration) ([]OutboxEntry, error)
+	// MarkSentFor marks entries, by event ID, done for a sink other than
+	// NATSSink at now: sent, or given up for reason when it is not empty.
+	MarkSentFor(ctx context.Context, sink string, ids []string, now time.Time, reason string) error
+	// OutboxPending counts the sink's entries not yet done (NATSSink: the
+	// outbox's own unsent entries).
+	OutboxPending(ctx context.Context, sink string) (int64, error)
 
 	// AcquireLease takes the named lease for holder until now+ttl if it is
 	// free, expired, or already the holder's (then it is renewed, token

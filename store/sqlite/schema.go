@@ -165,6 +165,37 @@ ALTER TABLE tenants ADD COLUMN change_since INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX tenants_platform_key_url ON tenants (platform_key_url, id);
 CREATE INDEX tenants_change_from ON tenants (change_from, id) WHERE change_from IS NOT NULL;
 `,
+	// Sinks: each status-event sink other than NATS (store.NATSSink, whose
+	// state stays in the outbox's columns, so nothing sent is sent again)
+	// keeps its own delivery state, so one sink's outage does not hold up
+	// another. A sink registers at its first claim; from then on the
+	// trigger gives every new entry a delivery row per sink, in the
+	// entry's own transaction. tenant is the entry's, copied so that the
+	// per-tenant order check searches an index, even while a long outage
+	// leaves many entries unsent.
+	`
+CREATE TABLE outbox_sinks (
+	name       TEXT PRIMARY KEY,
+	start_seq  INTEGER NOT NULL,
+	created_at INTEGER NOT NULL
+);
+CREATE TABLE outbox_delivery (
+	sink        TEXT NOT NULL,
+	seq         INTEGER NOT NULL,
+	tenant      TEXT NOT NULL,
+	claimed_by  TEXT NOT NULL DEFAULT '',
+	claim_until INTEGER NOT NULL DEFAULT 0,
+	attempts    INTEGER NOT NULL DEFAULT 0,
+	sent_at     INTEGER,
+	gave_up     TEXT NOT NULL DEFAULT '',
+	PRIMARY KEY (sink, seq)
+) WITHOUT ROWID;
+CREATE INDEX outbox_delivery_unsent ON outbox_delivery (sink, seq) WHERE sent_at IS NULL;
+CREATE INDEX outbox_delivery_tenant ON outbox_delivery (sink, tenant, seq) WHERE sent_at IS NULL;
+CREATE TRIGGER outbox_fan_out AFTER INSERT ON outbox BEGIN
+	INSERT INTO outbox_delivery (sink, seq, tenant) SELECT name, NEW.seq, NEW.tenant FROM outbox_sinks;
+END;
+`,
 }
 
 // SchemaVersion is the schema version this package writes.

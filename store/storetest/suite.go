@@ -31,7 +31,7 @@ func cases() []testCase {
 	var all []testCase
 	for _, group := range [][]testCase{
 		tenantCases, dekCases, rewrapCases, recordCases, cacheCases,
-		sealCases, outboxCases, leaseCases, leakCases, keyCases, layerCases,
+		sealCases, outboxCases, outboxSinkCases, leaseCases, leakCases, keyCases, layerCases,
 		envelopeCases, destroyCases,
 	} {
 		all = append(all, group...)
