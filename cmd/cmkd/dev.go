@@ -134,7 +134,7 @@ type devEnv struct {
 	systemTopic, statusTopic *eventgridtopic.Server
 	webhook, secret          string
 	kvs                      []*keyvault.Server
-	hsm     *keyvault.Server // nil without --hsm
+	hsm                      *keyvault.Server // nil without --hsm
 	// ops is the operator's vault, holding the platform key: apart from
 	// the customers' vaults, so revoking a customer's vault leaves it be.
 	ops  *keyvault.Server

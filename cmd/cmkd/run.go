@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 
+	"github.com/cmkd-io/cmkd/config"
 	natsdef "github.com/cmkd-io/cmkd/deploy/nats"
 	"github.com/cmkd-io/cmkd/events"
 	"github.com/cmkd-io/cmkd/events/eventgrid"
@@ -64,10 +65,23 @@ func serveWorker(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	var kick func() // the Reconciler tells the relay when it wrote status events
+	egRelay, err := newEventGridRelay(ctx, d)
+	if err != nil {
+		return err
+	}
+	// The Reconciler tells the relays when it wrote status events.
+	var kicks []func()
 	var runners []worker.Runner
 	if relay != nil {
-		kick, runners = relay.Kick, []worker.Runner{relay}
+		kicks, runners = append(kicks, relay.Kick), append(runners, relay)
+	}
+	if egRelay != nil {
+		kicks, runners = append(kicks, egRelay.Kick), append(runners, egRelay)
+	}
+	kick := func() {
+		for _, k := range kicks {
+			k()
+		}
 	}
 	if cfg.API.Listen != "" {
 		srv, err := newAPIServer(cfg.API, d.store, d.reg, log)
@@ -137,6 +151,27 @@ func newRelay(d *deps) (*status.Relay, error) {
 	if err != nil {
 		return nil, fmt.Errorf("status relay: %w", err)
 	}
+	return relay, nil
+}
+
+// newEventGridRelay makes the Event Grid status relay (status.eventgrid),
+// or nil when none is configured. The sink is registered in the outbox
+// before the worker writes anything, so that every status event from this
+// start on is published to the topic too.
+func newEventGridRelay(ctx context.Context, d *deps) (*status.EventGridRelay, error) {
+	client, err := config.StatusEventGridClient(d.cfg)
+	if err != nil || client == nil {
+		return nil, err
+	}
+	cfg := status.EventGridConfig{Instance: d.cfg.Instance, Logger: d.log.With("sink", "eventgrid"), Registerer: d.reg}
+	relay, err := status.NewEventGridRelay(d.store, client, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("status.eventgrid: %w", err)
+	}
+	if err := d.store.RegisterOutboxSink(ctx, status.DefaultEventGridSink); err != nil {
+		return nil, fmt.Errorf("status.eventgrid: %w", err)
+	}
+	d.log.Info("status events go to Event Grid too", slog.String("topic", d.cfg.Status.EventGrid.Endpoint))
 	return relay, nil
 }
 
