@@ -41,9 +41,9 @@ func envelopeADLen(tenant, dekID string, aad []byte) int {
 // after its length.
 func appendEnvelopeAD(ad []byte, tenant, dekID string, aad []byte) []byte {
 	ad = append(ad, envelopeLabel...)
-	ad = binary.BigEndian.AppendUint32(ad, uint32(len(tenant)))
+	ad = binary.BigEndian.AppendUint32(ad, uint32(len(tenant))) // #nosec G115 -- tenant ids are at most MaxTenantIDLen bytes
 	ad = append(ad, tenant...)
-	ad = binary.BigEndian.AppendUint32(ad, uint32(len(dekID)))
+	ad = binary.BigEndian.AppendUint32(ad, uint32(len(dekID))) // #nosec G115 -- DEK ids are at most maxDEKIDLen bytes
 	ad = append(ad, dekID...)
 	ad = binary.BigEndian.AppendUint32(ad, uint32(len(aad))) // #nosec G115 -- bounded by MaxRecordSize and id limits, far below 4 GiB
 	return append(ad, aad...)

@@ -107,7 +107,9 @@ func (r Remote) do(ctx context.Context, method, name string, body []byte, want i
 	if resp.StatusCode == want {
 		return nil
 	}
-	var e struct{ Error struct{ Code, Message string } }
+	var e struct {
+		Error struct{ Code, Message string }
+	}
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if json.Unmarshal(b, &e) == nil && e.Error.Message != "" {
 		return fmt.Errorf("%s %s: %s: %s", method, name, e.Error.Code, e.Error.Message)
