@@ -39,7 +39,7 @@ func envelopeADLen(tenant, dekID string, aad []byte) int {
 
 // appendEnvelopeAD appends the label, then tenant, dekID and aad, each
 // after its length.
-func appendEnvelopeAD(ad []byte, tenant, dekID string, aad []byte) []byte {
+func appendEnvelopeAD[ID string | []byte](ad []byte, tenant string, dekID ID, aad []byte) []byte {
 	ad = append(ad, envelopeLabel...)
 	ad = binary.BigEndian.AppendUint32(ad, uint32(len(tenant))) // #nosec G115 -- tenant ids are at most MaxTenantIDLen bytes
 	ad = append(ad, tenant...)
@@ -57,7 +57,7 @@ var adBuffers = sync.Pool{New: func() any { return new([]byte) }}
 const maxPooledAD = 4 << 10
 
 // openEnvelope opens p under k for tenant and aad.
-func openEnvelope(k cipher.AEAD, tenant string, p parsedRecord, aad []byte) ([]byte, error) {
+func openEnvelope(k cipher.AEAD, tenant string, p envelopeView, aad []byte) ([]byte, error) {
 	buf := adBuffers.Get().(*[]byte)
 	*buf = appendEnvelopeAD((*buf)[:0], tenant, p.dekID, aad)
 	out, err := k.Open(nil, p.nonce, p.ciphertext, *buf)
@@ -142,9 +142,11 @@ func (s *Store) Decrypt(ctx context.Context, tenant string, ciphertext, aad []by
 		return nil, fmt.Errorf("decrypt %s: %w: %w", tenant, ErrIntegrity, err)
 	}
 	readAt := s.now()
-	k, ok := s.cache.fresh(p.dekID, tenant, readAt, s.cfg.StateRecheck)
+	// string(p.dekID) here, not kept: the cache lookup does not keep it,
+	// so the conversion costs no allocation.
+	k, ok := s.cache.fresh(string(p.dekID), tenant, readAt, s.cfg.StateRecheck)
 	if !ok {
-		if k, err = s.confirmedAEAD(ctx, tenant, p.dekID, readAt); err != nil {
+		if k, err = s.confirmedAEAD(ctx, tenant, string(p.dekID), readAt); err != nil {
 			return nil, fmt.Errorf("decrypt %s: %w", tenant, err)
 		}
 	}
@@ -184,34 +186,39 @@ func sealEnvelope(aead cipher.AEAD, tenant, dekID string, plaintext, aad []byte)
 	return sealFramed(aead, envelopeVersion, dekID, plaintext, envelopeAD(tenant, dekID, aad))
 }
 
+// envelopeView is a parsed ciphertext; its parts alias the ciphertext.
+type envelopeView struct {
+	dekID, nonce, ciphertext []byte
+}
+
 // parseEnvelope splits a ciphertext, which is outside input, into its
 // parts; they alias it. Errors say what is wrong, never panic.
-func parseEnvelope(c []byte) (parsedRecord, error) {
+func parseEnvelope(c []byte) (envelopeView, error) {
 	switch {
 	case len(c) == 0:
-		return parsedRecord{}, errors.New("empty ciphertext")
+		return envelopeView{}, errors.New("empty ciphertext")
 	case c[0] != envelopeVersion:
-		return parsedRecord{}, fmt.Errorf("unknown ciphertext format version %d", c[0])
+		return envelopeView{}, fmt.Errorf("unknown ciphertext format version %d", c[0])
 	case len(c) < 2:
-		return parsedRecord{}, errors.New("truncated ciphertext: no key id length")
+		return envelopeView{}, errors.New("truncated ciphertext: no key id length")
 	}
 	n := int(c[1])
 	if n == 0 || n > maxDEKIDLen {
-		return parsedRecord{}, fmt.Errorf("bad key id length %d: want 1..%d", n, maxDEKIDLen)
+		return envelopeView{}, fmt.Errorf("bad key id length %d: want 1..%d", n, maxDEKIDLen)
 	}
 	if need := 2 + n + nonceSize + tagSize; len(c) < need {
-		return parsedRecord{}, fmt.Errorf("truncated ciphertext: %d bytes, at least %d needed", len(c), need)
+		return envelopeView{}, fmt.Errorf("truncated ciphertext: %d bytes, at least %d needed", len(c), need)
 	}
 	// DEK ids are printable ASCII (hex as newID makes them); anything else
 	// is corruption, and would not even be a valid query argument in some
 	// databases (PostgreSQL text refuses invalid UTF-8 and NUL).
 	for _, b := range c[2 : 2+n] {
 		if b < 0x21 || b > 0x7e {
-			return parsedRecord{}, fmt.Errorf("key id holds byte %#02x: not a key id", b)
+			return envelopeView{}, fmt.Errorf("key id holds byte %#02x: not a key id", b)
 		}
 	}
-	return parsedRecord{
-		dekID:      string(c[2 : 2+n]),
+	return envelopeView{
+		dekID:      c[2 : 2+n],
 		nonce:      c[2+n : 2+n+nonceSize],
 		ciphertext: c[2+n+nonceSize:],
 	}, nil
