@@ -151,6 +151,9 @@ func (r *EventGridRelay) send(ctx context.Context, evs []gridEvent) error {
 		r.metrics.requests.Observe(float64(size))
 		return nil
 	}
+	if errors.Is(err, context.Canceled) {
+		return err // Run is ending: not Event Grid's failure
+	}
 	cause := causeUnavailable
 	switch {
 	case refused(err):
