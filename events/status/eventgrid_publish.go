@@ -26,7 +26,8 @@ type gridEvent struct {
 
 // publishPending publishes the held entries in as few requests as the
 // request limit allows, one after another, marking what Event Grid
-// accepted. It stops at the first failure and keeps that entry and the
+// accepted after each request, so that a crash republishes at most one
+// request's events. It stops at the first failure and keeps that entry and the
 // rest for the next try, while the claim lasts: no request outlives
 // three quarters of it, so none is in flight when another relay may take
 // the entries.
@@ -39,9 +40,12 @@ func (r *EventGridRelay) publishPending(ctx context.Context) error {
 		var done int
 		done, err = r.publishBatch(ctx, evs[:n])
 		evs, r.pending = evs[done:], r.pending[done:]
+		if merr := r.markUnmarked(ctx); merr != nil {
+			err = errors.Join(err, merr)
+		}
 	}
 	r.metrics.depth.Set(float64(len(r.pending)))
-	return errors.Join(err, r.markUnmarked(ctx))
+	return err
 }
 
 // encodePending encodes the held entries, in order, and gives up those
@@ -150,6 +154,9 @@ func (r *EventGridRelay) send(ctx context.Context, evs []gridEvent) error {
 		r.metrics.latency.Observe(time.Since(start).Seconds())
 		r.metrics.requests.Observe(float64(size))
 		return nil
+	}
+	if errors.Is(err, context.Canceled) {
+		return err // Run is ending: not Event Grid's failure
 	}
 	cause := causeUnavailable
 	switch {

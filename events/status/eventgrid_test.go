@@ -136,6 +136,12 @@ func TestEventGridOutageDelaysButLosesNothing(t *testing.T) {
 	evs := waitTopic(t, topic, 30)
 	checkTopicHas(t, evs, 0, 30, false)
 	checkFirstSeenInOrder(t, evs)
+	waitMarked(t, st)
+}
+
+// waitMarked waits until the store has nothing pending for the topic.
+func waitMarked(t *testing.T, st *store.Store) {
+	t.Helper()
 	eventually.True(t, 10*time.Second, "nothing pending for the topic", func() bool {
 		n, err := st.OutboxPending(t.Context(), status.DefaultEventGridSink)
 		return err == nil && n == 0
@@ -182,7 +188,7 @@ func TestEventGridBatchesSplitAtTheRequestLimit(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	cfg := gridConfig("r1")
 	cfg.Registerer = reg
-	_, stop := startGridRelay(t, st, gridClient(t, topic, topicKey), cfg)
+	startGridRelay(t, st, gridClient(t, topic, topicKey), cfg)
 	const n, size = 40, 100 << 10 // 4 MB in all
 	for i := range n {
 		if err := st.AppendOutbox(t.Context(), bigEvent(i, size)); err != nil {
@@ -190,7 +196,7 @@ func TestEventGridBatchesSplitAtTheRequestLimit(t *testing.T) {
 		}
 	}
 	evs := waitTopic(t, topic, n)
-	stop()
+	waitMarked(t, st)
 	checkTopicHas(t, evs, 0, n, true)
 	checkFirstSeenInOrder(t, evs)
 	// 10 events of 100 KiB and their attributes fit 1 MiB, 11 do not:
@@ -200,6 +206,13 @@ func TestEventGridBatchesSplitAtTheRequestLimit(t *testing.T) {
 	}
 	if f := failures(t, reg, "refused"); f != 0 {
 		t.Errorf("%v requests refused: the relay sent one over the limit", f)
+	}
+	if p := metric(t, reg, "cmkd_status_eventgrid_published_total"); p != n {
+		t.Errorf("%v events counted as published, want %d", p, n)
+	}
+	if r := metric(t, reg, "cmkd_status_eventgrid_request_bytes"); int(r) != topic.PublishRequests() {
+		t.Errorf("%v request sizes observed, %d requests made (failed: %v unavailable, %v auth)", r, topic.PublishRequests(),
+			failures(t, reg, "unavailable"), failures(t, reg, "auth"))
 	}
 	t.Logf("%d events of %d KiB in %d requests", n, size>>10, topic.PublishRequests())
 }
@@ -296,10 +309,7 @@ func TestEventGridRestartRepublishesOnlyUnmarked(t *testing.T) {
 	_, stop := startGridRelay(t, st, client, gridConfig("r1"))
 	write(t, st, 0, 5)
 	waitTopic(t, topic, 5)
-	eventually.True(t, 10*time.Second, "the relay marks what it published", func() bool {
-		n, err := st.OutboxPending(t.Context(), status.DefaultEventGridSink)
-		return err == nil && n == 0
-	})
+	waitMarked(t, st)
 	stop()
 
 	write(t, st, 5, 3)
@@ -366,4 +376,23 @@ func failures(t *testing.T, reg *prometheus.Registry, cause string) float64 {
 		}
 	}
 	return 0
+}
+
+func TestEventGridConfigValidateNamesTheField(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  status.EventGridConfig
+		want string
+	}{
+		{status.EventGridConfig{}, "Instance"},
+		{status.EventGridConfig{Instance: "a", Sink: store.NATSSink}, "Sink"},
+		{status.EventGridConfig{Instance: "a", Sink: "Not A Name"}, "Sink"},
+		{status.EventGridConfig{Instance: "a", Claim: -time.Second}, "Claim"},
+		{status.EventGridConfig{Instance: "a", MaxRequestBytes: 2 << 20}, "MaxRequestBytes"},
+		{status.EventGridConfig{Instance: "a", Sink: "eventgrid-2"}, ""},
+	} {
+		err := tc.cfg.Validate()
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("Validate(%+v) = %v, want an error naming %q", tc.cfg, err, tc.want)
+		}
+	}
 }

@@ -216,7 +216,8 @@ func testSinkConcurrentClaims(t *testing.T, f *fixture) {
 		writing.Go(func() {
 			for i := range perWriter {
 				id := fmt.Sprintf("w%d-%03d", w, i)
-				if err := stores[w%claimers].AppendOutbox(t.Context(), cmkd.StatusEvent{ID: id, Kind: cmkd.KindKeyNearExpiry, Tenant: fmt.Sprintf("t%d", i%5)}); err != nil {
+				ev := cmkd.StatusEvent{ID: id, Kind: cmkd.KindKeyNearExpiry, Tenant: fmt.Sprintf("t%d", i%5)}
+				if err := retry(t, func() error { return stores[w%claimers].AppendOutbox(t.Context(), ev) }); err != nil {
 					t.Errorf("append %s: %v", id, err)
 					return
 				}
@@ -256,7 +257,11 @@ func claimLoop(t *testing.T, s *store.Store, holder string, done <-chan struct{}
 			return
 		default:
 		}
-		es, err := s.ClaimOutboxFor(t.Context(), sinkEG, holder, 3, time.Hour)
+		var es []store.OutboxEntry
+		err := retry(t, func() (err error) {
+			es, err = s.ClaimOutboxFor(t.Context(), sinkEG, holder, 3, time.Hour)
+			return err
+		})
 		if err != nil {
 			t.Errorf("%s: %v", holder, err)
 			return
@@ -267,7 +272,7 @@ func claimLoop(t *testing.T, s *store.Store, holder string, done <-chan struct{}
 		for _, e := range es {
 			marked = append(marked, e.Event.ID)
 		}
-		if err := s.MarkSentFor(t.Context(), sinkEG, marked...); err != nil {
+		if err := retry(t, func() error { return s.MarkSentFor(t.Context(), sinkEG, marked...) }); err != nil {
 			t.Errorf("%s: %v", holder, err)
 			return
 		}
@@ -275,6 +280,22 @@ func claimLoop(t *testing.T, s *store.Store, holder string, done <-chan struct{}
 		// SQLite's writers, whose busy handler sleeps between tries.
 		time.Sleep(2 * time.Millisecond)
 	}
+}
+
+// retry calls fn until it succeeds, a few times, as a relay would: under
+// -race on a busy machine, SQLite's busy timeout runs out now and then for
+// one of the many handles this test hammers the file with, which is not
+// what the test is about.
+func retry(t *testing.T, fn func() error) error {
+	var err error
+	for range 10 {
+		if err = fn(); err == nil {
+			return nil
+		}
+		t.Logf("retrying: %v", err)
+		time.Sleep(10 * time.Millisecond)
+	}
+	return err
 }
 
 // checkTenantOrder fails if a batch holds a tenant's entries out of write
