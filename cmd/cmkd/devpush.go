@@ -132,7 +132,9 @@ func (e *devEnv) subscribeWebhook(ctx context.Context, f devFlags, log *slog.Log
 			return
 		}
 		if time.Now().After(deadline) {
-			log.Error("event grid subscription to the webhook failed: key vault events will not reach cmkd", slog.Any("err", err))
+			// The endpoint in the error carries the webhook's secret.
+			msg := strings.ReplaceAll(err.Error(), e.secret, "REDACTED")
+			log.Error("event grid subscription to the webhook failed: key vault events will not reach cmkd", slog.String("err", msg))
 			return
 		}
 		select {
