@@ -21,7 +21,7 @@ func runAudit(ctx context.Context, argv []string, stdout, stderr io.Writer) erro
 
 func auditTail(ctx context.Context, argv []string, stdout, stderr io.Writer) error {
 	var c common
-	fs := newFlags("audit tail", "audit tail [--since DURATION] [--tenant ID] [--follow] [--json]", stderr)
+	fs := newFlags("audit tail", "audit tail [--since DURATION] [--tenant ID] [--follow] [--json] [--eventgrid [--listen ADDR]]", stderr)
 	c.register(fs)
 	since := fs.Duration("since", 0, "only events at most this old, e.g. 1h (default: all)")
 	tenant := fs.String("tenant", "", "only this tenant's events")

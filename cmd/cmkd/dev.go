@@ -56,7 +56,7 @@ type devFlags struct {
 // (and so every wrapped DEK) name the vault's address.
 func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var f devFlags
-	fs := newFlags("dev", "dev [--data DIR] [--vaults N] [--nats URL] [--store postgres://…]", stderr)
+	fs := newFlags("dev", "dev [--data DIR] [--vaults N] [--nats URL] [--store postgres://…] [--events pull|webhook] [--status-eventgrid]", stderr)
 	fs.StringVar(&f.dir, "data", "./cmkd-data", "directory for all state: SQLite store, NATS, emulator keys, cmkd.yaml")
 	fs.IntVar(&f.vaults, "vaults", 1, "number of emulated vaults")
 	fs.StringVar(&f.natsURL, "nats", "", "use this NATS server instead of an embedded one")
