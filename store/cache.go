@@ -34,8 +34,10 @@ type cacheEntry struct {
 	loaded     time.Time
 	uses       int64
 	// checked is when the database last confirmed the entry (see
-	// Config.StateRecheck); zero until confirm.
-	checked time.Time
+	// Config.StateRecheck); zero until confirm. refreshing says a
+	// confirmation ahead of the window's end is under way.
+	checked    time.Time
+	refreshing bool
 }
 
 // CacheEntrySize is what one cached DEK costs against Config.CacheMaxBytes:
@@ -64,13 +66,43 @@ func (c *dekCache) get(id, tenant string, now time.Time) (cipher.AEAD, bool) {
 // fresh returns the AEAD of the tenant's DEK id, counting one use, only if
 // the database confirmed the entry less than within before now. It is the
 // whole of a warm envelope call's bookkeeping, so it looks the entry up
-// once.
-func (c *dekCache) fresh(id, tenant string, now time.Time, within time.Duration) (cipher.AEAD, bool) {
+// once. refresh asks the caller to confirm the entry again in the
+// background: its last quarter of the window has begun and nobody is
+// confirming it yet.
+func (c *dekCache) fresh(id, tenant string, now time.Time, within time.Duration) (a cipher.AEAD, refresh, ok bool) {
 	if within <= 0 {
-		return nil, false
+		return nil, false, false
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	e, ok := c.confirmedLocked(id, tenant, now, within)
+	if !ok {
+		return nil, false, false
+	}
+	refresh = c.refreshLocked(e, now, within)
+	e.uses++
+	a = e.aead
+	c.spent(e)
+	return a, refresh, true
+}
+
+// confirmed reports whether the database confirmed the tenant's entry id
+// less than within before now, and whether to confirm it again ahead of
+// time, as fresh does.
+func (c *dekCache) confirmed(id, tenant string, now time.Time, within time.Duration) (refresh, ok bool) {
+	if within <= 0 {
+		return false, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.confirmedLocked(id, tenant, now, within)
+	if !ok {
+		return false, false
+	}
+	return c.refreshLocked(e, now, within), true
+}
+
+func (c *dekCache) confirmedLocked(id, tenant string, now time.Time, within time.Duration) (*cacheEntry, bool) {
 	c.expire(now)
 	el, ok := c.byID[id]
 	if !ok {
@@ -80,28 +112,28 @@ func (c *dekCache) fresh(id, tenant string, now time.Time, within time.Duration)
 	if e.tenant != tenant || e.checked.IsZero() || now.Sub(e.checked) >= within {
 		return nil, false
 	}
-	e.uses++
-	a := e.aead
-	c.spent(e)
-	return a, true
+	return e, true
 }
 
-// confirmed reports whether the database confirmed the tenant's entry id
-// less than within before now.
-func (c *dekCache) confirmed(id, tenant string, now time.Time, within time.Duration) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.confirmedLocked(id, tenant, now, within)
-}
-
-func (c *dekCache) confirmedLocked(id, tenant string, now time.Time, within time.Duration) bool {
-	c.expire(now)
-	el, ok := c.byID[id]
-	if !ok || within <= 0 {
+// refreshLocked claims the entry's confirmation ahead of time once the
+// last quarter of its window has begun.
+func (c *dekCache) refreshLocked(e *cacheEntry, now time.Time, within time.Duration) bool {
+	if e.refreshing || now.Sub(e.checked) < within-within/4 {
 		return false
 	}
-	e := el.Value.(*cacheEntry)
-	return e.tenant == tenant && !e.checked.IsZero() && now.Sub(e.checked) < within
+	e.refreshing = true
+	return true
+}
+
+// refreshed ends a confirmation ahead of time that did not confirm.
+func (c *dekCache) refreshed(id, tenant string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.byID[id]; ok {
+		if e := el.Value.(*cacheEntry); e.tenant == tenant {
+			e.refreshing = false
+		}
+	}
 }
 
 // confirm records that the database confirmed the tenant's entry id by a
@@ -111,8 +143,11 @@ func (c *dekCache) confirm(id, tenant string, readAt time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el, ok := c.byID[id]; ok {
-		if e := el.Value.(*cacheEntry); e.tenant == tenant && readAt.After(e.checked) {
-			e.checked = readAt
+		if e := el.Value.(*cacheEntry); e.tenant == tenant {
+			e.refreshing = false
+			if readAt.After(e.checked) {
+				e.checked = readAt
+			}
 		}
 	}
 }

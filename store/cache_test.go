@@ -163,7 +163,7 @@ func TestCacheConfirmWindow(t *testing.T) {
 	if _, err := c.put("d", "a", key(1), t0); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := c.fresh("d", "a", t0, time.Second); ok {
+	if _, _, ok := c.fresh("d", "a", t0, time.Second); ok {
 		t.Fatal("an entry nobody confirmed counts as fresh")
 	}
 	c.confirm("d", "a", t0)
@@ -174,16 +174,16 @@ func TestCacheConfirmWindow(t *testing.T) {
 		within     time.Duration
 		want       bool
 	}{
-		{"d", "a", t0.Add(999 * time.Millisecond), time.Second, true},
+		{"d", "a", t0.Add(700 * time.Millisecond), time.Second, true},
 		{"d", "a", t0.Add(time.Second), time.Second, false},
 		{"d", "b", t0, time.Second, false}, // another tenant's
 		{"d", "a", t0, -1, false},          // asking on every call
 		{"e", "a", t0, time.Second, false},
 	} {
-		if _, got := c.fresh(tc.id, tc.tenant, tc.at, tc.within); got != tc.want {
+		if _, _, got := c.fresh(tc.id, tc.tenant, tc.at, tc.within); got != tc.want {
 			t.Errorf("fresh(%s, %s, +%s, %s) = %v, want %v", tc.id, tc.tenant, tc.at.Sub(t0), tc.within, got, tc.want)
 		}
-		if got := c.confirmed(tc.id, tc.tenant, tc.at, tc.within); got != tc.want {
+		if _, got := c.confirmed(tc.id, tc.tenant, tc.at, tc.within); got != tc.want {
 			t.Errorf("confirmed(%s, %s, +%s, %s) = %v, want %v", tc.id, tc.tenant, tc.at.Sub(t0), tc.within, got, tc.want)
 		}
 	}
@@ -196,5 +196,39 @@ func TestCacheConfirmWindow(t *testing.T) {
 	wantZeroed(t, "dropped DEK", k)
 	if c.len() != 0 {
 		t.Fatal("dropped entry still cached")
+	}
+}
+
+// In the last quarter of its window an entry asks for one confirmation
+// ahead of time — once, until that confirmation lands or fails — and stays
+// usable meanwhile; the confirmation, counted from its read's start,
+// opens a new window.
+func TestCacheRefreshAhead(t *testing.T) {
+	t0 := time.Unix(1_000_000, 0)
+	w := 100 * time.Millisecond
+	c := newDEKCache(time.Hour, 0, 0)
+	if _, err := c.put("d", "a", key(1), t0); err != nil {
+		t.Fatal(err)
+	}
+	c.confirm("d", "a", t0)
+	if _, refresh, ok := c.fresh("d", "a", t0.Add(74*time.Millisecond), w); !ok || refresh {
+		t.Fatalf("at 74 ms: ok %v refresh %v, want usable and no refresh yet", ok, refresh)
+	}
+	if _, refresh, ok := c.fresh("d", "a", t0.Add(75*time.Millisecond), w); !ok || !refresh {
+		t.Fatalf("at 75 ms: ok %v refresh %v, want usable and a refresh", ok, refresh)
+	}
+	if refresh, ok := c.confirmed("d", "a", t0.Add(80*time.Millisecond), w); !ok || refresh {
+		t.Fatalf("at 80 ms: ok %v refresh %v, want usable and no second refresh", ok, refresh)
+	}
+	c.refreshed("d", "a") // that one failed
+	if _, refresh, _ := c.fresh("d", "a", t0.Add(85*time.Millisecond), w); !refresh {
+		t.Fatal("after a failed refresh, no new one is asked for")
+	}
+	c.confirm("d", "a", t0.Add(85*time.Millisecond))
+	if _, refresh, ok := c.fresh("d", "a", t0.Add(150*time.Millisecond), w); !ok || refresh {
+		t.Fatalf("at 150 ms after a refresh read at 85 ms: ok %v refresh %v, want usable", ok, refresh)
+	}
+	if _, _, ok := c.fresh("d", "a", t0.Add(185*time.Millisecond), w); ok {
+		t.Fatal("usable past the refreshed window")
 	}
 }

@@ -107,12 +107,17 @@ func (s *Store) encrypt(ctx context.Context, tenant string, plaintext, aad []byt
 	// tenant exists, is not sealed and still has this DEK, as Put's
 	// guarded write does: a ciphertext under a DEK that is gone could
 	// never be read.
-	if now := s.now(); !s.cache.confirmed(id, tenant, now, s.cfg.StateRecheck) {
+	now := s.now()
+	refresh, ok := s.cache.confirmed(id, tenant, now, s.cfg.StateRecheck)
+	switch {
+	case !ok:
 		if _, err := s.b.GetDEK(ctx, tenant, id); err != nil {
 			s.forget(tenant, err)
 			return nil, err
 		}
 		s.cache.confirm(id, tenant, now)
+	case refresh:
+		s.refreshAhead(tenant, id)
 	}
 	out, err := sealEnvelope(k, tenant, id, plaintext, aad)
 	if err != nil {
@@ -144,7 +149,10 @@ func (s *Store) Decrypt(ctx context.Context, tenant string, ciphertext, aad []by
 	readAt := s.now()
 	// string(p.dekID) here, not kept: the cache lookup does not keep it,
 	// so the conversion costs no allocation.
-	k, ok := s.cache.fresh(string(p.dekID), tenant, readAt, s.cfg.StateRecheck)
+	k, refresh, ok := s.cache.fresh(string(p.dekID), tenant, readAt, s.cfg.StateRecheck)
+	if refresh {
+		s.refreshAhead(tenant, string(p.dekID))
+	}
 	if !ok {
 		if k, err = s.confirmedAEAD(ctx, tenant, string(p.dekID), readAt); err != nil {
 			return nil, fmt.Errorf("decrypt %s: %w", tenant, err)
@@ -156,6 +164,44 @@ func (s *Store) Decrypt(ctx context.Context, tenant string, ciphertext, aad []by
 	}
 	return out, nil
 }
+
+// refreshAhead confirms the tenant's DEK id in the background before its
+// StateRecheck window ends, so that a DEK in steady use is never waited
+// for. The confirmation counts from the start of its read, as a blocking
+// one does, so the window's bound holds; a seal or a missing DEK found
+// this way drops the DEKs as a blocking read would.
+func (s *Store) refreshAhead(tenant, id string) {
+	// Under mu, so that Close, which sets closed and then takes mu before
+	// it waits, never waits while one is still being added.
+	s.mu.Lock()
+	if s.closed.Load() {
+		s.mu.Unlock()
+		s.cache.refreshed(id, tenant)
+		return
+	}
+	s.refreshes.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.refreshes.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), refreshTimeout)
+		defer cancel()
+		readAt := s.now()
+		_, err := s.b.GetDEK(ctx, tenant, id)
+		switch {
+		case err == nil:
+			s.cache.confirm(id, tenant, readAt)
+		case errors.Is(err, ErrNotFound) && !errors.Is(err, ErrUnknownTenant):
+			s.cache.drop(id, tenant)
+		default:
+			s.forget(tenant, err)
+			s.cache.refreshed(id, tenant) // the next call past the window asks itself
+		}
+	}()
+}
+
+// refreshTimeout bounds a confirmation ahead of time; one that fails
+// leaves the next call past the window to ask the database itself.
+const refreshTimeout = 10 * time.Second
 
 // confirmedAEAD reads the tenant's DEK id from the database, which checks
 // the tenant's state, and returns its AEAD, confirmed as of readAt.

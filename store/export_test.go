@@ -13,3 +13,6 @@ func CachedKeys(s *Store, tenant string) [][]byte {
 	}
 	return out
 }
+
+// WaitRefreshes waits for the store's confirmations ahead of time.
+func WaitRefreshes(s *Store) { s.refreshes.Wait() }

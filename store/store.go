@@ -29,6 +29,9 @@ type Store struct {
 	// newDEK serializes the slow path of picking a DEK for writes, so
 	// concurrent first writes make one DEK, not many.
 	newDEK sync.Mutex
+	// refreshes are the confirmations ahead of time in flight; Close
+	// waits for them.
+	refreshes sync.WaitGroup
 }
 
 type activeDEK struct {
@@ -77,6 +80,7 @@ func (s *Store) Close() error {
 	for _, t := range tenants {
 		s.wipe(t)
 	}
+	s.refreshes.Wait()
 	s.cache.wipe()
 	return s.b.Close()
 }
