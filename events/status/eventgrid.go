@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/eventgrid/azeventgrid"
@@ -34,20 +33,11 @@ import (
 // misses that one event instead, and the NATS stream still holds it.
 type EventGridRelay struct {
 	cfg     EventGridConfig
-	store   *store.Store
 	client  *azeventgrid.Client
 	kick    chan struct{}
 	metrics *eventGridMetrics
 
-	// Owned by Run, as in Relay: pending is the claimed, unpublished rest
-	// of the last batch, claimed at claimed; holdUntil is when entries
-	// dropped as stale become claimable again; unmarked are published
-	// entries the store has not marked sent yet.
-	pending   []store.OutboxEntry
-	unmarked  []string
-	claimed   time.Time
-	holdUntil time.Time
-	full      bool
+	outboxHold // owned by Run
 }
 
 // errAuth marks a publish Event Grid refused for the credentials (401,
@@ -67,7 +57,8 @@ func NewEventGridRelay(st *store.Store, client *azeventgrid.Client, cfg EventGri
 	if err != nil {
 		return nil, err
 	}
-	return &EventGridRelay{cfg: cfg, store: st, client: client, kick: make(chan struct{}, 1), metrics: m}, nil
+	hold := outboxHold{store: st, sink: cfg.Sink, holder: cfg.Instance, batch: cfg.Batch, claim: cfg.Claim}
+	return &EventGridRelay{cfg: cfg, client: client, kick: make(chan struct{}, 1), metrics: m, outboxHold: hold}, nil
 }
 
 // Kick tells the relay a new event was written, so it publishes now rather
@@ -105,8 +96,7 @@ func (r *EventGridRelay) Run(ctx context.Context) error {
 }
 
 func (r *EventGridRelay) wait(ctx context.Context, backoff time.Duration, err error) time.Duration {
-	backoff = min(max(backoff*2, r.cfg.Backoff), MaxBackoff)
-	d := time.Duration(float64(backoff) * (0.8 + 0.4*rand.Float64())) // #nosec G404 -- spreads load over time; nothing depends on it being unpredictable
+	backoff, d := nextBackoff(backoff, r.cfg.Backoff)
 	r.cfg.Logger.Warn("event grid relay: retrying", slog.Duration("in", d), slog.Int("pending", len(r.pending)), slog.Any("err", err))
 	sleep(ctx, d, nil)
 	return backoff
@@ -140,28 +130,19 @@ func (r *EventGridRelay) step(ctx context.Context) (more bool, err error) {
 }
 
 // dropStale gives up entries whose claim is about to run out, as the NATS
-// Relay does (see Relay.dropStale): past it another relay may take them.
+// Relay does (outboxHold.dropStaleClaims).
 func (r *EventGridRelay) dropStale() {
-	if len(r.pending) == 0 || time.Since(r.claimed) < r.cfg.Claim*3/4 {
-		return
+	if r.dropStaleClaims() {
+		r.metrics.depth.Set(0)
 	}
-	r.pending = nil
-	r.holdUntil = r.claimed.Add(r.cfg.Claim)
-	r.metrics.depth.Set(0)
 }
 
 func (r *EventGridRelay) claim(ctx context.Context) error {
-	if time.Now().Before(r.holdUntil) {
-		return nil
-	}
-	at := time.Now()
-	es, err := r.store.ClaimOutboxFor(ctx, r.cfg.Sink, r.cfg.Instance, r.cfg.Batch, r.cfg.Claim)
-	if err != nil {
+	if _, err := r.claimBatch(ctx); err != nil {
 		r.metrics.failures.WithLabelValues(causeStore).Inc()
 		return fmt.Errorf("claim outbox: %w", err)
 	}
-	r.pending, r.claimed, r.full = es, at, len(es) == r.cfg.Batch
-	r.metrics.depth.Set(float64(len(es)))
+	r.metrics.depth.Set(float64(len(r.pending)))
 	if n, err := r.store.OutboxPending(ctx, r.cfg.Sink); err == nil {
 		r.metrics.pending.Set(float64(n))
 	}
@@ -173,13 +154,9 @@ func (r *EventGridRelay) claim(ctx context.Context) error {
 // publishes them again: Event Grid has no duplicate window, so
 // subscribers see that copy (at least once; they deduplicate by id).
 func (r *EventGridRelay) markUnmarked(ctx context.Context) error {
-	if len(r.unmarked) == 0 {
-		return nil
-	}
-	if err := r.store.MarkSentFor(context.WithoutCancel(ctx), r.cfg.Sink, r.unmarked...); err != nil {
+	if err := r.markSent(ctx); err != nil {
 		r.metrics.failures.WithLabelValues(causeStore).Inc()
 		return fmt.Errorf("mark sent: %w", err)
 	}
-	r.unmarked = nil
 	return nil
 }

@@ -43,33 +43,23 @@ func (r *Relay) step(ctx context.Context) (more bool, err error) {
 	return r.full && len(r.pending) == 0, err
 }
 
-// dropStale gives up entries whose claim is about to expire: past it,
-// another relay may claim and publish them, and only what the store hands
-// out again is still unsent. Claiming waits for the expiry, so the dropped
-// entries come back first and the stream keeps outbox order.
+// dropStale gives up entries whose claim is about to expire (see
+// outboxHold.dropStaleClaims).
 func (r *Relay) dropStale() {
-	if len(r.pending) == 0 || time.Since(r.claimed) < r.cfg.Claim*3/4 {
-		return
+	if r.dropStaleClaims() {
+		r.metrics.depth.Set(0)
 	}
-	r.pending = nil
-	r.holdUntil = r.claimed.Add(r.cfg.Claim)
-	r.metrics.depth.Set(0)
 }
 
 func (r *Relay) claim(ctx context.Context) error {
-	if time.Now().Before(r.holdUntil) {
-		return nil
-	}
-	at := time.Now()
-	es, err := r.store.ClaimOutbox(ctx, r.cfg.Instance, r.cfg.Batch, r.cfg.Claim)
+	n, err := r.claimBatch(ctx)
 	if err != nil {
 		return fmt.Errorf("claim outbox: %w", err)
 	}
-	r.pending, r.claimed, r.full = es, at, len(es) == r.cfg.Batch
-	if len(es) > 0 {
+	if n > 0 {
 		failpoint.Hit(failpoint.OutboxClaimed)
 	}
-	r.metrics.depth.Set(float64(len(es)))
+	r.metrics.depth.Set(float64(len(r.pending)))
 	return nil
 }
 
@@ -110,21 +100,14 @@ func (r *Relay) publishPending(ctx context.Context) error {
 	return err
 }
 
-// markUnmarked marks the published entries sent. While the store refuses
-// (a full disk, a lost connection) they are tried again at each step —
-// until then the same tenants' later entries cannot be claimed — and no
-// new batch is claimed. Should this process die first, their claims run
-// out and another relay publishes them again: the message id makes
-// JetStream drop the copy.
+// markUnmarked marks the published entries sent (outboxHold.markSent).
+// Should this process die first, the message id makes JetStream drop the
+// copy another relay publishes.
 func (r *Relay) markUnmarked(ctx context.Context) error {
-	if len(r.unmarked) == 0 {
-		return nil
-	}
-	if err := r.store.MarkSent(context.WithoutCancel(ctx), r.unmarked...); err != nil {
+	if err := r.markSent(ctx); err != nil {
 		r.metrics.failures.Inc()
 		return fmt.Errorf("mark sent: %w", err)
 	}
-	r.unmarked = nil
 	return nil
 }
 

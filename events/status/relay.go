@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"math/rand/v2"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -20,20 +19,11 @@ var errNotConnected = errors.New("nats not connected")
 // Relay publishes the store's outbox to JetStream, one Run per Relay.
 type Relay struct {
 	cfg     Config
-	store   *store.Store
 	js      jetstream.JetStream
 	kick    chan struct{}
 	metrics *relayMetrics
 
-	// Owned by Run. pending is the claimed, unacknowledged rest of the
-	// last batch, in outbox order, claimed at claimed; holdUntil is when
-	// entries given up as stale become claimable again; unmarked are
-	// published entries the store has not marked sent yet.
-	pending    []store.OutboxEntry
-	unmarked   []string
-	claimed    time.Time
-	holdUntil  time.Time
-	full       bool
+	outboxHold // owned by Run
 	needStream bool
 }
 
@@ -47,7 +37,8 @@ func NewRelay(st *store.Store, js jetstream.JetStream, cfg Config) (*Relay, erro
 	if err != nil {
 		return nil, err
 	}
-	return &Relay{cfg: cfg, store: st, js: js, kick: make(chan struct{}, 1), metrics: m}, nil
+	hold := outboxHold{store: st, sink: store.NATSSink, holder: cfg.Instance, batch: cfg.Batch, claim: cfg.Claim}
+	return &Relay{cfg: cfg, js: js, kick: make(chan struct{}, 1), metrics: m, outboxHold: hold}, nil
 }
 
 // Kick tells the relay a new event was written, so it publishes now rather
@@ -84,8 +75,7 @@ func (r *Relay) Run(ctx context.Context) error {
 }
 
 func (r *Relay) wait(ctx context.Context, backoff time.Duration, err error, reconnected <-chan nats.Status) time.Duration {
-	backoff = min(max(backoff*2, r.cfg.Backoff), MaxBackoff)
-	d := time.Duration(float64(backoff) * (0.8 + 0.4*rand.Float64())) // #nosec G404 -- spreads load over time; nothing depends on it being unpredictable
+	backoff, d := nextBackoff(backoff, r.cfg.Backoff)
 	r.cfg.Logger.Warn("status relay: retrying", slog.Duration("in", d), slog.Int("pending", len(r.pending)), slog.Any("err", err))
 	t := time.NewTimer(d)
 	defer t.Stop()
