@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -80,8 +79,7 @@ func statusTopicRemote(topic config.EventGridSink) (eventgridtopic.Remote, error
 	if err != nil {
 		return eventgridtopic.Remote{}, fmt.Errorf("status.eventgrid.ca_file: %w", err)
 	}
-	hc := &http.Client{Timeout: time.Minute, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	hc := &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: tlsTrusting(pool)}}
 	return eventgridtopic.Remote{URL: topic.Endpoint, Key: topic.Key, HTTP: hc}, nil
 }
 

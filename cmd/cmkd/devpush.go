@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -70,9 +68,7 @@ func (e *devEnv) startSystemTopic(f devFlags, prev *Config, log *slog.Logger) er
 	if prev != nil && prev.Sources.Webhook.SharedSecret != "" {
 		e.secret = prev.Sources.Webhook.SharedSecret
 	} else {
-		b := make([]byte, 16)
-		rand.Read(b)
-		e.secret = hex.EncodeToString(b)
+		e.secret = randomHex(16)
 	}
 	return nil
 }
