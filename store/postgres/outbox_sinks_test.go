@@ -3,11 +3,9 @@ package postgres_test
 import (
 	"os"
 	"testing"
-	"time"
 
-	"github.com/cmkd-io/cmkd"
 	"github.com/cmkd-io/cmkd/internal/pgtest"
-	"github.com/cmkd-io/cmkd/store"
+	"github.com/cmkd-io/cmkd/store/storetest"
 )
 
 // migrateTo brings the schema to version v with the migration files as
@@ -50,21 +48,5 @@ func TestMigrateKeepsOutboxStateAsNATSSink(t *testing.T) {
 		}
 	}
 	b := open(t, s)
-	ctx, now := t.Context(), time.Now()
-	if n, err := b.OutboxPending(ctx, store.NATSSink); err != nil || n != 1 {
-		t.Fatalf("pending for nats after migration: %d, %v; want 1", n, err)
-	}
-	es, err := b.ClaimOutbox(ctx, "r1", 10, now, time.Minute)
-	if err != nil || len(es) != 1 || es[0].Event.ID != "unsent" {
-		t.Fatalf("nats claimed %+v, %v; want only the unsent entry", es, err)
-	}
-	if es, err := b.ClaimOutboxFor(ctx, "eventgrid", "r1", 10, now, time.Minute); err != nil || len(es) != 0 {
-		t.Fatalf("a new sink claimed %+v, %v; want nothing written before it", es, err)
-	}
-	if err := b.AppendOutbox(ctx, []cmkd.StatusEvent{{ID: "new", Kind: cmkd.KindKeyExpired, Tenant: "a"}}); err != nil {
-		t.Fatal(err)
-	}
-	if es, err := b.ClaimOutboxFor(ctx, "eventgrid", "r1", 10, now, time.Minute); err != nil || len(es) != 1 || es[0].Event.ID != "new" {
-		t.Fatalf("the sink claimed %+v, %v; want the new entry", es, err)
-	}
+	storetest.MigratedOutbox(t, b)
 }

@@ -393,3 +393,28 @@ func drainSink(t *testing.T, s *store.Store, first []store.OutboxEntry) []int64 
 		}
 	}
 }
+
+// MigratedOutbox checks a backend migrated from before sinks had delivery
+// state of their own, whose outbox held an entry "sent" (sent) and one
+// "unsent": what was sent stays sent for NATS, what was not is still
+// NATS's to send, and a new sink starts after both.
+func MigratedOutbox(t *testing.T, b store.Backend) {
+	t.Helper()
+	ctx, now := t.Context(), time.Now()
+	if n, err := b.OutboxPending(ctx, store.NATSSink); err != nil || n != 1 {
+		t.Fatalf("pending for nats after migration: %d, %v; want 1", n, err)
+	}
+	es, err := b.ClaimOutbox(ctx, "r1", 10, now, time.Minute)
+	if err != nil || len(es) != 1 || es[0].Event.ID != "unsent" {
+		t.Fatalf("nats claimed %+v, %v; want only the unsent entry", es, err)
+	}
+	if es, err := b.ClaimOutboxFor(ctx, "eventgrid", "r1", 10, now, time.Minute); err != nil || len(es) != 0 {
+		t.Fatalf("a new sink claimed %+v, %v; want nothing written before it", es, err)
+	}
+	if err := b.AppendOutbox(ctx, []cmkd.StatusEvent{{ID: "new", Kind: cmkd.KindKeyExpired, Tenant: "a"}}); err != nil {
+		t.Fatal(err)
+	}
+	if es, err := b.ClaimOutboxFor(ctx, "eventgrid", "r1", 10, now, time.Minute); err != nil || len(es) != 1 || es[0].Event.ID != "new" {
+		t.Fatalf("the sink claimed %+v, %v; want the new entry", es, err)
+	}
+}
