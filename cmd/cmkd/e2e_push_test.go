@@ -20,7 +20,7 @@ var (
 	webhookHandled    = regexp.MustCompile(`cmkd_webhook_requests_total\{outcome="handled"\} (\d+)`)
 )
 
-// TestE2EPushDelivery runs `cmkd dev --events webhook`: Key Vault's events
+// TestE2EPushDelivery runs `cmkd dev --events webhook` with two vaults: Key Vault's events
 // reach cmkd only as Event Grid pushes them (the probe interval is an hour,
 // so no probe finds a rotation first). The subscription is validated by
 // the handshake when it is created; a rotation is rewrapped through a push;
@@ -30,7 +30,8 @@ var (
 // that keeps failing is dead-lettered after the maximum attempts.
 func TestE2EPushDelivery(t *testing.T) {
 	dir := t.TempDir()
-	d := startDev(t, dir, "--events", "webhook", "--push-retry", "300ms", "--push-max-attempts", "3", "--probe-interval", "1h")
+	d := startDev(t, dir, "--events", "webhook", "--push-retry", "300ms", "--push-max-attempts", "3", "--probe-interval", "1h",
+		"--vaults", "2")
 	if d.cfg.Sources.Webhook.Listen == "" || d.cfg.Sources.EventGrid.Endpoint != "" {
 		t.Fatalf("config sources %+v: want the webhook alone", d.cfg.Sources)
 	}
@@ -47,9 +48,15 @@ func TestE2EPushDelivery(t *testing.T) {
 	d.must("v1", "put", "acme", "r1")
 	js := d.jetstream()
 
-	// Pushed and handled.
+	// Pushed and handled, from either vault: both publish to the system
+	// topic, as each vault's own system topic would in Azure.
 	d.must("", "vault", "rotate", "cmk")
 	waitStatus(t, js, "acme", "rewrap.completed", 1, 30*time.Second)
+	vaultB := d.cfg.Dev.Vaults[1]
+	d.must("", "vault", "create-key", "--vault", vaultB, "cmkb")
+	d.must("", "tenant", "add", "beta", "--key", vaultB+"/keys/cmkb")
+	d.must("", "vault", "rotate", "--vault", vaultB, "cmkb")
+	waitStatus(t, js, "beta", "rewrap.completed", 1, 30*time.Second)
 
 	// The webhook answers 503 while the vault refuses reads; Event Grid
 	// retries, and the delivery succeeds once the vault answers again.
