@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/cmkd-io/cmkd/emulator/internal/atomicfile"
 )
 
 // Dead-letter reasons, as Event Grid writes them in deadLetterReason. An
@@ -468,7 +470,9 @@ func (s *Server) writeDeadLetter(dl DeadLetter, body json.RawMessage) error {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, newGUID()+".json"), b, 0o600)
+	// Whole or not at all, as a blob appears: a reader polling the
+	// directory never sees half a dead letter.
+	return atomicfile.WriteFile(filepath.Join(dir, newGUID()+".json"), b, 0o600)
 }
 
 // DeadLetters returns what the subscription dead-lettered, oldest first.

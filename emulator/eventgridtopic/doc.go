@@ -61,5 +61,6 @@
 // conversion is done both ways although Azure refuses to deliver a
 // CloudEvents topic's events in the Event Grid schema.
 //
-// The package imports nothing else of cmkd so that anyone may use it.
+// The package imports nothing of cmkd outside emulator/ so that anyone may
+// use it.
 package eventgridtopic

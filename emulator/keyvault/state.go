@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+
+	"github.com/cmkd-io/cmkd/emulator/internal/atomicfile"
 )
 
 // stateFormat versions the state file. Format 2 added the backup key and
@@ -92,7 +94,7 @@ func (s *Server) save() error {
 	if err != nil {
 		return fmt.Errorf("encode state: %w", err)
 	}
-	return writeFileAtomic(s.cfg.StateFile, b, 0o600)
+	return atomicfile.WriteFile(s.cfg.StateFile, b, 0o600)
 }
 
 // stopSaving waits for a write under way and makes later ones no-ops.

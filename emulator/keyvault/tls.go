@@ -14,6 +14,8 @@ import (
 	"net"
 	"os"
 	"time"
+
+	"github.com/cmkd-io/cmkd/emulator/internal/atomicfile"
 )
 
 // certs is a throwaway CA and a leaf for the loopback names, made at
@@ -52,10 +54,10 @@ func loadOrNewCerts(caFile string) (*certs, error) {
 	}
 	// The key first: a crash between the two leaves a key without a
 	// certificate, which the next start replaces, never a CA without a key.
-	if err := writeFileAtomic(caFile+".key", c.caKeyPEM, 0o600); err != nil {
+	if err := atomicfile.WriteFile(caFile+".key", c.caKeyPEM, 0o600); err != nil {
 		return nil, fmt.Errorf("write ca key: %w", err)
 	}
-	if err := writeFileAtomic(caFile, c.caPEM, 0o644); err != nil {
+	if err := atomicfile.WriteFile(caFile, c.caPEM, 0o644); err != nil {
 		return nil, fmt.Errorf("write ca file: %w", err)
 	}
 	return c, nil

@@ -1,15 +1,17 @@
-package keyvault
+// Package atomicfile replaces files whole, for the emulators' state, CA
+// and dead-letter files.
+package atomicfile
 
 import (
 	"os"
 	"path/filepath"
 )
 
-// writeFileAtomic replaces path with data so that a reader, or a restart
+// WriteFile replaces path with data so that a reader, or a restart
 // after kill -9 or a power cut, sees either the old file or the new one,
 // never a torn mix: write a temporary file in the same directory, fsync it,
 // rename it over path, and fsync the directory so the rename is durable.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+func WriteFile(path string, data []byte, perm os.FileMode) error {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, filepath.Base(path)+".tmp-*")
 	if err != nil {
