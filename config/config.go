@@ -57,10 +57,11 @@ type StoreConfig struct {
 	CacheTTL time.Duration `yaml:"cache_ttl,omitempty"`
 	// StateRecheck is how long an envelope Encrypt or Decrypt (the Go API
 	// and the data API) uses a DEK the database confirmed before asking
-	// again whether its tenant is still open (default 100ms). A seal or a
-	// tenant destroy by another process stops those calls within it; a
-	// seal broadcast, at once. A negative value asks on every call, at
-	// the cost of a database read per call.
+	// again whether its tenant is still open (default 100ms). A seal by
+	// another process stops those calls within it; a seal broadcast, at
+	// once. Tenant destroy and remove wait it out before they return, so
+	// every process of a deployment must use the same value. A negative
+	// value asks on every call, at the cost of a database read per call.
 	StateRecheck time.Duration `yaml:"state_recheck,omitempty"`
 	// Schema is the PostgreSQL schema holding cmkd's tables (default
 	// cmkd); deployments sharing one database each need their own.

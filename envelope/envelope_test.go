@@ -165,3 +165,36 @@ func TestOpenRefusesInvalidConfig(t *testing.T) {
 		t.Fatal("OpenFile of a missing file: no error")
 	}
 }
+
+// TestDestroyedByAnotherProcess: once `cmkd tenant destroy` (another
+// process) returns, no envelope call of a Client that holds the tenant's
+// data key in memory succeeds any more — not even one made at once, with
+// the DEK confirmed by the database a moment before. A long
+// state_recheck makes a missing wait show on every run.
+func TestDestroyedByAnotherProcess(t *testing.T) {
+	d := newDeployment(t)
+	ctx := t.Context()
+	d.cfg.Store.StateRecheck = 2 * time.Second // both processes' setting, as one config file gives
+	env, err := envelope.Open(ctx, d.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Close()
+	ct, err := env.Encrypt(ctx, "acme", []byte("card 4111"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Decrypt(ctx, "acme", ct, nil); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := d.otherProcess(t)
+	if err := st.DestroyTenant(ctx, "acme", cmkd.StatusEvent{}); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := env.Decrypt(ctx, "acme", ct, nil); !errors.Is(err, envelope.ErrUnknownTenant) {
+		t.Fatalf("Decrypt right after another process destroyed the tenant: %q, %v; want ErrUnknownTenant", p, err)
+	}
+	if _, err := env.Encrypt(ctx, "acme", []byte("x"), nil); !errors.Is(err, envelope.ErrUnknownTenant) {
+		t.Fatalf("Encrypt right after another process destroyed the tenant: %v; want ErrUnknownTenant", err)
+	}
+}

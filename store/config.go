@@ -52,10 +52,12 @@ type Config struct {
 	CacheMaxBytes int
 	// StateRecheck is how long Encrypt and Decrypt use a cached DEK that
 	// the database confirmed (its tenant exists and is open, the DEK is
-	// still the tenant's) before asking the database again. A seal, key
-	// removal or tenant destroy written by another process stops this
-	// process's envelope calls within StateRecheck; a seal broadcast
-	// (Forget) or a seal by this process stops them at once. Asking on
+	// still the tenant's) before asking the database again. A seal or key
+	// change written by another process stops this process's envelope
+	// calls within StateRecheck; a seal broadcast (Forget) or a seal by
+	// this process stops them at once; DestroyTenant and RemoveTenant wait
+	// StateRecheck before they return, so that when they do no process
+	// with the same StateRecheck serves the tenant. Asking on
 	// every call costs a database read per call — 90 % of a warm decrypt
 	// (docs/benchmarks.md). Negative asks on every call.
 	StateRecheck time.Duration

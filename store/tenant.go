@@ -90,7 +90,7 @@ func (s *Store) RemoveTenant(ctx context.Context, id string, force bool) error {
 	}
 	s.wipe(id)
 	s.log.Info("tenant removed", slog.String("tenant", id), slog.Bool("force", force))
-	return nil
+	return s.awaitRecheck(ctx, "remove tenant", id)
 }
 
 // Seal persists that tenant is sealed for reason and writes ev (kind
