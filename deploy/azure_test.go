@@ -123,7 +123,7 @@ func TestDeployBicepRoles(t *testing.T) {
 		// Each key, not the vault: the role carries control-plane actions.
 		"keyVaultCryptoServiceEncryptionUser": {"key", "platformKey"},
 		"eventGridDataReceiver":               {"queue"},
-		"eventGridDataSender":                 {"topic"},
+		"eventGridDataSender":                 {"topic", "statusTopic"},
 		"storageBlobDataContributor":          {"deadLetterContainer"},
 	} {
 		if !slices.Equal(got[role], scopes) {
@@ -145,10 +145,17 @@ func TestDeployBicepSettings(t *testing.T) {
 		"'Microsoft.KeyVault.KeyNewVersionCreated'", "'Microsoft.KeyVault.KeyNearExpiry'", "'Microsoft.KeyVault.KeyExpired'",
 		"audiences: [\n      'api://AzureADTokenExchange'",
 		"subject: 'system:serviceaccount:${kubernetesNamespace}:${serviceAccountName}'",
+		// The status topic: Entra ID only (cmkd's identity), the CloudEvents cmkd publishes.
+		"resource statusTopic 'Microsoft.EventGrid/topics@", "disableLocalAuth: true",
 	} {
 		if !strings.Contains(b, s) {
 			t.Errorf("main.bicep lacks %q", s)
 		}
+	}
+	// cmkd publishes CloudEvents 1.0 (azeventgrid's PublishCloudEvents):
+	// the status topic must take them, as the namespace topic does.
+	if n := strings.Count(b, "inputSchema: 'CloudEventSchemaV1_0'"); n != 2 {
+		t.Errorf("%d topics take CloudEvents 1.0, want the namespace topic and the status topic", n)
 	}
 	// A namespace topic takes CloudEvents 1.0 only: both subscriptions deliver it.
 	if n := strings.Count(b, "eventDeliverySchema: 'CloudEventSchemaV1_0'"); n != 2 {
@@ -180,7 +187,7 @@ func TestDeployBicepOutputsAreChartValues(t *testing.T) {
 		}
 	}
 	slices.Sort(outputs)
-	want := []string{"azureClientId", "azureTenantId", "eventgridEndpoint", "eventgridSubscription", "eventgridTopic", "keyvaultPlatformKey", "keyvaultVaults"}
+	want := []string{"azureClientId", "azureTenantId", "eventgridEndpoint", "eventgridSubscription", "eventgridTopic", "keyvaultPlatformKey", "keyvaultVaults", "statusEventgridEndpoint"}
 	if !slices.Equal(outputs, want) {
 		t.Errorf("outputs %v, want the chart's Azure values %v", outputs, want)
 	}

@@ -169,6 +169,15 @@ func TestDeployChartConfigLoads(t *testing.T) {
 			if !cfg.NATS.CheckStreams || cfg.NATS.CreateStreams {
 				t.Error("the chart's default is to check the operator's streams, not create them")
 			}
+			// The status topic, when given, is published to with cmkd's
+			// Azure identity: no key or SAS in the ConfigMap.
+			var want string
+			if sc.Name == "everything" {
+				want = helmtest.StatusTopic
+			}
+			if eg := cfg.Status.EventGrid; eg.Endpoint != want || eg.Key != "" || eg.SAS != "" {
+				t.Errorf("status.eventgrid %+v, want endpoint %q with cmkd's Azure identity", eg, want)
+			}
 		})
 	}
 	// Whatever is merged in through `config` is read strictly too.

@@ -3,7 +3,9 @@
 // namespace topic, a queue subscription cmkd pulls from with dead letters
 // to blob storage, and cmkd's user-assigned identity, federated with the
 // AKS cluster's OIDC issuer for the chart's ServiceAccount, with the least
-// roles it needs. The outputs are the chart's values (see README.md).
+// roles it needs; and an Event Grid topic cmkd publishes its status events
+// to, for auditors who subscribe with Event Grid rather than NATS. The
+// outputs are the chart's values (see README.md).
 //
 // If the vault is ever soft-deleted and recovered, its role assignments
 // and event subscriptions are gone: deploy this again.
@@ -45,6 +47,11 @@ param eventRetentionInDays int = 1
 
 @description('Storage account for dead-lettered events (3-24 lowercase letters and digits).')
 param deadLetterStorageAccountName string
+
+@description('Event Grid topic cmkd publishes status events to (CloudEvents 1.0, Entra ID only); the chart\'s status.eventgridEndpoint. 3-50 characters, unique in the region.')
+@minLength(3)
+@maxLength(50)
+param statusTopicName string = '${keyVaultName}-status'
 
 @description('Name of cmkd\'s user-assigned managed identity.')
 param identityName string = 'cmkd'
@@ -355,6 +362,30 @@ resource forward 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2025-02-15
   ]
 }
 
+// Status events for Event Grid subscribers (Functions, Logic Apps, Event
+// Hubs, Sentinel), the same CloudEvents as on NATS. Published with cmkd's
+// identity only: no access keys or SAS tokens to keep.
+resource statusTopic 'Microsoft.EventGrid/topics@2025-02-15' = {
+  name: statusTopicName
+  location: location
+  properties: {
+    inputSchema: 'CloudEventSchemaV1_0'
+    disableLocalAuth: true
+    minimumTlsVersionAllowed: '1.2'
+    publicNetworkAccess: 'Enabled'
+  }
+}
+
+resource cmkdOnStatusTopic 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(statusTopic.id, identity.id, roles.eventGridDataSender)
+  scope: statusTopic
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.eventGridDataSender)
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
 // The chart's values, by name: azureClientId is azure.clientId, and so on.
 output azureClientId string = identity.properties.clientId
 output azureTenantId string = identity.properties.tenantId
@@ -365,3 +396,5 @@ output keyvaultPlatformKey string = '${vault.properties.vaultUri}keys/${platform
 output eventgridEndpoint string = 'https://${eventNamespace.properties.topicsConfiguration.hostname}'
 output eventgridTopic string = topic.name
 output eventgridSubscription string = queue.name
+// https://<topic>.<region>-1.eventgrid.azure.net/api/events, as azeventgrid takes it.
+output statusEventgridEndpoint string = statusTopic.properties.endpoint

@@ -215,6 +215,9 @@ type Scenario struct {
 	APIs   []string
 }
 
+// StatusTopic is the status topic endpoint of the "everything" scenario.
+const StatusTopic = "https://cmkd-kv-status.westeurope-1.eventgrid.azure.net/api/events"
+
 // Scenarios are the installs an operator makes: the defaults (SQLite, pull
 // mode), PostgreSQL with 3 replicas, webhook push mode, and everything
 // optional turned on. Each call returns fresh maps.
@@ -250,6 +253,7 @@ func Scenarios() []Scenario {
 				"endpoint": "https://cmkd-ns.westeurope-1.eventgrid.azure.net", "topic": "keyvault", "subscription": "cmkd",
 			},
 			"webhook":          map[string]any{"enabled": true, "sharedSecret": map[string]any{"name": "cmkd-webhook"}},
+			"status":           map[string]any{"eventgridEndpoint": StatusTopic},
 			"nats":             map[string]any{"queue": true, "credsSecret": map[string]any{"name": "cmkd-nats"}},
 			"config":           map[string]any{"worker": map[string]any{"probe_interval": "5m"}},
 			"serviceMonitor":   map[string]any{"enabled": true, "additionalLabels": map[string]any{"release": "kube-prometheus-stack"}},

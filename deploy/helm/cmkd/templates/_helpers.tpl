@@ -97,6 +97,7 @@ Secrets never appear here: they arrive as CMKD_* environment variables.
 {{- end -}}
 {{- $cfg := dict "store" $store "keyvault" $kv "nats" $nats "http" (dict "listen" (printf ":%d" (int $v.http.port))) -}}
 {{- if $sources }}{{ $_ := set $cfg "sources" $sources }}{{ end -}}
+{{- with $v.status.eventgridEndpoint }}{{ $_ := set $cfg "status" (dict "eventgrid" (dict "endpoint" .)) }}{{ end -}}
 {{- $cfg = mergeOverwrite $cfg (deepCopy $v.config) -}}
 {{- toYaml $cfg -}}
 {{- end -}}
