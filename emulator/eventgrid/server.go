@@ -10,9 +10,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"sync"
 	"time"
+
+	"github.com/cmkd-io/cmkd/emulator/internal/loopbackca"
 )
 
 // ErrNotFound is returned by in-process calls naming an unknown topic.
@@ -21,7 +22,7 @@ var ErrNotFound = errors.New("topic not found")
 // Server is a running emulated namespace.
 type Server struct {
 	cfg   Config
-	certs *certs
+	certs *loopbackca.Certs
 	ln    net.Listener
 	srv   *http.Server
 
@@ -38,13 +39,13 @@ func Start(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("eventgrid emulator config: %w", err)
 	}
-	c, err := newCerts()
+	c, err := loopbackca.New("eventgrid emulator CA", nil, nil)
 	if err != nil {
 		return nil, err
 	}
 	if cfg.CAFile != "" {
-		if err := os.WriteFile(cfg.CAFile, c.caPEM, 0o644); err != nil { // #nosec G306 -- a CA certificate, public by nature; its key is written 0600
-			return nil, fmt.Errorf("write ca file: %w", err)
+		if err := c.WriteCA(cfg.CAFile); err != nil {
+			return nil, err
 		}
 	}
 	s := &Server{cfg: cfg, certs: c, topics: map[string]map[string]*subscription{}, done: make(chan struct{})}
@@ -62,7 +63,7 @@ func Start(cfg Config) (*Server, error) {
 	s.srv = &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: 10 * time.Second,
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{c.server}, MinVersion: tls.VersionTLS12},
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{c.Leaf}, MinVersion: tls.VersionTLS12},
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
 	}
 	go func() { _ = s.srv.ServeTLS(ln, "", "") }()
@@ -73,10 +74,10 @@ func Start(cfg Config) (*Server, error) {
 func (s *Server) URL() string { return "https://" + s.ln.Addr().String() }
 
 // CAPool trusts the server's certificate.
-func (s *Server) CAPool() *x509.CertPool { return s.certs.pool.Clone() }
+func (s *Server) CAPool() *x509.CertPool { return s.certs.Pool.Clone() }
 
 // CAPEM is the CA certificate in PEM form.
-func (s *Server) CAPEM() []byte { return append([]byte(nil), s.certs.caPEM...) }
+func (s *Server) CAPEM() []byte { return append([]byte(nil), s.certs.CAPEM...) }
 
 // Close ends pending long polls and stops the server.
 func (s *Server) Close() error {

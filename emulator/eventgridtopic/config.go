@@ -42,8 +42,8 @@ type Config struct {
 	AcceptBearer bool
 	// Schema restricts publishes to one input schema; empty accepts both.
 	Schema Schema
-	// CAFile, when set, receives the PEM of the server's certificate so
-	// that other processes can trust it.
+	// CAFile, when set, receives the PEM of the CA that signed the
+	// server's certificate, so that other processes can trust it.
 	CAFile string
 	// DeadLetterDir, when set, receives every dead letter as a JSON file,
 	// laid out as Event Grid lays out dead-letter blobs:

@@ -10,11 +10,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/cmkd-io/cmkd/emulator/internal/loopbackca"
 )
 
 // apiPath is the topic's publish path.
@@ -27,8 +28,7 @@ const drainLimit = 8 << 20
 // Server is a running emulated topic.
 type Server struct {
 	cfg     Config
-	caPool  *x509.CertPool
-	caPEM   []byte
+	certs   *loopbackca.Certs
 	sasKey  []byte
 	topicID string
 	origin  string // https://host:port
@@ -55,13 +55,13 @@ func Start(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("eventgrid topic emulator config: %w", err)
 	}
-	cert, pool, pemBytes, err := selfSigned()
+	certs, err := loopbackca.New("eventgrid topic emulator CA", nil, nil)
 	if err != nil {
 		return nil, err
 	}
 	if cfg.CAFile != "" {
-		if err := os.WriteFile(cfg.CAFile, pemBytes, 0o644); err != nil { // #nosec G306 -- a certificate, public by nature; its key stays in memory
-			return nil, fmt.Errorf("write ca file: %w", err)
+		if err := certs.WriteCA(cfg.CAFile); err != nil {
+			return nil, err
 		}
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -70,8 +70,7 @@ func Start(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg:     cfg,
-		caPool:  pool,
-		caPEM:   pemBytes,
+		certs:   certs,
 		sasKey:  decodeKey(cfg.Key),
 		topicID: "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/emulator/providers/Microsoft.EventGrid/topics/" + cfg.Name,
 		origin:  "https://" + ln.Addr().String(),
@@ -83,7 +82,7 @@ func Start(cfg Config) (*Server, error) {
 	s.srv = &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: 10 * time.Second,
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{certs.Leaf}, MinVersion: tls.VersionTLS12},
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
 	}
 	go func() { _ = s.srv.ServeTLS(ln, "", "") }()
@@ -98,10 +97,10 @@ func (s *Server) URL() string { return s.origin + apiPath }
 func (s *Server) TopicID() string { return s.topicID }
 
 // CAPool trusts the server's certificate.
-func (s *Server) CAPool() *x509.CertPool { return s.caPool.Clone() }
+func (s *Server) CAPool() *x509.CertPool { return s.certs.Pool.Clone() }
 
-// CAPEM is the server's certificate, its own CA, in PEM form.
-func (s *Server) CAPEM() []byte { return append([]byte(nil), s.caPEM...) }
+// CAPEM is the CA certificate in PEM form.
+func (s *Server) CAPEM() []byte { return append([]byte(nil), s.certs.CAPEM...) }
 
 // SetFailing makes every publish over HTTP answer status, after
 // authentication, so that a sender's retries can be tested; 0 restores

@@ -12,13 +12,15 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/cmkd-io/cmkd/emulator/internal/loopbackca"
 )
 
 // Server is a running emulator. Its methods are safe for concurrent use.
 type Server struct {
 	cfg      Config
 	log      *slog.Logger
-	certs    *certs
+	certs    *loopbackca.Certs
 	url      string
 	vault    *vault
 	revoked  atomic.Bool
@@ -60,7 +62,7 @@ func Start(cfg Config) (*Server, error) {
 	s.srv = &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: 10 * time.Second,
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{s.certs.leaf}, NextProtos: []string{"http/1.1"}},
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{s.certs.Leaf}, NextProtos: []string{"http/1.1"}},
 		// HTTP/1.1 only: dropping a connection without an answer needs Hijack.
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
 		ErrorLog:     slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
@@ -104,10 +106,10 @@ func newServer(cfg Config) (*Server, error) {
 func (s *Server) URL() string { return s.url }
 
 // CAPool trusts the emulator's self-signed CA.
-func (s *Server) CAPool() *x509.CertPool { return s.certs.pool.Clone() }
+func (s *Server) CAPool() *x509.CertPool { return s.certs.Pool.Clone() }
 
 // CAPEM is the emulator's CA certificate in PEM.
-func (s *Server) CAPEM() []byte { return append([]byte(nil), s.certs.caPEM...) }
+func (s *Server) CAPEM() []byte { return append([]byte(nil), s.certs.CAPEM...) }
 
 // Close stops serving at once. Without a StateFile the vault is lost; with
 // one, it was saved after every change, and Close returns only after any
